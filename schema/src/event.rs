@@ -1,0 +1,331 @@
+//! The normalized event: an ECS document.
+//!
+//! Storage is flat: a short vector of `(key, value)` pairs where registered
+//! ECS fields are keyed by [`FieldId`] (an integer compare finds them) and
+//! vendor documents that have no ECS equivalent (a Kubernetes
+//! `requestObject`, a CloudTrail `requestParameters`) are kept as object
+//! trees under one key. A dotted path reaches both: `url.path` is a key,
+//! `kubernetes.audit.objectRef.resource` walks into the tree stored at
+//! `kubernetes.audit`. Serialization nests dotted keys into objects, as ECS
+//! documents are written.
+
+use std::cmp::Ordering;
+use std::net::IpAddr;
+
+use crate::field::{FieldId, FieldKey, f};
+use crate::time::Timestamp;
+use crate::value::{Str, Value};
+
+/// One normalized record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Event {
+    fields: Vec<(FieldKey, Value)>,
+}
+
+impl Event {
+    pub fn new() -> Event {
+        Event { fields: Vec::with_capacity(24) }
+    }
+
+    pub fn with_capacity(n: usize) -> Event {
+        Event { fields: Vec::with_capacity(n) }
+    }
+
+    /// Number of top-level entries (registered fields and trees).
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Sets a field, replacing an earlier value of the same key.
+    pub fn insert(&mut self, key: impl Into<FieldKey>, value: impl Into<Value>) {
+        let key = key.into();
+        let value = value.into();
+        if let Some(slot) = self.fields.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            self.fields.push((key, value));
+        }
+    }
+
+    /// Sets a registered field (the fast path for parsers).
+    #[inline]
+    pub fn set(&mut self, id: FieldId, value: impl Into<Value>) {
+        let value = value.into();
+        for (k, v) in self.fields.iter_mut() {
+            if let FieldKey::Known(k) = k {
+                if *k == id {
+                    *v = value;
+                    return;
+                }
+            }
+        }
+        self.fields.push((FieldKey::Known(id), value));
+    }
+
+    /// Sets a registered field only if it has no value yet.
+    pub fn set_default(&mut self, id: FieldId, value: impl Into<Value>) {
+        if self.get_id(id).is_none() {
+            self.fields.push((FieldKey::Known(id), value.into()));
+        }
+    }
+
+    /// Removes a field (by exact key) and returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        let i = self.fields.iter().position(|(k, _)| k.name() == name)?;
+        Some(self.fields.remove(i).1)
+    }
+
+    pub fn remove_id(&mut self, id: FieldId) -> Option<Value> {
+        let i = self.fields.iter().position(|(k, _)| k.id() == Some(id))?;
+        Some(self.fields.remove(i).1)
+    }
+
+    /// Iterates over the stored entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&FieldKey, &Value)> {
+        self.fields.iter().map(|(k, v)| (k, v))
+    }
+
+    /// The value of a registered field.
+    #[inline]
+    pub fn get_id(&self, id: FieldId) -> Option<&Value> {
+        for (k, v) in &self.fields {
+            if let FieldKey::Known(k) = k {
+                if *k == id {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+
+    /// The value at a dotted path: a stored key, or a path into an object
+    /// tree stored under a prefix of it. Arrays are not walked (see
+    /// [`Event::for_each_value`]).
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        if let Some(id) = FieldId::lookup(path) {
+            if let Some(v) = self.get_id(id) {
+                return Some(v);
+            }
+        }
+        for (k, v) in &self.fields {
+            let name = k.name();
+            if name == path {
+                return Some(v);
+            }
+            if let Some(rest) = strip_segment_prefix(path, name) {
+                if let Some(found) = walk(v, rest) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    /// Calls `f` with every value at a dotted path, walking through arrays
+    /// on the way and flattening an array found at the end: the values a
+    /// matcher has to consider for a field that may be multi-valued.
+    pub fn for_each_value<'a>(&'a self, path: &str, f: &mut dyn FnMut(&'a Value)) {
+        for (k, v) in &self.fields {
+            let name = k.name();
+            if name == path {
+                leaves(v, f);
+            } else if let Some(rest) = strip_segment_prefix(path, name) {
+                walk_all(v, rest, f);
+            }
+        }
+    }
+
+    pub fn get_str(&self, id: FieldId) -> Option<&str> {
+        self.get_id(id)?.as_str()
+    }
+
+    pub fn get_i64(&self, id: FieldId) -> Option<i64> {
+        self.get_id(id)?.as_i64()
+    }
+
+    pub fn get_ip(&self, id: FieldId) -> Option<IpAddr> {
+        self.get_id(id)?.as_ip()
+    }
+
+    /// `@timestamp`.
+    pub fn timestamp(&self) -> Option<Timestamp> {
+        self.get_id(f::AT_TIMESTAMP)?.as_time()
+    }
+
+    /// `event.original`: the record as it was read.
+    pub fn original(&self) -> Option<&str> {
+        self.get_str(f::EVENT_ORIGINAL)
+    }
+
+    /// `event.dataset`.
+    pub fn dataset(&self) -> Option<&str> {
+        self.get_str(f::EVENT_DATASET)
+    }
+
+    /// Serializes the event as one line of JSON (no trailing newline),
+    /// nesting dotted keys into objects.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        crate::json::write_event(&self.fields, out);
+    }
+
+    pub fn to_json_string(&self) -> String {
+        let mut out = Vec::with_capacity(512);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("JSON output is UTF-8")
+    }
+
+    /// Reads an event from a JSON object. Objects under ECS field sets
+    /// (`event`, `url`, `http.request`, ...) are flattened into registered
+    /// fields; other objects are kept as trees. `@timestamp` is read as a
+    /// time when it is RFC 3339; every other value keeps its JSON type.
+    pub fn from_json(src: &Str) -> Result<Event, crate::json::JsonError> {
+        crate::json::read_event(src)
+    }
+
+    pub(crate) fn from_fields(fields: Vec<(FieldKey, Value)>) -> Event {
+        Event { fields }
+    }
+}
+
+/// If `path` is `prefix` followed by `.` and more, the rest after the dot.
+#[inline]
+pub(crate) fn strip_segment_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let rest = path.strip_prefix(prefix)?;
+    rest.strip_prefix('.')
+}
+
+/// Walks a dotted path through object members (keys may themselves contain
+/// dots, so every split point is tried, longest key first).
+fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let Value::Object(members) = v else { return None };
+    for (k, child) in members {
+        if **k == *path {
+            return Some(child);
+        }
+        if let Some(rest) = strip_segment_prefix(path, k) {
+            if let Some(found) = walk(child, rest) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+fn walk_all<'a>(v: &'a Value, path: &str, f: &mut dyn FnMut(&'a Value)) {
+    match v {
+        Value::Object(members) => {
+            for (k, child) in members {
+                if **k == *path {
+                    leaves(child, f);
+                } else if let Some(rest) = strip_segment_prefix(path, k) {
+                    walk_all(child, rest, f);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                walk_all(item, path, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn leaves<'a>(v: &'a Value, f: &mut dyn FnMut(&'a Value)) {
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                leaves(item, f);
+            }
+        }
+        other => f(other),
+    }
+}
+
+/// Orders keys segment by segment (`a.b` < `a.b.c` < `a.b-c`), so that keys
+/// sharing an object prefix are adjacent when serialized.
+pub(crate) fn cmp_keys(a: &FieldKey, b: &FieldKey) -> Ordering {
+    match (a, b) {
+        // Registered names use only [a-z0-9_@.], where byte order equals
+        // segment order, and ids follow byte order.
+        (FieldKey::Known(x), FieldKey::Known(y)) => x.cmp(y),
+        _ => a.name().split('.').cmp(b.name().split('.')),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::f;
+
+    fn obj(members: Vec<(&'static str, Value)>) -> Value {
+        Value::Object(members.into_iter().map(|(k, v)| (Str::from_static(k), v)).collect())
+    }
+
+    #[test]
+    fn set_get_replace() {
+        let mut e = Event::new();
+        e.set(f::URL_PATH, "/a");
+        e.set(f::URL_PATH, "/b");
+        e.insert("custom.thing", 3i64);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e.get_str(f::URL_PATH), Some("/b"));
+        assert_eq!(e.get("url.path").and_then(Value::as_str), Some("/b"));
+        assert_eq!(e.get("custom.thing").and_then(Value::as_i64), Some(3));
+        assert_eq!(e.get("custom"), None);
+        e.set_default(f::URL_PATH, "/c");
+        assert_eq!(e.get_str(f::URL_PATH), Some("/b"));
+        assert_eq!(e.remove("url.path").and_then(|v| v.as_str().map(str::to_owned)), Some("/b".into()));
+        assert_eq!(e.get_id(f::URL_PATH), None);
+    }
+
+    #[test]
+    fn paths_walk_into_trees_and_arrays() {
+        let mut e = Event::new();
+        e.insert(
+            "kubernetes.audit",
+            obj(vec![
+                ("verb", "create".into()),
+                (
+                    "requestObject",
+                    obj(vec![(
+                        "spec",
+                        obj(vec![(
+                            "containers",
+                            Value::Array(vec![
+                                obj(vec![("image", "a:1".into())]),
+                                obj(vec![("image", Value::Array(vec!["b:2".into(), "c:3".into()]))]),
+                            ]),
+                        )]),
+                    )]),
+                ),
+                ("app.kubernetes.io/name", "dotted-key".into()),
+            ]),
+        );
+        assert_eq!(e.get("kubernetes.audit.verb").and_then(Value::as_str), Some("create"));
+        assert_eq!(
+            e.get("kubernetes.audit.app.kubernetes.io/name").and_then(Value::as_str),
+            Some("dotted-key")
+        );
+        assert_eq!(e.get("kubernetes.audit.requestObject.spec.containers.image"), None);
+        let mut seen = vec![];
+        e.for_each_value("kubernetes.audit.requestObject.spec.containers.image", &mut |v| {
+            seen.push(v.as_str().unwrap().to_string())
+        });
+        assert_eq!(seen, ["a:1", "b:2", "c:3"]);
+        assert_eq!(e.get("kubernetes.auditx"), None);
+    }
+
+    #[test]
+    fn key_order_is_by_segment() {
+        let k = |s: &str| FieldKey::new(s);
+        assert_eq!(cmp_keys(&k("a.b"), &k("a.b-c")), Ordering::Less);
+        assert_eq!(cmp_keys(&k("a.b.c"), &k("a.b-c")), Ordering::Less);
+        assert_eq!(cmp_keys(&k("@timestamp"), &k("url.path")), Ordering::Less);
+        assert_eq!(cmp_keys(&k("url.path"), &k("url.original")), Ordering::Greater);
+    }
+}

@@ -1,0 +1,416 @@
+//! JSON in and out.
+//!
+//! Reading uses serde_json with a visitor that turns strings without escapes
+//! into slices of the input (no copy), so a 2 KB audit event costs a handful
+//! of allocations. Writing streams the event's flat keys as nested objects
+//! without building an intermediate tree.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Serializer as _;
+
+use crate::event::{Event, cmp_keys};
+use crate::field::{FieldKey, f, is_object_prefix};
+use crate::time::Timestamp;
+use crate::value::{Str, Value};
+
+/// A JSON document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// Not JSON, or cut short: serde_json's message says where.
+    #[error("invalid JSON: {0}")]
+    Syntax(#[from] serde_json::Error),
+    #[error("expected a JSON object, found {0}")]
+    NotAnObject(&'static str),
+}
+
+/// Parses a whole string as one JSON value. Strings without escapes become
+/// slices of `src`.
+pub fn parse_value(src: &Str) -> Result<Value, JsonError> {
+    parse_slice(src, src)
+}
+
+/// Parses `part`, which must be a sub-slice of `src` (as handed out by a
+/// borrowed `RawValue`), slicing strings out of `src`.
+pub fn parse_slice(src: &Str, part: &str) -> Result<Value, JsonError> {
+    let mut de = serde_json::Deserializer::from_str(part);
+    let v = ValueSeed { src }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+pub(crate) fn read_event(src: &Str) -> Result<Event, JsonError> {
+    let members = match parse_value(src)? {
+        Value::Object(m) => m,
+        other => return Err(JsonError::NotAnObject(kind_name(&other))),
+    };
+    let mut fields: Vec<(FieldKey, Value)> = Vec::with_capacity(members.len() + 8);
+    let mut path = String::new();
+    for (k, v) in members {
+        path.clear();
+        path.push_str(&k);
+        flatten_into(&mut fields, &mut path, v);
+    }
+    Ok(Event::from_fields(fields))
+}
+
+fn flatten_into(fields: &mut Vec<(FieldKey, Value)>, path: &mut String, v: Value) {
+    if let Value::Object(members) = v {
+        if is_object_prefix(path) {
+            let len = path.len();
+            for (k, child) in members {
+                path.truncate(len);
+                path.push('.');
+                path.push_str(&k);
+                flatten_into(fields, path, child);
+            }
+            path.truncate(len);
+            return;
+        }
+        return push_replace(fields, FieldKey::new(path), Value::Object(members));
+    }
+    let key = FieldKey::new(path);
+    let v = match (&key, v) {
+        (FieldKey::Known(id), Value::Str(s)) if *id == f::AT_TIMESTAMP => match Timestamp::parse_rfc3339(&s) {
+            Some(t) => Value::Time(t),
+            None => Value::Str(s),
+        },
+        (_, v) => v,
+    };
+    push_replace(fields, key, v);
+}
+
+fn push_replace(fields: &mut Vec<(FieldKey, Value)>, key: FieldKey, v: Value) {
+    if let Some(slot) = fields.iter_mut().find(|(k, _)| *k == key) {
+        slot.1 = v;
+    } else {
+        fields.push((key, v));
+    }
+}
+
+pub(crate) fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Int(_) | Value::Float(_) => "a number",
+        Value::Str(_) | Value::Ip(_) | Value::Time(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct ValueSeed<'s> {
+    src: &'s Str,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValueSeed<'_> {
+    fn borrowed(&self, s: &str) -> Str {
+        let base = self.src.as_ptr() as usize;
+        let p = s.as_ptr() as usize;
+        if p >= base && p + s.len() <= base + self.src.len() {
+            self.src.slice_ref(s)
+        } else {
+            Str::from(s)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Value, E> {
+        Ok(Value::Str(self.borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(Str::from(v)))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(Str::from(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(64));
+        while let Some(v) = seq.next_element_seed(ValueSeed { src: self.src })? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+        while let Some(k) = map.next_key_seed(KeySeed { src: self.src })? {
+            let v = map.next_value_seed(ValueSeed { src: self.src })?;
+            members.push((k, v));
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+struct KeySeed<'s> {
+    src: &'s Str,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Str;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Str, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Str;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str, E> {
+        Ok(ValueSeed { src: self.src }.borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Str, E> {
+        Ok(Str::from(v))
+    }
+}
+
+// ---------------------------------------------------------------- writing
+
+struct Level<'a> {
+    name: &'a str,
+    first: bool,
+    last_key: &'a str,
+}
+
+pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
+    let mut order: Vec<u16> = (0..fields.len() as u16).collect();
+    order.sort_unstable_by(|&a, &b| cmp_keys(&fields[a as usize].0, &fields[b as usize].0));
+    let mut stack: Vec<Level<'_>> = Vec::with_capacity(8);
+    stack.push(Level { name: "", first: true, last_key: "" });
+    out.push(b'{');
+    let mut segs: Vec<&str> = Vec::with_capacity(8);
+    for &i in &order {
+        let (key, value) = &fields[i as usize];
+        let name = key.name();
+        segs.clear();
+        segs.extend(name.split('.'));
+        let parents = segs.len() - 1;
+        // Keep the open objects this key shares, close the rest.
+        let mut common = 0;
+        while common + 1 < stack.len() && common < parents && stack[common + 1].name == segs[common] {
+            common += 1;
+        }
+        while stack.len() > common + 1 {
+            stack.pop();
+            out.push(b'}');
+        }
+        let mut j = common;
+        while j < parents {
+            let level = stack.last_mut().expect("root level");
+            if level.last_key == segs[j] {
+                // A value was already written under this name at this level
+                // (scalar `a.b` before `a.b.c`): write the rest as one dotted
+                // key instead of repeating the name.
+                break;
+            }
+            comma(level, out);
+            write_str(segs[j], out);
+            out.extend_from_slice(b":{");
+            level.last_key = segs[j];
+            stack.push(Level { name: segs[j], first: true, last_key: "" });
+            j += 1;
+        }
+        let offset = segs[j].as_ptr() as usize - name.as_ptr() as usize;
+        let leaf = &name[offset..];
+        let level = stack.last_mut().expect("root level");
+        comma(level, out);
+        write_str(leaf, out);
+        out.push(b':');
+        write_value(value, out);
+        level.last_key = leaf;
+    }
+    for _ in 1..stack.len() {
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+#[inline]
+fn comma(level: &mut Level<'_>, out: &mut Vec<u8>) {
+    if level.first {
+        level.first = false;
+    } else {
+        out.push(b',');
+    }
+}
+
+/// Writes a JSON string literal with serde_json's escaping.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    let mut ser = serde_json::Serializer::new(out);
+    (&mut ser).serialize_str(s).expect("writing to a Vec cannot fail");
+}
+
+/// Writes one value as JSON.
+pub fn write_value(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(i) => {
+            let mut ser = serde_json::Serializer::new(out);
+            (&mut ser).serialize_i64(*i).expect("Vec write");
+        }
+        Value::Float(x) if x.is_finite() => {
+            let mut ser = serde_json::Serializer::new(out);
+            (&mut ser).serialize_f64(*x).expect("Vec write");
+        }
+        Value::Float(_) => out.extend_from_slice(b"null"),
+        Value::Str(s) => write_str(s, out),
+        Value::Ip(ip) => {
+            out.push(b'"');
+            use std::io::Write;
+            write!(out, "{ip}").expect("Vec write");
+            out.push(b'"');
+        }
+        Value::Time(t) => {
+            out.push(b'"');
+            t.write_rfc3339(out);
+            out.push(b'"');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            out.push(b'{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(k, out);
+                out.push(b':');
+                write_value(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::f;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn to_json(e: &Event) -> serde_json::Value {
+        let s = e.to_json_string();
+        serde_json::from_str(&s).unwrap_or_else(|err| panic!("invalid JSON {s}: {err}"))
+    }
+
+    #[test]
+    fn nests_dotted_keys() {
+        let mut e = Event::new();
+        e.set(f::URL_PATH, "/x");
+        e.set(f::AT_TIMESTAMP, Timestamp::from_civil(2026, 11, 30, 0, 0, 1, 0).unwrap());
+        e.set(f::HTTP_RESPONSE_STATUS_CODE, 404i64);
+        e.set(f::HTTP_REQUEST_METHOD, "GET");
+        e.set(f::SOURCE_IP, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+        e.set(f::URL_QUERY, "a=\"b\"\n");
+        e.insert("kubernetes.audit", Value::Object(vec![(Str::from_static("verb"), "get".into())]));
+        assert_eq!(
+            to_json(&e),
+            json!({
+                "@timestamp": "2026-11-30T00:00:01Z",
+                "http": {"request": {"method": "GET"}, "response": {"status_code": 404}},
+                "kubernetes": {"audit": {"verb": "get"}},
+                "source": {"ip": "127.0.0.1"},
+                "url": {"path": "/x", "query": "a=\"b\"\n"}
+            })
+        );
+    }
+
+    #[test]
+    fn conflicting_scalar_and_object_stay_valid_json() {
+        let mut e = Event::new();
+        e.insert("a.b", 1i64);
+        e.insert("a.b.c", 2i64);
+        e.insert("a.b-c", 3i64);
+        e.insert("k", Value::Object(vec![(Str::from_static("x"), 1i64.into())]));
+        e.insert("k.y", 2i64);
+        let s = e.to_json_string();
+        assert_eq!(s, r#"{"a":{"b":1,"b.c":2,"b-c":3},"k":{"x":1},"k.y":2}"#);
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let src = Str::from(
+            r#"{"@timestamp":"2026-11-30T00:00:01.5Z","event":{"dataset":"x.y","category":["web"]},"url.path":"/a","kubernetes":{"audit":{"verb":"get","n":[1,2.5,null,true]}},"big":18446744073709551615,"esc":"a\"b"}"#,
+        );
+        let e = Event::from_json(&src).unwrap();
+        assert_eq!(e.timestamp().unwrap().to_rfc3339(), "2026-11-30T00:00:01.500Z");
+        assert_eq!(e.dataset(), Some("x.y"));
+        assert_eq!(e.get_str(f::URL_PATH), Some("/a"));
+        assert_eq!(e.get("kubernetes.audit.verb").and_then(Value::as_str), Some("get"));
+        assert_eq!(e.get("esc").and_then(Value::as_str), Some("a\"b"));
+        let again = Event::from_json(&Str::from(e.to_json_string())).unwrap();
+        assert_eq!(to_json(&again), to_json(&e));
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        assert!(matches!(Event::from_json(&Str::from("[1]")), Err(JsonError::NotAnObject("an array"))));
+        let err = Event::from_json(&Str::from(r#"{"a": "#)).unwrap_err();
+        assert!(err.to_string().contains("EOF"), "{err}");
+        let deep = "[".repeat(100_000);
+        assert!(parse_value(&Str::from(deep)).is_err(), "deep nesting is refused, not a stack overflow");
+    }
+
+    #[test]
+    fn strings_are_zero_copy_slices() {
+        let src = Str::from(r#"{"k":"value-without-escapes"}"#);
+        let v = parse_value(&src).unwrap();
+        let s = v.member("k").unwrap().as_str().unwrap();
+        let base = src.as_ptr() as usize;
+        assert!((s.as_ptr() as usize) >= base && (s.as_ptr() as usize) < base + src.len());
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_text_round_trips(s in "\\PC*") {
+            let mut e = Event::new();
+            e.set(f::MESSAGE, s.clone());
+            let back: serde_json::Value = serde_json::from_str(&e.to_json_string()).unwrap();
+            prop_assert_eq!(back["message"].as_str().unwrap(), s.as_str());
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Field values.
+//!
+//! Strings are [`Str`] (a `ByteString`: reference-counted, UTF-8 checked),
+//! so a parser can hand out slices of the original line without copying.
+
+use std::net::IpAddr;
+
+pub use bytestring::ByteString as Str;
+
+use crate::time::Timestamp;
+
+/// Keys of an object value: slices of the input where possible.
+pub type ObjectKey = Str;
+
+/// The value of a field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Str),
+    Ip(IpAddr),
+    Time(Timestamp),
+    Array(Vec<Value>),
+    /// A JSON object kept as a tree (vendor documents such as a Kubernetes
+    /// `requestObject`); keys keep their input order.
+    Object(Vec<(ObjectKey, Value)>),
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_ip(&self) -> Option<IpAddr> {
+        match self {
+            Value::Ip(ip) => Some(*ip),
+            Value::Str(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_time(&self) -> Option<Timestamp> {
+        match self {
+            Value::Time(t) => Some(*t),
+            Value::Str(s) => Timestamp::parse_rfc3339(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&[(ObjectKey, Value)]> {
+        match self {
+            Value::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The member of an object value.
+    pub fn member(&self, key: &str) -> Option<&Value> {
+        self.as_object()?.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+    }
+
+    /// Scalar values rendered as text the way they are serialized
+    /// (strings unquoted); `None` for null, arrays and objects.
+    pub fn to_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        match self {
+            Value::Str(s) => Some(Cow::Borrowed(s)),
+            Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            Value::Int(i) => Some(Cow::Owned(i.to_string())),
+            Value::Float(f) => Some(Cow::Owned(f.to_string())),
+            Value::Ip(ip) => Some(Cow::Owned(ip.to_string())),
+            Value::Time(t) => Some(Cow::Owned(t.to_rfc3339())),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+}
+
+impl From<&'static str> for Value {
+    fn from(s: &'static str) -> Self {
+        Value::Str(Str::from_static(s))
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(Str::from(s))
+    }
+}
+
+impl From<Str> for Value {
+    fn from(s: Str) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<IpAddr> for Value {
+    fn from(ip: IpAddr) -> Self {
+        Value::Ip(ip)
+    }
+}
+
+impl From<Timestamp> for Value {
+    fn from(t: Timestamp) -> Self {
+        Value::Time(t)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(a: Vec<Value>) -> Self {
+        Value::Array(a)
+    }
+}
+
+/// Builds an array of static strings (`event.category`, `event.type`).
+pub fn str_array(items: &[&'static str]) -> Value {
+    Value::Array(items.iter().map(|s| Value::Str(Str::from_static(s))).collect())
+}
