@@ -89,6 +89,34 @@ impl Value {
         }
     }
 
+    /// The value at a dotted path inside object values. Keys may contain
+    /// dots themselves; a numeric segment indexes an array.
+    pub fn at(&self, path: &str) -> Option<&Value> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        match self {
+            Value::Object(members) => {
+                for (k, child) in members {
+                    if **k == *path {
+                        return Some(child);
+                    }
+                    if let Some(rest) = path.strip_prefix(&**k).and_then(|r| r.strip_prefix('.')) {
+                        if let Some(found) = child.at(rest) {
+                            return Some(found);
+                        }
+                    }
+                }
+                None
+            }
+            Value::Array(items) => {
+                let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+                items.get(head.parse::<usize>().ok()?)?.at(rest)
+            }
+            _ => None,
+        }
+    }
+
     /// The member of an object value.
     pub fn member(&self, key: &str) -> Option<&Value> {
         self.as_object()?.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)

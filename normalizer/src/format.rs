@@ -1,0 +1,853 @@
+//! Compiled formats and the registry that holds them.
+//!
+//! A [`FormatSpec`] (TOML) compiles into a [`Format`]: dissect patterns or
+//! regexes with their capture targets resolved to field ids and ECS types,
+//! timestamp layouts, enrichment steps and JSON mappings. Parsing a record
+//! then involves no name lookups.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use regex::Regex;
+use rustc_hash::FxHashMap;
+use schema::{Event, FieldKey, FieldType, Str, Value, f};
+use serde::Deserialize;
+
+use crate::convert::{json_to_value, text_to_value};
+use crate::dissect::{Dissect, Span};
+use crate::multiline::Multiline;
+use crate::spec::{FormatFile, FormatSpec, OnMismatch, PatternSpec};
+use crate::steps::{NamedStep, Reject, Src, Step, compile_step, source};
+use crate::timestamp::{Layout, TimeContext, Zone};
+
+/// A format definition could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{origin}: {source}")]
+    Toml { origin: String, source: toml::de::Error },
+    #[error("{origin}: cannot read: {source}")]
+    Io { origin: String, source: std::io::Error },
+    #[error("{origin}: format `{name}`: {reason}")]
+    Invalid { origin: String, name: String, reason: String },
+}
+
+/// The state a record is parsed in: the event being built, the captures
+/// that are not kept (`_name`), and the time context.
+pub struct Ctx<'a> {
+    pub event: Event,
+    pub time: &'a TimeContext,
+    temps: &'a mut Vec<Option<Str>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(time: &'a TimeContext, temps: &'a mut Vec<Option<Str>>) -> Ctx<'a> {
+        Ctx { event: Event::new(), time, temps }
+    }
+
+    /// Reads a step input.
+    pub fn read(&self, src: &Src) -> Option<Str> {
+        match src {
+            Src::Temp(i) => self.temps.get(*i).cloned().flatten(),
+            Src::Field(k) => {
+                let v = match k {
+                    FieldKey::Known(id) => self.event.get_id(*id)?,
+                    FieldKey::Custom(_) => self.event.get(k.name())?,
+                };
+                match v {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// Where a capture goes.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A registered field, converted to its type.
+    Field(schema::FieldId, FieldType),
+    /// Any other field, kept as text.
+    Custom(FieldKey),
+    Temp(usize),
+    Skip,
+}
+
+#[derive(Debug)]
+enum AltKind {
+    Dissect(Dissect, Vec<Target>),
+    Regex(Regex, Vec<(usize, Target)>),
+    Delegate(String, usize),
+}
+
+#[derive(Debug)]
+struct Alt {
+    kind: AltKind,
+    set: Vec<(FieldKey, Value)>,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug)]
+struct JsonBody {
+    require: Vec<(String, Regex)>,
+    explode: Option<String>,
+    keep: Option<String>,
+    fields: Vec<(FieldKey, FieldType, bool, String)>,
+}
+
+/// A parser written in code (syslog).
+pub type BuiltinParser = fn(&Str, &mut Ctx<'_>) -> Result<(), Reject>;
+
+enum Body {
+    Patterns(Vec<Alt>),
+    Json(JsonBody),
+    Builtin(&'static str, BuiltinParser),
+    Plain,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Patterns(a) => write!(f, "Patterns({})", a.len()),
+            Body::Json(_) => f.write_str("Json"),
+            Body::Builtin(n, _) => write!(f, "Builtin({n})"),
+            Body::Plain => f.write_str("Plain"),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum TsSrc {
+    Temp(usize),
+    Field(FieldKey),
+    Json(String),
+}
+
+#[derive(Debug)]
+struct TimestampRule {
+    src: TsSrc,
+    layouts: Vec<Layout>,
+    zone: Option<Zone>,
+}
+
+/// A compiled format.
+#[derive(Debug)]
+pub struct Format {
+    pub name: String,
+    pub dataset: Str,
+    pub module: Str,
+    pub component: Option<Str>,
+    pub description: String,
+    pub example: Option<String>,
+    pub priority: i32,
+    pub auto: bool,
+    /// Defined by mlsoc (false for formats from configuration files).
+    pub builtin: bool,
+    pub(crate) hint: Option<Regex>,
+    pub(crate) path_hint: Option<Regex>,
+    pub(crate) strip_ansi: bool,
+    pub(crate) source_path: Option<(Regex, Vec<(FieldKey, String)>)>,
+    pub(crate) multiline: Option<Multiline>,
+    pub(crate) on_mismatch: OnMismatch,
+    fallback: Vec<(String, usize)>,
+    null_values: Vec<String>,
+    body: Body,
+    timestamp: Option<TimestampRule>,
+    set: Vec<(FieldKey, Value)>,
+    steps: Vec<Step>,
+    temps: Vec<String>,
+}
+
+/// Buffers reused from record to record.
+#[derive(Default)]
+pub struct Scratch {
+    spans: Vec<Option<Span>>,
+    temps: Vec<Option<Str>>,
+}
+
+impl Format {
+    /// True when the format reads JSON documents.
+    pub fn is_json(&self) -> bool {
+        matches!(self.body, Body::Json(_))
+    }
+
+    /// True for formats that accept any text (`parser = "plain"`).
+    pub fn accepts_anything(&self) -> bool {
+        matches!(self.body, Body::Plain)
+    }
+
+    /// The event of a record that matched no pattern of a free-form log:
+    /// the text as `message`, plus the format's fixed fields.
+    pub(crate) fn message_event(&self, text: &Str) -> Event {
+        let mut ev = Event::new();
+        ev.set(f::MESSAGE, text.clone());
+        for (k, v) in &self.set {
+            if let FieldKey::Known(id) = k {
+                if *id == f::EVENT_KIND || *id == f::EVENT_CATEGORY {
+                    ev.set(*id, v.clone());
+                }
+            }
+        }
+        ev.set(f::EVENT_TYPE, schema::value::str_array(&["info"]));
+        ev.set(f::EVENT_DATASET, self.dataset.clone());
+        ev.set(f::EVENT_MODULE, self.module.clone());
+        if let Some(c) = &self.component {
+            ev.set(f::MLOPS_COMPONENT, c.clone());
+        }
+        ev
+    }
+
+    /// The JSON member whose array elements become events, if any.
+    pub fn explode(&self) -> Option<&str> {
+        match &self.body {
+            Body::Json(j) => j.explode.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Parses `text` as this format, pushing one event (several for exploded
+    /// JSON documents) onto `out`. The events carry the parsed fields,
+    /// `@timestamp` when the record has one, and dataset/module/component;
+    /// the caller adds `event.original` and provenance.
+    pub(crate) fn parse(
+        &self,
+        reg: &Registry,
+        text: &Str,
+        time: &TimeContext,
+        scratch: &mut Scratch,
+        depth: u8,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        let first = match &self.body {
+            Body::Patterns(alts) => {
+                let mut first_err = None;
+                for alt in alts {
+                    match self.parse_alt(reg, alt, text, time, scratch, depth, out) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                first_err.unwrap_or_else(|| Reject::new("no patterns"))
+            }
+            Body::Json(j) => match self.parse_json(j, text, time, scratch, out) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            },
+            Body::Builtin(_, parser) => {
+                self.reset_temps(scratch);
+                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                match parser(text, &mut ctx).and_then(|()| self.finish(&mut ctx, &[], &[])) {
+                    Ok(()) => {
+                        out.push(ctx.event);
+                        return Ok(());
+                    }
+                    Err(e) => e,
+                }
+            }
+            Body::Plain => {
+                self.reset_temps(scratch);
+                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                ctx.event.set(f::MESSAGE, text.clone());
+                self.finish(&mut ctx, &[], &[])?;
+                out.push(ctx.event);
+                return Ok(());
+            }
+        };
+        if depth == 0 {
+            for (_, idx) in &self.fallback {
+                if reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        Err(first)
+    }
+
+    fn reset_temps(&self, scratch: &mut Scratch) {
+        scratch.temps.clear();
+        scratch.temps.resize(self.temps.len(), None);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn parse_alt(
+        &self,
+        reg: &Registry,
+        alt: &Alt,
+        text: &Str,
+        time: &TimeContext,
+        scratch: &mut Scratch,
+        depth: u8,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        self.reset_temps(scratch);
+        match &alt.kind {
+            AltKind::Delegate(_, idx) => {
+                if depth > 0 {
+                    return Err(Reject::new("delegation is one level deep"));
+                }
+                return reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out);
+            }
+            AltKind::Dissect(d, targets) => {
+                let mut spans = std::mem::take(&mut scratch.spans);
+                let matched = d.matches(text.as_bytes(), &mut spans);
+                if !matched {
+                    scratch.spans = spans;
+                    return Err(Reject::new(format!("does not have the shape `{}`", d.source())));
+                }
+                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                let mut result = Ok(());
+                for (slot, span) in spans.iter().enumerate() {
+                    if let Some((a, b)) = *span {
+                        if let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b) {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                scratch.spans = spans;
+                result?;
+                self.finish(&mut ctx, &alt.set, &alt.steps)?;
+                out.push(ctx.event);
+                Ok(())
+            }
+            AltKind::Regex(re, targets) => {
+                let mut locs = re.capture_locations();
+                let Some(m) = re.captures_read(&mut locs, text) else {
+                    return Err(Reject::new(format!("does not match the regex `{}`", re.as_str())));
+                };
+                if m.start() != 0 || m.end() != text.len() {
+                    return Err(Reject::new(format!("does not match the whole of the regex `{}`", re.as_str())));
+                }
+                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                for (group, target) in targets {
+                    if let Some((a, b)) = locs.get(*group) {
+                        self.assign(&mut ctx, target, text, a, b)?;
+                    }
+                }
+                self.finish(&mut ctx, &alt.set, &alt.steps)?;
+                out.push(ctx.event);
+                Ok(())
+            }
+        }
+    }
+
+    #[inline]
+    fn assign(&self, ctx: &mut Ctx<'_>, target: &Target, text: &Str, a: usize, b: usize) -> Result<(), Reject> {
+        if a == b {
+            return Ok(());
+        }
+        let s = &text[a..b];
+        if !self.null_values.is_empty() && self.null_values.iter().any(|n| n == s) {
+            return Ok(());
+        }
+        match target {
+            Target::Skip => {}
+            Target::Temp(i) => ctx.temps[*i] = Some(text.slice_ref(s)),
+            Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
+            Target::Field(id, ty) => match text_to_value(text.slice_ref(s), *ty) {
+                Some(v) => ctx.event.set(*id, v),
+                None => {
+                    return Err(Reject::new(format!("{}: `{}` is not of type {:?}", id.name(), clip(s), ty)));
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Timestamp, fixed fields and enrichment steps.
+    fn finish(&self, ctx: &mut Ctx<'_>, alt_set: &[(FieldKey, Value)], alt_steps: &[Step]) -> Result<(), Reject> {
+        if let Some(rule) = &self.timestamp {
+            let raw = match &rule.src {
+                TsSrc::Temp(i) => ctx.temps[*i].clone(),
+                TsSrc::Field(k) => ctx.event.get(k.name()).and_then(|v| v.to_text().map(|c| Str::from(c.as_ref()))),
+                TsSrc::Json(_) => None,
+            };
+            if let Some(raw) = raw {
+                self.apply_timestamp(ctx, rule, &raw)?;
+            }
+        }
+        for (k, v) in alt_set.iter().chain(&self.set) {
+            match k {
+                FieldKey::Known(id) => ctx.event.set_default(*id, v.clone()),
+                other => {
+                    if ctx.event.get(other.name()).is_none() {
+                        ctx.event.insert(other.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        for step in alt_steps.iter().chain(&self.steps) {
+            step.run(ctx)?;
+        }
+        ctx.event.set_default(f::EVENT_DATASET, self.dataset.clone());
+        ctx.event.set_default(f::EVENT_MODULE, self.module.clone());
+        if let Some(c) = &self.component {
+            ctx.event.set_default(f::MLOPS_COMPONENT, c.clone());
+        }
+        Ok(())
+    }
+
+    fn apply_timestamp(&self, ctx: &mut Ctx<'_>, rule: &TimestampRule, raw: &str) -> Result<(), Reject> {
+        let zoned;
+        let time = match rule.zone {
+            Some(z) => {
+                zoned = TimeContext { zone: z, reference: ctx.time.reference };
+                &zoned
+            }
+            None => ctx.time,
+        };
+        for l in &rule.layouts {
+            if let Some(t) = l.parse(raw, time) {
+                ctx.event.set(f::AT_TIMESTAMP, t);
+                return Ok(());
+            }
+        }
+        Err(Reject::new(format!(
+            "timestamp `{}` does not fit {}",
+            clip(raw),
+            rule.layouts.iter().map(|l| format!("`{}`", l.source())).collect::<Vec<_>>().join(" or ")
+        )))
+    }
+
+    fn parse_json(
+        &self,
+        j: &JsonBody,
+        text: &Str,
+        time: &TimeContext,
+        scratch: &mut Scratch,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        let trimmed = text.trim_start();
+        let items = match j.explode.as_deref() {
+            Some("") if trimmed.starts_with('[') => Some(array_items(text)?),
+            Some(member) if !member.is_empty() && trimmed.starts_with('{') => explode_items(text, member)?,
+            _ => None,
+        };
+        if let Some(items) = items {
+            let member = j.explode.as_deref().unwrap_or("");
+            let start = out.len();
+            for (i, item) in items.iter().enumerate() {
+                let doc = schema::json::parse_slice(text, item).map_err(|e| Reject::new(e.to_string()))?;
+                let original = text.slice_ref(item);
+                match self.map_json(j, doc, time, scratch) {
+                    Ok(mut ev) => {
+                        ev.set(f::EVENT_ORIGINAL, original);
+                        ev.set(f::EVENT_SEQUENCE, i as i64);
+                        out.push(ev);
+                    }
+                    Err(e) => {
+                        out.truncate(start);
+                        return Err(Reject::new(format!("{member}[{i}]: {}", e.0)));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if !trimmed.starts_with('{') {
+            return Err(Reject::new("not a JSON object"));
+        }
+        let doc = schema::json::parse_value(text).map_err(|e| Reject::new(e.to_string()))?;
+        let ev = self.map_json(j, doc, time, scratch)?;
+        out.push(ev);
+        Ok(())
+    }
+
+    fn map_json(&self, j: &JsonBody, doc: Value, time: &TimeContext, scratch: &mut Scratch) -> Result<Event, Reject> {
+        if !matches!(doc, Value::Object(_)) {
+            return Err(Reject::new("not a JSON object"));
+        }
+        for (path, re) in &j.require {
+            let ok = doc.at(path).and_then(Value::to_text).is_some_and(|t| re.is_match(&t));
+            if !ok {
+                return Err(Reject::new(format!("`{path}` is missing or does not match `{}`", re.as_str())));
+            }
+        }
+        self.reset_temps(scratch);
+        let mut ctx = Ctx::new(time, &mut scratch.temps);
+        for (key, ty, array, path) in &j.fields {
+            if let Some(v) = doc.at(path).and_then(|v| json_to_value(v, *ty, *array)) {
+                ctx.event.insert(key.clone(), v);
+            }
+        }
+        if let Some(rule) = &self.timestamp {
+            if let TsSrc::Json(path) = &rule.src {
+                if let Some(raw) = doc.at(path).and_then(Value::to_text) {
+                    let raw = raw.into_owned();
+                    self.apply_timestamp(&mut ctx, rule, &raw)?;
+                }
+            }
+        }
+        match j.keep.as_deref() {
+            Some("") => merge_top_level(&mut ctx.event, doc),
+            Some(path) => ctx.event.insert(path, doc),
+            None => {}
+        }
+        self.finish(&mut ctx, &[], &[])?;
+        Ok(ctx.event)
+    }
+}
+
+/// The raw JSON text of each element of `member` when the document has that
+/// member as an array.
+fn explode_items<'t>(text: &'t str, member: &str) -> Result<Option<Vec<&'t str>>, Reject> {
+    #[derive(Deserialize)]
+    struct Top<'a>(#[serde(borrow)] BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>);
+    let top: Top<'t> = serde_json::from_str(text).map_err(|e| Reject::new(format!("invalid JSON: {e}")))?;
+    let Some(raw) = top.0.get(member) else { return Ok(None) };
+    let items: Vec<&'t serde_json::value::RawValue> = match serde_json::from_str(raw.get()) {
+        Ok(items) => items,
+        Err(_) => return Ok(None),
+    };
+    Ok(Some(items.into_iter().map(|r| r.get()).collect()))
+}
+
+/// The raw JSON text of each element of a top-level array.
+fn array_items(text: &str) -> Result<Vec<&str>, Reject> {
+    let items: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(text).map_err(|e| Reject::new(format!("invalid JSON: {e}")))?;
+    Ok(items.into_iter().map(|r| r.get()).collect())
+}
+
+/// Merges a JSON object into the event's top level, flattening ECS objects
+/// (as `Event::from_json` does); fields already set by the format win.
+fn merge_top_level(event: &mut Event, doc: Value) {
+    let Value::Object(members) = doc else { return };
+    let mut text = Vec::new();
+    schema::json::write_value(&Value::Object(members), &mut text);
+    let parsed = match String::from_utf8(text).ok().and_then(|s| Event::from_json(&Str::from(s)).ok()) {
+        Some(e) => e,
+        None => return,
+    };
+    for (k, v) in parsed.iter() {
+        if event.get(k.name()).is_none() {
+            event.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn clip(s: &str) -> String {
+    if s.len() <= 80 {
+        return s.to_string();
+    }
+    let mut end = 80;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// All formats, built-in and from configuration.
+#[derive(Debug)]
+pub struct Registry {
+    pub(crate) formats: Vec<Format>,
+    by_name: FxHashMap<String, usize>,
+    /// Auto-detectable formats, highest priority first.
+    pub(crate) detect_order: Vec<usize>,
+}
+
+impl Registry {
+    /// The built-in formats.
+    pub fn builtin() -> Registry {
+        Registry::load(&[]).unwrap_or_else(|e| panic!("built-in formats compile (tested): {e}"))
+    }
+
+    /// Built-in formats plus those in the given TOML files.
+    pub fn with_files(paths: &[impl AsRef<Path>]) -> Result<Registry, FormatError> {
+        let mut user = Vec::new();
+        for p in paths {
+            let p = p.as_ref();
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| FormatError::Io { origin: p.display().to_string(), source })?;
+            user.push((p.display().to_string(), text));
+        }
+        Registry::load(&user)
+    }
+
+    /// Built-in formats plus user definitions given as (origin, TOML text).
+    pub fn load(user: &[(String, String)]) -> Result<Registry, FormatError> {
+        let mut specs = Vec::new();
+        for (origin, text) in crate::formats::BUILTIN {
+            let file: FormatFile =
+                toml::from_str(text).map_err(|source| FormatError::Toml { origin: origin.to_string(), source })?;
+            specs.extend(file.format.into_iter().map(|s| (origin.to_string(), true, s)));
+        }
+        for (origin, text) in user {
+            let file: FormatFile = toml::from_str(text).map_err(|source| FormatError::Toml { origin: origin.clone(), source })?;
+            specs.extend(file.format.into_iter().map(|s| (origin.clone(), false, s)));
+        }
+        Registry::compile(specs)
+    }
+
+    fn compile(specs: Vec<(String, bool, FormatSpec)>) -> Result<Registry, FormatError> {
+        let mut formats = Vec::with_capacity(specs.len());
+        let mut by_name = FxHashMap::default();
+        let mut origins = Vec::new();
+        for (origin, builtin, spec) in specs {
+            let name = spec.name.clone();
+            let invalid = |reason: String| FormatError::Invalid { origin: origin.clone(), name: name.clone(), reason };
+            if by_name.contains_key(&name) {
+                return Err(invalid("a format with this name is already defined".into()));
+            }
+            let format = compile_format(spec, builtin).map_err(invalid)?;
+            by_name.insert(name, formats.len());
+            formats.push(format);
+            origins.push(origin);
+        }
+        // Resolve delegations now that every name is known.
+        for i in 0..formats.len() {
+            let resolve = |n: &str| by_name.get(n).copied();
+            let mut unknown = None;
+            for (n, idx) in formats[i].fallback.iter_mut() {
+                match resolve(n) {
+                    Some(j) => *idx = j,
+                    None => unknown = Some(n.clone()),
+                }
+            }
+            if let Body::Patterns(alts) = &mut formats[i].body {
+                for alt in alts {
+                    if let AltKind::Delegate(n, idx) = &mut alt.kind {
+                        match resolve(n) {
+                            Some(j) => *idx = j,
+                            None => unknown = Some(n.clone()),
+                        }
+                    }
+                }
+            }
+            if let Some(n) = unknown {
+                return Err(FormatError::Invalid {
+                    origin: origins[i].clone(),
+                    name: formats[i].name.clone(),
+                    reason: format!("refers to unknown format `{n}`"),
+                });
+            }
+        }
+        let mut detect_order: Vec<usize> = (0..formats.len()).filter(|&i| formats[i].auto).collect();
+        detect_order.sort_by_key(|&i| (std::cmp::Reverse(formats[i].priority), i));
+        Ok(Registry { formats, by_name, detect_order })
+    }
+
+    pub fn formats(&self) -> &[Format] {
+        &self.formats
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Format> {
+        self.index(name).map(|i| &self.formats[i])
+    }
+
+    pub fn format(&self, idx: usize) -> &Format {
+        &self.formats[idx]
+    }
+
+    /// The names of all formats, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.formats.iter().map(|f| f.name.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn to_value(v: &toml::Value) -> Result<Value, String> {
+    Ok(match v {
+        toml::Value::String(s) => Value::Str(Str::from(s.as_str())),
+        toml::Value::Integer(i) => Value::Int(*i),
+        toml::Value::Float(x) => Value::Float(*x),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Array(a) => Value::Array(a.iter().map(to_value).collect::<Result<_, _>>()?),
+        other => return Err(format!("unsupported value `{other}` in `set`")),
+    })
+}
+
+fn compile_set(set: &BTreeMap<String, toml::Value>) -> Result<Vec<(FieldKey, Value)>, String> {
+    set.iter()
+        .map(|(k, v)| Ok((FieldKey::new(k), to_value(v).map_err(|e| format!("set.{k}: {e}"))?)))
+        .collect()
+}
+
+fn regex(what: &str, s: &str) -> Result<Regex, String> {
+    regex::RegexBuilder::new(s)
+        .size_limit(1 << 22)
+        .build()
+        .map_err(|e| format!("{what}: invalid regex: {e}"))
+}
+
+fn target(name: &str, temps: &mut Vec<String>) -> Target {
+    if name.starts_with('_') {
+        match source(name, temps) {
+            Src::Temp(i) => Target::Temp(i),
+            Src::Field(_) => unreachable!(),
+        }
+    } else if name.is_empty() || name.starts_with('?') {
+        Target::Skip
+    } else {
+        match FieldKey::new(name) {
+            FieldKey::Known(id) => Target::Field(id, id.ty()),
+            custom => Target::Custom(custom),
+        }
+    }
+}
+
+fn named_steps() -> &'static [&'static NamedStep] {
+    crate::formats::STEPS
+}
+
+fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
+    if spec.name.is_empty() || spec.name.contains(char::is_whitespace) {
+        return Err("a format name must be non-empty and without spaces".into());
+    }
+    let dataset = spec.dataset.clone().unwrap_or_else(|| spec.name.clone());
+    let module = spec
+        .module
+        .clone()
+        .or_else(|| spec.component.clone())
+        .unwrap_or_else(|| dataset.split('.').next().unwrap_or(&dataset).to_string());
+    let mut temps: Vec<String> = Vec::new();
+
+    let kinds = [spec.parser.is_some(), !spec.pattern.is_empty(), spec.json.is_some()];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err("give exactly one of `parser`, `[[format.pattern]]` or `[format.json]`".into());
+    }
+    let body = if let Some(p) = &spec.parser {
+        match p.as_str() {
+            "plain" => Body::Plain,
+            name => match crate::formats::PARSERS.iter().find(|(n, _)| *n == name) {
+                Some((n, parser)) => Body::Builtin(n, *parser),
+                None => return Err(format!("unknown parser `{name}` (known: plain, {})", crate::formats::PARSERS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))),
+            },
+        }
+    } else if let Some(j) = &spec.json {
+        let require = j
+            .require
+            .iter()
+            .map(|(p, r)| Ok((p.clone(), regex(&format!("json.require.{p}"), r)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let fields = j
+            .fields
+            .iter()
+            .map(|(field, path)| {
+                let key = FieldKey::new(field);
+                let (ty, array) = match &key {
+                    FieldKey::Known(id) => (id.ty(), id.def().array),
+                    FieldKey::Custom(_) => (FieldType::Keyword, false),
+                };
+                (key, ty, array, path.clone())
+            })
+            .collect();
+        Body::Json(JsonBody { require, explode: j.explode.clone(), keep: j.keep.clone(), fields })
+    } else {
+        let mut alts = Vec::new();
+        for (i, p) in spec.pattern.iter().enumerate() {
+            alts.push(compile_alt(p, &mut temps).map_err(|e| format!("pattern {}: {e}", i + 1))?);
+        }
+        Body::Patterns(alts)
+    };
+
+    let timestamp = match &spec.timestamp {
+        None => None,
+        Some(ts) => {
+            if ts.layouts.is_empty() {
+                return Err("timestamp.layouts is empty".into());
+            }
+            let layouts = ts
+                .layouts
+                .iter()
+                .map(|l| Layout::compile(l).map_err(|e| format!("timestamp layout `{l}`: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let zone = ts.timezone.as_deref().map(Zone::parse).transpose()?;
+            let src = if matches!(body, Body::Json(_)) {
+                TsSrc::Json(ts.field.clone())
+            } else {
+                match source(&ts.field, &mut temps) {
+                    Src::Temp(i) => TsSrc::Temp(i),
+                    Src::Field(k) => TsSrc::Field(k),
+                }
+            };
+            Some(TimestampRule { src, layouts, zone })
+        }
+    };
+    let steps = spec
+        .enrich
+        .iter()
+        .map(|s| compile_step(s, &mut temps, named_steps()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let source_path = match &spec.source_path {
+        None => None,
+        Some(p) => {
+            let re = regex("source_path.regex", &p.regex)?;
+            let names: Vec<&str> = re.capture_names().flatten().collect();
+            let mut fields = Vec::new();
+            for (field, group) in &p.fields {
+                if !names.contains(&group.as_str()) {
+                    return Err(format!("source_path: the regex has no group named `{group}`"));
+                }
+                fields.push((FieldKey::new(field), group.clone()));
+            }
+            Some((re, fields))
+        }
+    };
+    let multiline = spec.multiline.as_ref().map(Multiline::compile).transpose()?;
+    Ok(Format {
+        dataset: Str::from(dataset),
+        module: Str::from(module),
+        component: spec.component.as_deref().map(Str::from),
+        description: spec.description,
+        example: spec.example,
+        priority: spec.priority,
+        auto: spec.auto,
+        builtin,
+        hint: spec.hint.as_deref().map(|h| regex("hint", h)).transpose()?,
+        path_hint: spec.path_hint.as_deref().map(|h| regex("path_hint", h)).transpose()?,
+        strip_ansi: spec.strip_ansi,
+        source_path,
+        multiline,
+        on_mismatch: spec.on_mismatch,
+        fallback: spec.fallback.iter().map(|n| (n.clone(), usize::MAX)).collect(),
+        null_values: spec.null_values,
+        body,
+        timestamp,
+        set: compile_set(&spec.set)?,
+        steps,
+        temps,
+        name: spec.name,
+    })
+}
+
+fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> {
+    let rename = |capture: &str| -> String {
+        p.fields
+            .iter()
+            .find(|(_, c)| c.as_str() == capture)
+            .map(|(field, _)| field.clone())
+            .unwrap_or_else(|| capture.replace("__", "."))
+    };
+    let kind = match (&p.dissect, &p.regex, &p.format) {
+        (Some(d), None, None) => {
+            let d = Dissect::compile(d).map_err(|e| format!("dissect: {e}"))?;
+            let targets = d.names().iter().map(|n| target(&rename(n), temps)).collect();
+            AltKind::Dissect(d, targets)
+        }
+        (None, Some(r), None) => {
+            let re = regex("regex", r)?;
+            let mut targets = Vec::new();
+            for (i, name) in re.capture_names().enumerate() {
+                if let Some(name) = name {
+                    targets.push((i, target(&rename(name), temps)));
+                }
+            }
+            AltKind::Regex(re, targets)
+        }
+        (None, None, Some(name)) => AltKind::Delegate(name.clone(), usize::MAX),
+        _ => return Err("give exactly one of `dissect`, `regex` or `format`".into()),
+    };
+    let steps = p
+        .enrich
+        .iter()
+        .map(|s| compile_step(s, temps, named_steps()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Alt { kind, set: compile_set(&p.set)?, steps })
+}

@@ -1,0 +1,155 @@
+//! Kubernetes API server audit events. Definitions in `k8s_audit.toml`.
+//!
+//! Besides the ECS mapping, the step reads the request object of workload
+//! creations and updates: container images (pods, deployments, Kubeflow
+//! notebooks, Argo workflows, KServe predictors), privileged containers and
+//! KServe storage URIs, so that a rule can compare them to an allowlist.
+
+use schema::{Str, Value, f};
+
+use super::util::get_path;
+use crate::steps::NamedStep;
+
+fn verb_type(verb: &str) -> &'static str {
+    match verb {
+        "create" => "creation",
+        "update" | "patch" => "change",
+        "delete" | "deletecollection" => "deletion",
+        "get" | "list" | "watch" => "access",
+        _ => "info",
+    }
+}
+
+#[derive(Default)]
+struct Scan {
+    images: Vec<Value>,
+    privileged: bool,
+    storage_uri: Option<Str>,
+    entrypoint: Option<Str>,
+}
+
+fn scan(v: &Value, depth: usize, out: &mut Scan) {
+    if depth > 40 {
+        return;
+    }
+    match v {
+        Value::Object(members) => {
+            for (k, child) in members {
+                match (&**k, child) {
+                    ("image", Value::Str(s)) if !s.is_empty() => {
+                        if !out.images.iter().any(|i| i.as_str() == Some(s)) {
+                            out.images.push(Value::Str(s.clone()));
+                        }
+                    }
+                    ("privileged", Value::Bool(true)) => out.privileged = true,
+                    ("storageUri" | "storageUris", Value::Str(s)) => {
+                        out.storage_uri.get_or_insert_with(|| s.clone());
+                    }
+                    ("entrypoint", Value::Str(s)) => {
+                        out.entrypoint.get_or_insert_with(|| s.clone());
+                    }
+                    _ => scan(child, depth + 1, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for i in items {
+                scan(i, depth + 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+pub static K8S_AUDIT: NamedStep = NamedStep {
+    name: "k8s_audit",
+    doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images/privileged/storageUri/entrypoint from the request object",
+    run: |ctx| {
+        let ev = &mut ctx.event;
+        let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
+        ev.set(f::EVENT_TYPE, schema::value::str_array(&[verb_type(&verb)]));
+        let group = get_path(ev, "kubernetes.audit.objectRef.apiGroup");
+        let resource = ev.get_str(f::ORCHESTRATOR_RESOURCE_TYPE).unwrap_or("").to_string();
+        let component = match group.as_deref() {
+            Some("serving.kserve.io") => Some("kserve"),
+            Some("kubeflow.org") => Some("kubeflow"),
+            Some("argoproj.io") => Some("argo"),
+            Some("ray.io") => Some("ray"),
+            _ => None,
+        };
+        if let Some(c) = component {
+            ev.set(f::MLOPS_COMPONENT, c);
+        }
+        let name = ev.get_id(f::ORCHESTRATOR_RESOURCE_NAME).cloned();
+        match (component, resource.as_str()) {
+            (Some("kserve"), "inferenceservices" | "servingruntimes" | "trainedmodels") => {
+                if let Some(n) = name {
+                    ev.set(f::MLOPS_MODEL_NAME, n);
+                }
+            }
+            (Some("argo"), _) | (Some("kubeflow"), "pipelineruns" | "runs" | "experiments" | "pytorchjobs" | "tfjobs" | "mpijobs") | (Some("ray"), "rayjobs") => {
+                if let Some(n) = name {
+                    ev.set(f::MLOPS_JOB_ID, n);
+                }
+            }
+            _ => {}
+        }
+        if let Some(sub) = get_path(ev, "kubernetes.audit.objectRef.subresource") {
+            ev.set(f::EVENT_ACTION, Str::from(format!("{verb}/{sub}")));
+        }
+        if matches!(verb.as_str(), "create" | "update" | "patch") {
+            let mut found = Scan::default();
+            if let Some(obj) = ev.get("kubernetes.audit.requestObject") {
+                scan(obj, 0, &mut found);
+            }
+            if !found.images.is_empty() {
+                ev.set(f::MLOPS_WORKLOAD_IMAGES, Value::Array(found.images.clone()));
+                ev.set(f::CONTAINER_IMAGE_NAME, Value::Array(found.images));
+            }
+            if found.privileged {
+                ev.set(f::MLOPS_WORKLOAD_PRIVILEGED, true);
+            }
+            if let Some(s) = found.storage_uri {
+                ev.set(f::MLOPS_MODEL_STORAGE_URI, s);
+            }
+            if let Some(e) = found.entrypoint {
+                ev.set(f::MLOPS_JOB_ENTRYPOINT, e);
+            }
+        }
+        Ok(())
+    },
+};
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{parse, text};
+
+    const ISVC: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a1","stage":"ResponseComplete","requestURI":"/apis/serving.kserve.io/v1beta1/namespaces/models/inferenceservices","verb":"create","user":{"username":"alice@example.com","groups":["system:authenticated"]},"sourceIPs":["203.0.113.50","10.0.0.1"],"userAgent":"kubectl/v1.31.0","objectRef":{"resource":"inferenceservices","namespace":"models","name":"fraud","apiGroup":"serving.kserve.io","apiVersion":"v1beta1"},"responseStatus":{"metadata":{},"code":201},"requestObject":{"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService","metadata":{"name":"fraud","namespace":"models"},"spec":{"predictor":{"model":{"modelFormat":{"name":"sklearn"},"storageUri":"s3://attacker-bucket/model"},"containers":[{"name":"c","image":"evil/miner:1","securityContext":{"privileged":true}}]}}},"requestReceivedTimestamp":"2026-11-30T10:20:00.123456Z","stageTimestamp":"2026-11-30T10:20:00.2Z"}"#;
+
+    #[test]
+    fn inference_service_creation() {
+        let e = parse("kubernetes.audit", ISVC).unwrap();
+        assert_eq!(text(&e, "@timestamp"), "2026-11-30T10:20:00.123456Z");
+        assert_eq!(text(&e, "mlops.component"), "kserve");
+        assert_eq!(text(&e, "mlops.model.name"), "fraud");
+        assert_eq!(text(&e, "mlops.model.storage_uri"), "s3://attacker-bucket/model");
+        assert_eq!(text(&e, "mlops.workload.images"), "evil/miner:1");
+        assert_eq!(text(&e, "mlops.workload.privileged"), "true");
+        assert_eq!(text(&e, "source.ip"), "203.0.113.50");
+        assert_eq!(text(&e, "event.type"), "creation");
+        assert_eq!(text(&e, "event.outcome"), "success");
+        assert_eq!(text(&e, "url.path"), "/apis/serving.kserve.io/v1beta1/namespaces/models/inferenceservices");
+        assert_eq!(text(&e, "kubernetes.audit.requestObject.kind"), "InferenceService");
+    }
+
+    #[test]
+    fn exec_and_malformed() {
+        let exec = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a2","stage":"ResponseStarted","requestURI":"/api/v1/namespaces/kubeflow-user/pods/nb-0/exec?command=sh","verb":"create","user":{"username":"system:serviceaccount:kubeflow-user:default-editor"},"sourceIPs":["10.244.1.23"],"objectRef":{"resource":"pods","namespace":"kubeflow-user","name":"nb-0","apiVersion":"v1","subresource":"exec"},"responseStatus":{"metadata":{},"code":101},"requestReceivedTimestamp":"2026-11-30T10:21:00Z","stageTimestamp":"2026-11-30T10:21:00Z"}"#;
+        let e = parse("kubernetes.audit", exec).unwrap();
+        assert_eq!(text(&e, "event.action"), "create/exec");
+        assert_eq!(text(&e, "url.query"), "command=sh");
+        assert_eq!(text(&e, "mlops.component"), "kubernetes");
+        assert!(parse("kubernetes.audit", &exec[..exec.len() - 10]).is_err(), "truncated");
+        assert!(parse("kubernetes.audit", r#"{"kind":"Event","apiVersion":"v1"}"#).is_err(), "not an audit event");
+    }
+}
