@@ -1,1 +1,152 @@
-fn main() {}
+//! # mlsoc
+//!
+//! The `mlsoc` command: a SIEM log normalizer and SOC event pipeline for
+//! machine-learning platforms. This binary wires the crates together:
+//! `collector` reads inputs, `normalizer` turns records into ECS events (or
+//! dead-letter records), and the subcommands write them out.
+//!
+//! Exit codes (also in `mlsoc --help`):
+//! - 0: success (dead-letter records may have been written; see the summary)
+//! - 1: `--strict` was given and at least one record went to the dead-letter queue
+//! - 2: usage or configuration error (unknown flag or format, invalid format file, bad time zone)
+//! - 3: some input could not be read (missing, unreadable, truncated gzip); the others were processed
+//! - 4: the output could not be written
+
+mod formats_cmd;
+mod normalize_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success (dead-letter records may have been written; see the summary)
+  1  --strict was given and at least one record went to the dead-letter queue
+  2  usage or configuration error (unknown flag or format, invalid format file, bad time zone)
+  3  some input could not be read (missing, unreadable, truncated gzip); the others were processed
+  4  the output could not be written";
+
+#[derive(Parser)]
+#[command(name = "mlsoc", version, about = "SIEM log normalizer and SOC event pipeline for ML platforms", after_help = EXIT_CODES)]
+struct Cli {
+    /// Log filter for mlsoc's own diagnostics on stderr (e.g. `debug`, `normalizer=trace`); also RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Normalize log files, directories, gzip files or stdin to ECS NDJSON.
+    #[command(after_help = EXIT_CODES)]
+    Normalize(NormalizeArgs),
+    /// List the formats mlsoc reads, with a sample line of each.
+    Formats(FormatsArgs),
+}
+
+#[derive(Args)]
+pub struct FormatFiles {
+    /// Extra format definitions (TOML, see docs/formats.md); may be repeated.
+    #[arg(long = "formats-file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct NormalizeArgs {
+    /// Files or directories to read (recursively; `.mlsocignore` files are honoured); `-` or nothing reads stdin.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Parse every input with this format instead of detecting it (see `mlsoc formats`).
+    #[arg(long, short = 'f', value_name = "FORMAT")]
+    pub format: Option<String>,
+    #[command(flatten)]
+    pub formats: FormatFiles,
+    /// Where to write events (NDJSON); `-` is stdout.
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+    /// Where to write dead-letter records (NDJSON); `-` is stderr. Default: `<output>.dlq` next to
+    /// the output file, or stderr when events go to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub dlq: Option<PathBuf>,
+    /// Time zone of timestamps that carry none: UTC, an offset (+02:00) or an IANA name (Europe/Berlin).
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub timezone: String,
+    /// Longest record kept; longer ones go to the dead-letter queue with their head.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_record_bytes: usize,
+    /// Longest whole-file JSON document (CloudTrail log files) kept.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_document_bytes: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Write a JSON summary with per-input counts to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Never show a progress bar (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Exit with code 1 when any record went to the dead-letter queue.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args)]
+pub struct FormatsArgs {
+    #[command(flatten)]
+    pub formats: FormatFiles,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list the enrichment steps format definitions can use.
+    #[arg(long)]
+    pub steps: bool,
+}
+
+fn init_tracing(filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log.as_deref());
+    let result = match cli.command {
+        Command::Normalize(args) => normalize_cmd::run(args),
+        Command::Formats(args) => formats_cmd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mlsoc: {e:#}");
+            ExitCode::from(e.downcast_ref::<Exit>().map_or(2, |x| x.0))
+        }
+    }
+}
+
+/// An error that carries its exit code.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Loads the built-in formats plus the given files (exit 2 on errors).
+pub fn load_registry(files: &FormatFiles) -> anyhow::Result<normalizer::Registry> {
+    normalizer::Registry::with_files(&files.files)
+        .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("cannot load formats: {e}")))
+}

@@ -1,1 +1,15 @@
-//! placeholder
+//! # collector
+//!
+//! mlsoc's sources: reading inputs into lines and records. Today: files
+//! (plain or gzip, found by walking directories), stdin, line splitting with
+//! a length limit that reports overflows instead of cutting silently, and
+//! whole-document framing for JSON documents such as CloudTrail log files.
+//! The tailing file source, syslog, HTTP (HEC) and NATS inputs come with the
+//! streaming pipeline.
+
+pub mod file;
+pub mod lines;
+pub mod walk;
+
+pub use file::{Framing, OpenError, Opened, open};
+pub use lines::{Line, LineSplitter};

@@ -4,7 +4,8 @@
 //! format. A format qualifies when it parses enough of them (half for strict
 //! formats whose mismatches go to the dead-letter queue; one in ten for
 //! free-form server logs whose continuation lines do not parse on their
-//! own) and, when it has a `hint`, at least one line matches the hint.
+//! own) and, when it has a `hint`, at least one line matches the hint or
+//! the path matches its `path_hint`.
 //! Among qualifying formats the one whose `path_hint` matches the file's
 //! path wins, then the one parsing the most lines, then the higher
 //! priority. Formats that accept any text (`parser = "plain"`) are only
@@ -47,7 +48,7 @@ pub fn detect(reg: &Registry, lines: &[Str], path: Option<&str>, time: &TimeCont
             continue;
         }
         if let Some(hint) = &fmt.hint {
-            if !lines.iter().any(|l| hint.is_match(l)) {
+            if !path_ok && !lines.iter().any(|l| hint.is_match(l)) {
                 continue;
             }
         }
