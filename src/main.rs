@@ -91,6 +91,14 @@ pub struct NormalizeArgs {
     /// Exit with code 1 when any record went to the dead-letter queue.
     #[arg(long)]
     pub strict: bool,
+    /// Pin the clock (RFC 3339): ingest time, inferred timestamps and the reference for year-less
+    /// timestamps, for reproducible output.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<schema::Timestamp>,
+}
+
+fn parse_time(s: &str) -> Result<schema::Timestamp, String> {
+    schema::Timestamp::parse_rfc3339(s).ok_or_else(|| format!("`{s}` is not an RFC 3339 time such as 2026-11-30T12:00:00Z"))
 }
 
 #[derive(Args)]

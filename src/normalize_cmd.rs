@@ -76,6 +76,7 @@ pub struct Summary {
 }
 
 struct Settings {
+    now: Option<Timestamp>,
     format: Option<String>,
     max_record: usize,
     max_document: usize,
@@ -156,7 +157,7 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
         ProgressBar::hidden()
     };
 
-    let settings = Settings { format: args.format.clone(), max_record: args.max_record_bytes, max_document: args.max_document_bytes };
+    let settings = Settings { now: args.now, format: args.format.clone(), max_record: args.max_record_bytes, max_document: args.max_document_bytes };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let mut summary = Summary { input_errors, ..Summary::default() };
     let mut write_error: Option<io::Error> = None;
@@ -340,10 +341,13 @@ fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg
         },
     };
     let source = Arc::new(Source { kind, name: name.clone(), format: settings.format.clone() });
-    let reference = modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| Timestamp(d.as_nanos() as i64));
+    let reference = settings
+        .now
+        .or_else(|| modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| Timestamp(d.as_nanos() as i64)));
+    let clock = || settings.now.unwrap_or_else(Timestamp::now);
     let mut stream = norm.stream(source.clone(), reference);
     let mut splitter = LineSplitter::new(reader, settings.max_record);
-    let mut received = Timestamp::now();
+    let mut received = clock();
     let mut last_offset = 0u64;
     let raw = |line: collector::Line, received: Timestamp| RawRecord {
         bytes: line.bytes,
@@ -372,7 +376,7 @@ fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg
                         b.progress += off.saturating_sub(last_offset).min(size);
                     }
                     last_offset = off;
-                    received = Timestamp::now();
+                    received = clock();
                     if !b.send(tx, false) {
                         alive = false;
                         break;
