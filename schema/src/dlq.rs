@@ -16,7 +16,7 @@ pub const MAX_KEPT_BYTES: usize = 64 * 1024;
 /// A record that could not be normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// When the record was rejected.
+    /// When the record was read (and rejected).
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
     /// Input kind (`file`, `stdin`, ...).
@@ -65,7 +65,7 @@ impl DeadLetter {
         };
         let lines = 1 + memchr_count(b'\n', &raw.bytes) as u64;
         DeadLetter {
-            timestamp: Timestamp::now().to_rfc3339(),
+            timestamp: raw.received.to_rfc3339(),
             input: raw.source.kind.to_string(),
             source: raw.source.name.clone(),
             offset: raw.offset,
