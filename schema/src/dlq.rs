@@ -7,7 +7,6 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::raw::RawRecord;
-use crate::time::Timestamp;
 
 /// At most this many bytes of an over-long record are kept in its
 /// dead-letter record.
@@ -103,6 +102,7 @@ fn memchr_count(needle: u8, hay: &[u8]) -> usize {
 mod tests {
     use super::*;
     use crate::raw::Source;
+    use crate::time::Timestamp;
     use bytes::Bytes;
 
     fn raw(bytes: &[u8], overflow: Option<u64>) -> RawRecord {
