@@ -414,7 +414,7 @@ fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg
     stream.finish(&mut b.outs);
     b.report.format = stream.format_name().map(str::to_owned);
     b.report.blank_lines = stream.blank_lines();
-    b.report.by_dataset = stream.events_by_dataset().iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    b.report.by_dataset = stream.events_by_dataset();
     b.progress += size.saturating_sub(last_offset.min(size));
     if alive && b.send(tx, true) {
         let _ = tx.send(Msg::Done(b.report));

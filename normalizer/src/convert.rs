@@ -9,8 +9,17 @@ use schema::{FieldType, Str, Timestamp, Value};
 /// not of that type (a status code that is not a number, an address that is
 /// not an IP): a text format then does not match the record.
 pub fn text_to_value(s: Str, ty: FieldType) -> Option<Value> {
+    if ty.is_text() || matches!(ty, FieldType::Object | FieldType::Flattened | FieldType::GeoPoint) {
+        return Some(Value::Str(s));
+    }
+    str_to_value(&s, ty)
+}
+
+/// Converts text to a non-text type without keeping the text; `None` for
+/// text types and for text that is not of the type.
+pub fn str_to_value(s: &str, ty: FieldType) -> Option<Value> {
     Some(match ty {
-        FieldType::Long => Value::Int(parse_i64(&s)?),
+        FieldType::Long => Value::Int(parse_i64(s)?),
         FieldType::Float => {
             let f: f64 = s.trim().parse().ok()?;
             if !f.is_finite() {
@@ -18,14 +27,14 @@ pub fn text_to_value(s: Str, ty: FieldType) -> Option<Value> {
             }
             Value::Float(f)
         }
-        FieldType::Boolean => match &*s {
+        FieldType::Boolean => match s {
             "true" | "True" | "TRUE" => Value::Bool(true),
             "false" | "False" | "FALSE" => Value::Bool(false),
             _ => return None,
         },
-        FieldType::Ip => Value::Ip(parse_ip(&s)?),
-        FieldType::Date => Value::Time(Timestamp::parse_rfc3339(&s)?),
-        _ => Value::Str(s),
+        FieldType::Ip => Value::Ip(parse_ip(s)?),
+        FieldType::Date => Value::Time(Timestamp::parse_rfc3339(s)?),
+        _ => return None,
     })
 }
 

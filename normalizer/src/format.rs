@@ -346,7 +346,7 @@ impl Format {
             Target::Skip => {}
             Target::Temp(i) => ctx.temps[*i] = Some(text.slice_ref(s)),
             Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
-            Target::Field(id, ty) => match text_to_value(text.slice_ref(s), *ty) {
+            Target::Field(id, ty) => match if ty.is_text() { Some(Value::Str(text.slice_ref(s))) } else { crate::convert::str_to_value(s, *ty).or_else(|| text_to_value(text.slice_ref(s), *ty)) } {
                 Some(v) => ctx.event.set(*id, v),
                 None => {
                     return Err(Reject::new(format!("{}: `{}` is not of type {:?}", id.name(), clip(s), ty)));

@@ -330,6 +330,11 @@ pub fn normalize_level(s: &str) -> Str {
         "F" | "f" => "fatal",
         "T" | "t" => "trace",
         _ => {
+            const COMMON: [&str; 12] =
+                ["debug", "info", "warning", "warn", "error", "critical", "fatal", "trace", "notice", "err", "crit", "alert"];
+            if let Some(c) = COMMON.iter().find(|c| c.eq_ignore_ascii_case(t)) {
+                return Str::from_static(c);
+            }
             return if t.bytes().all(|c| !c.is_ascii_uppercase()) {
                 Str::from(t)
             } else {

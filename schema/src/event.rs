@@ -20,15 +20,27 @@ use crate::value::{Str, Value};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Event {
     fields: Vec<(FieldKey, Value)>,
+    /// Bit `id % 128` is set when a registered field with that id may be
+    /// present: most lookups of absent fields end here without a scan.
+    known: u128,
+}
+
+#[inline]
+fn bit(id: FieldId) -> u128 {
+    1u128 << (id.0 % 128)
 }
 
 impl Event {
     pub fn new() -> Event {
-        Event { fields: Vec::with_capacity(24) }
+        Event { fields: Vec::with_capacity(32), known: 0 }
     }
 
     pub fn with_capacity(n: usize) -> Event {
-        Event { fields: Vec::with_capacity(n) }
+        Event { fields: Vec::with_capacity(n), known: 0 }
+    }
+
+    fn recompute_known(&mut self) {
+        self.known = self.fields.iter().filter_map(|(k, _)| k.id()).fold(0, |m, id| m | bit(id));
     }
 
     /// Number of top-level entries (registered fields and trees).
@@ -43,6 +55,9 @@ impl Event {
     /// Sets a field, replacing an earlier value of the same key.
     pub fn insert(&mut self, key: impl Into<FieldKey>, value: impl Into<Value>) {
         let key = key.into();
+        if let FieldKey::Known(id) = key {
+            return self.set(id, value);
+        }
         let value = value.into();
         if let Some(slot) = self.fields.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
@@ -55,6 +70,11 @@ impl Event {
     #[inline]
     pub fn set(&mut self, id: FieldId, value: impl Into<Value>) {
         let value = value.into();
+        if self.known & bit(id) == 0 {
+            self.known |= bit(id);
+            self.fields.push((FieldKey::Known(id), value));
+            return;
+        }
         for (k, v) in self.fields.iter_mut() {
             if let FieldKey::Known(k) = k {
                 if *k == id {
@@ -69,6 +89,7 @@ impl Event {
     /// Sets a registered field only if it has no value yet.
     pub fn set_default(&mut self, id: FieldId, value: impl Into<Value>) {
         if self.get_id(id).is_none() {
+            self.known |= bit(id);
             self.fields.push((FieldKey::Known(id), value.into()));
         }
     }
@@ -76,12 +97,19 @@ impl Event {
     /// Removes a field (by exact key) and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let i = self.fields.iter().position(|(k, _)| k.name() == name)?;
-        Some(self.fields.remove(i).1)
+        let v = self.fields.remove(i).1;
+        self.recompute_known();
+        Some(v)
     }
 
     pub fn remove_id(&mut self, id: FieldId) -> Option<Value> {
+        if self.known & bit(id) == 0 {
+            return None;
+        }
         let i = self.fields.iter().position(|(k, _)| k.id() == Some(id))?;
-        Some(self.fields.remove(i).1)
+        let v = self.fields.remove(i).1;
+        self.recompute_known();
+        Some(v)
     }
 
     /// Iterates over the stored entries in insertion order.
@@ -92,6 +120,9 @@ impl Event {
     /// The value of a registered field.
     #[inline]
     pub fn get_id(&self, id: FieldId) -> Option<&Value> {
+        if self.known & bit(id) == 0 {
+            return None;
+        }
         for (k, v) in &self.fields {
             if let FieldKey::Known(k) = k {
                 if *k == id {
@@ -187,7 +218,9 @@ impl Event {
     }
 
     pub(crate) fn from_fields(fields: Vec<(FieldKey, Value)>) -> Event {
-        Event { fields }
+        let mut e = Event { fields, known: 0 };
+        e.recompute_known();
+        e
     }
 }
 

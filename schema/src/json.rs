@@ -397,11 +397,12 @@ mod tests {
 
     #[test]
     fn strings_are_zero_copy_slices() {
-        let src = Str::from(r#"{"k":"value-without-escapes"}"#);
+        let src = Str::from(r#"{"k":"a-long-value-without-any-escapes-in-it","short":"x"}"#);
         let v = parse_value(&src).unwrap();
         let s = v.member("k").unwrap().as_str().unwrap();
         let base = src.as_ptr() as usize;
-        assert!((s.as_ptr() as usize) >= base && (s.as_ptr() as usize) < base + src.len());
+        assert!((s.as_ptr() as usize) >= base && (s.as_ptr() as usize) < base + src.len(), "long strings are slices");
+        assert_eq!(v.member("short").unwrap().as_str(), Some("x"));
     }
 
     proptest! {

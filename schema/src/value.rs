@@ -1,11 +1,11 @@
 //! Field values.
 //!
-//! Strings are [`Str`] (a `ByteString`: reference-counted, UTF-8 checked),
-//! so a parser can hand out slices of the original line without copying.
+//! Strings are [`Str`]: short ones inline, long ones shared slices of the
+//! original line, so a parser hands out field values without allocating.
 
 use std::net::IpAddr;
 
-pub use bytestring::ByteString as Str;
+pub use crate::text::Str;
 
 use crate::time::Timestamp;
 

@@ -9,7 +9,7 @@
 
 use schema::{Event, Str, f};
 
-use super::util::{decode, get, query_param, set_api, set_api_owned, set_text};
+use super::util::{decode, decode_query, get, query_param, set_api, set_api_owned, set_text};
 use crate::format::Ctx;
 use crate::steps::{NamedStep, Reject};
 
@@ -50,7 +50,9 @@ pub fn mlflow(ev: &mut Event, strict: bool) -> bool {
         if let Some(art) = rest.strip_prefix("mlflow-artifacts/") {
             mlflow_artifacts(ev, &r, art);
         } else if let Some(endpoint) = rest.strip_prefix("mlflow/") {
-            set_api_owned(ev, endpoint.trim_end_matches('/').to_string());
+            let api = r.path.slice_ref(endpoint.trim_end_matches('/'));
+            ev.set(f::MLOPS_API, api.clone());
+            ev.set_default(f::EVENT_ACTION, api);
             mlflow_params(ev, &r, endpoint);
         } else {
             return false;
@@ -71,19 +73,26 @@ pub fn mlflow(ev: &mut Event, strict: bool) -> bool {
 }
 
 fn mlflow_params(ev: &mut Event, r: &Req, endpoint: &str) {
-    set_q(ev, r, "run_id", f::MLOPS_RUN_ID);
-    set_q(ev, r, "run_uuid", f::MLOPS_RUN_ID);
-    set_q(ev, r, "experiment_id", f::MLOPS_EXPERIMENT_ID);
-    set_q(ev, r, "experiment_name", f::MLOPS_EXPERIMENT_NAME);
-    set_q(ev, r, "path", f::MLOPS_ARTIFACT_PATH);
-    set_q(ev, r, "alias", f::MLOPS_MODEL_ALIAS);
-    set_q(ev, r, "stage", f::MLOPS_MODEL_STAGE);
-    set_q(ev, r, "version", f::MLOPS_MODEL_VERSION);
-    if endpoint.starts_with("registered-models") || endpoint.starts_with("model-versions") || endpoint == "get-artifact" {
-        set_q(ev, r, "name", f::MLOPS_MODEL_NAME);
-    }
-    if endpoint.starts_with("users") {
-        set_q(ev, r, "username", f::USER_TARGET_NAME);
+    let Some(query) = &r.query else { return };
+    let models = endpoint.starts_with("registered-models") || endpoint.starts_with("model-versions") || endpoint == "get-artifact";
+    let users = endpoint.starts_with("users");
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let id = match &*decode_query(k) {
+            "run_id" | "run_uuid" => f::MLOPS_RUN_ID,
+            "experiment_id" => f::MLOPS_EXPERIMENT_ID,
+            "experiment_name" => f::MLOPS_EXPERIMENT_NAME,
+            "path" => f::MLOPS_ARTIFACT_PATH,
+            "alias" => f::MLOPS_MODEL_ALIAS,
+            "stage" => f::MLOPS_MODEL_STAGE,
+            "version" => f::MLOPS_MODEL_VERSION,
+            "name" if models => f::MLOPS_MODEL_NAME,
+            "username" if users => f::USER_TARGET_NAME,
+            _ => continue,
+        };
+        if ev.get_id(id).is_none() {
+            set_text(ev, id, query, decode_query(v));
+        }
     }
 }
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, then runs the whole suite.
+# This is the README's second command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install the Rust toolchain (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+
+# The tests read only the repository and ../shared (the Sigma corpus, later);
+# everything else they need is built by cargo.
+cargo test --workspace --locked "$@"
