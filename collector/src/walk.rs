@@ -22,6 +22,7 @@ pub fn expand(root: &Path) -> (Vec<PathBuf>, Vec<String>) {
     }
     let walker = ignore::WalkBuilder::new(root)
         .standard_filters(false)
+        .parents(true)
         .hidden(false)
         .add_custom_ignore_filename(IGNORE_FILE)
         .follow_links(false)

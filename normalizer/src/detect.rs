@@ -4,8 +4,8 @@
 //! format. A format qualifies when it parses enough of them (half for strict
 //! formats whose mismatches go to the dead-letter queue; one in ten for
 //! free-form server logs whose continuation lines do not parse on their
-//! own) and, when it has a `hint`, at least one line matches the hint or
-//! the path matches its `path_hint`.
+//! own) and, when it has a `hint`, the hint matches at least half of the
+//! lines it parses (or the path matches its `path_hint`).
 //! Among qualifying formats the one whose `path_hint` matches the file's
 //! path wins, then the one parsing the most lines, then the higher
 //! priority. Formats that accept any text (`parser = "plain"`) are only
@@ -47,10 +47,12 @@ pub fn detect(reg: &Registry, lines: &[Str], path: Option<&str>, time: &TimeCont
             }
             continue;
         }
-        if let Some(hint) = &fmt.hint {
-            if !path_ok && !lines.iter().any(|l| hint.is_match(l)) {
-                continue;
-            }
+        let hinted = match &fmt.hint {
+            Some(hint) if !path_ok => lines.iter().filter(|l| hint.is_match(l)).count(),
+            _ => usize::MAX,
+        };
+        if hinted == 0 {
+            continue;
         }
         let mut matched = 0;
         for l in lines {
@@ -65,7 +67,9 @@ pub fn detect(reg: &Registry, lines: &[Str], path: Option<&str>, time: &TimeCont
             OnMismatch::Message => n.div_ceil(10),
         }
         .max(1);
-        if matched < needed {
+        // A hint must fit most of what the format parses: an nginx log with
+        // a few MLflow requests stays a generic access log.
+        if matched < needed || (hinted != usize::MAX && hinted * 2 < matched) {
             continue;
         }
         let key = (path_ok, matched, fmt.priority, idx);

@@ -735,7 +735,11 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                     FieldKey::Known(id) => (id.ty(), id.def().array),
                     FieldKey::Custom(_) => (FieldType::Keyword, false),
                 };
-                (key, ty, array, path.clone())
+                // `path[]` keeps every element of an array, whatever the field.
+                match path.strip_suffix("[]") {
+                    Some(p) => (key, ty, true, p.to_string()),
+                    None => (key, ty, array, path.clone()),
+                }
             })
             .collect();
         Body::Json(JsonBody { require, explode: j.explode.clone(), keep: j.keep.clone(), fields })

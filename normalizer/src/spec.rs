@@ -124,7 +124,9 @@ pub struct JsonSpec {
     /// Where the whole document is kept: a field path such as
     /// `kubernetes.audit`, or `""` to merge it into the event's top level.
     pub keep: Option<String>,
-    /// ECS field -> JSON path (first element when the path ends in an array).
+    /// ECS field -> JSON path. When the path ends in an array, the first
+    /// element is taken, unless the field is an ECS array field or the path
+    /// ends with `[]` (`"user.group.name" = "user.groups[]"`).
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
 }

@@ -59,7 +59,7 @@ pub enum Step {
 
 /// Generic steps, for docs and error messages.
 pub const GENERIC_STEPS: &[(&str, &str)] = &[
-    ("addr(SRC[, source|destination|client|server])", "split `host:port`, `[v6]:port` or `/ip:port` into <side>.address/.ip/.port (default side: source)"),
+    ("addr(SRC[, source|destination|client|server])", "split `host:port`, `[v6]:port` or `/ip:port` (the first of a comma-separated list) into <side>.address/.ip/.port (default side: source)"),
     ("request_line(SRC)", "split `METHOD TARGET HTTP/x.y` into http.request.method, url.original, http.version (else http.request.line)"),
     ("url", "split url.original into url.path, url.query, url.fragment, url.extension (and scheme/domain/port for absolute URLs)"),
     ("http_outcome", "event.outcome from http.response.status_code: success below 400, failure from 400"),
@@ -209,7 +209,9 @@ impl Step {
 
 /// Splits `host:port` forms into address/ip/port/domain fields.
 fn addr(ctx: &mut Ctx<'_>, s: Str, address: FieldId, ip_id: FieldId, port_id: FieldId, domain: FieldId) {
-    let t = s.trim_start_matches('/');
+    // A list (X-Forwarded-For: "client, proxy1, proxy2") names the client first.
+    let first = s.split(',').next().unwrap_or("").trim();
+    let t = first.trim_start_matches('/');
     if t.is_empty() || t == "-" {
         return;
     }

@@ -30,17 +30,36 @@ pub static CLOUDTRAIL: NamedStep = NamedStep {
     doc: "CloudTrail: outcome from errorCode, event.type from the action, user name from the identity, ML component from the event source (s3, bedrock, sagemaker)",
     run: |ctx| {
         let ev = &mut ctx.event;
-        ev.set(f::EVENT_OUTCOME, if ev.get_id(f::ERROR_CODE).is_some() { "failure" } else { "success" });
+        // Failed console sign-ins carry no errorCode: the failure is in
+        // responseElements.ConsoleLogin (and errorMessage).
+        let failed = ev.get_id(f::ERROR_CODE).is_some()
+            || get_path(ev, "aws.cloudtrail.responseElements.ConsoleLogin").as_deref() == Some("Failure");
+        ev.set(f::EVENT_OUTCOME, if failed { "failure" } else { "success" });
         let action = get(ev, f::EVENT_ACTION).unwrap_or_default();
-        ev.set(f::EVENT_TYPE, schema::value::str_array(&[action_type(&action)]));
         let source = get(ev, f::EVENT_PROVIDER).unwrap_or_default();
         let service = source.strip_suffix(".amazonaws.com").unwrap_or(&source);
-        let category: &'static [&'static str] = match service {
-            "iam" => &["iam"],
-            "sts" | "signin" | "sso" => &["authentication"],
-            _ => &["api"],
+        // ECS lists the event types each category allows.
+        let (category, types): (&'static [&'static str], Vec<&'static str>) = match service {
+            "iam" => {
+                let base = match action_type(&action) {
+                    "access" => "info",
+                    other => other,
+                };
+                let mut t = vec![base];
+                if action.contains("Group") {
+                    t.push("group");
+                } else if action.contains("User") || action.contains("AccessKey") || action.contains("LoginProfile") {
+                    t.push("user");
+                }
+                (&["iam"], t)
+            }
+            "sts" | "signin" | "sso" => {
+                (&["authentication"], vec![if action == "ConsoleLogin" || action.starts_with("Assume") { "start" } else { "info" }])
+            }
+            _ => (&["api"], vec![action_type(&action)]),
         };
         ev.set(f::EVENT_CATEGORY, schema::value::str_array(category));
+        ev.set(f::EVENT_TYPE, Value::Array(types.into_iter().map(Value::from).collect()));
         let component = if service == "s3" {
             Some("s3")
         } else if service.starts_with("bedrock") {

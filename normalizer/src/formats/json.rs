@@ -34,9 +34,8 @@ pub static JSON_COMMON: NamedStep = NamedStep {
             let parsed = match t {
                 Value::Str(s) => LAYOUTS.iter().find_map(|l| l.parse(s, ctx.time)).or_else(|| UNIX.parse(s, ctx.time)),
                 Value::Int(i) => UNIX.parse(&i.to_string(), ctx.time),
-                Value::Float(x) if x.is_finite() && *x >= 0.0 => {
-                    schema::Timestamp::from_unix_seconds(0).map(|_| schema::Timestamp((x * 1e9) as i64))
-                }
+                // The shortest decimal form of the float is what the producer wrote.
+                Value::Float(x) if x.is_finite() && *x >= 0.0 => UNIX.parse(&x.to_string(), ctx.time),
                 _ => None,
             };
             if let Some(ts) = parsed {

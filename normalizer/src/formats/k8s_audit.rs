@@ -25,7 +25,27 @@ struct Scan {
     images: Vec<Value>,
     privileged: bool,
     storage_uri: Option<Str>,
-    entrypoint: Option<Str>,
+}
+
+/// The command line of an Argo workflow's entrypoint template: container
+/// command and args, or a script's source.
+fn argo_command(obj: &Value) -> Option<Str> {
+    let spec = obj.at("spec").map(|s| s.at("workflowSpec").unwrap_or(s))?;
+    let entry = spec.at("entrypoint")?.as_str()?;
+    let templates = spec.at("templates")?.as_array()?;
+    let t = templates.iter().find(|t| t.at("name").and_then(Value::as_str) == Some(entry))?;
+    if let Some(c) = t.at("container") {
+        let words: Vec<&str> = ["command", "args"]
+            .iter()
+            .filter_map(|k| c.at(k).and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !words.is_empty() {
+            return Some(Str::from(words.join(" ")));
+        }
+    }
+    t.at("script.source").and_then(Value::as_str).map(Str::from)
 }
 
 fn scan(v: &Value, depth: usize, out: &mut Scan) {
@@ -45,9 +65,6 @@ fn scan(v: &Value, depth: usize, out: &mut Scan) {
                     ("storageUri" | "storageUris", Value::Str(s)) => {
                         out.storage_uri.get_or_insert_with(|| s.clone());
                     }
-                    ("entrypoint", Value::Str(s)) => {
-                        out.entrypoint.get_or_insert_with(|| s.clone());
-                    }
                     _ => scan(child, depth + 1, out),
                 }
             }
@@ -63,7 +80,7 @@ fn scan(v: &Value, depth: usize, out: &mut Scan) {
 
 pub static K8S_AUDIT: NamedStep = NamedStep {
     name: "k8s_audit",
-    doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images/privileged/storageUri/entrypoint from the request object",
+    doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images, privileged containers, storage URIs and job command lines (RayJob, Argo) from the request object",
     run: |ctx| {
         let ev = &mut ctx.event;
         let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
@@ -112,8 +129,17 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             if let Some(s) = found.storage_uri {
                 ev.set(f::MLOPS_MODEL_STORAGE_URI, s);
             }
-            if let Some(e) = found.entrypoint {
-                ev.set(f::MLOPS_JOB_ENTRYPOINT, e);
+            let obj = ev.get("kubernetes.audit.requestObject");
+            let entrypoint = match component {
+                // RayJob: spec.entrypoint is the command line.
+                Some("ray") => obj.and_then(|o| o.at("spec.entrypoint")).and_then(Value::as_str).map(Str::from),
+                // Argo: spec.entrypoint names a template; its command runs.
+                Some("argo") => obj.and_then(argo_command),
+                _ => None,
+            };
+            if let Some(e) = entrypoint {
+                ev.set(f::MLOPS_JOB_ENTRYPOINT, e.clone());
+                ev.set(f::PROCESS_COMMAND_LINE, e);
             }
         }
         Ok(())

@@ -1,13 +1,13 @@
 //! MinIO audit log. Definitions in `minio.toml`.
 
-use schema::{Value, f};
+use schema::f;
 
 use super::util::{get, get_path};
 use crate::steps::NamedStep;
 
 pub static MINIO_AUDIT: NamedStep = NamedStep {
     name: "minio_audit",
-    doc: "MinIO audit: outcome from the status code, event.type from the API name, client address from remotehost",
+    doc: "MinIO audit: outcome from the status code, event.type from the API name, client address from remotehost, server host and port, duration",
     run: |ctx| {
         let ev = &mut ctx.event;
         if let Some(code) = ev.get_i64(f::HTTP_RESPONSE_STATUS_CODE) {
@@ -22,9 +22,23 @@ pub static MINIO_AUDIT: NamedStep = NamedStep {
                 None => ev.set(f::SOURCE_ADDRESS, host.slice_ref(h)),
             }
         }
-        if let Some(Value::Str(parent)) = ev.get("minio.audit.parentUser").cloned() {
-            if !parent.is_empty() {
-                ev.set(f::USER_ROLES, Value::Array(vec![Value::Str(parent)]));
+        if let Some(host) = get_path(ev, "minio.audit.requestHost") {
+            match host.rsplit_once(':').filter(|(h, p)| !h.contains(':') && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())) {
+                Some((h, p)) => {
+                    ev.set(f::URL_DOMAIN, host.slice_ref(h));
+                    if let Ok(port) = p.parse::<i64>() {
+                        ev.set(f::URL_PORT, port);
+                    }
+                }
+                None => ev.set(f::URL_DOMAIN, host),
+            }
+        }
+        if ev.get_id(f::EVENT_DURATION).is_none() {
+            // Older MinIO writes timeToResponse as text ("5238411ns").
+            if let Some(t) = get_path(ev, "minio.audit.api.timeToResponse") {
+                if let Some(ns) = t.strip_suffix("ns").and_then(|n| n.parse::<i64>().ok()) {
+                    ev.set(f::EVENT_DURATION, ns);
+                }
             }
         }
         Ok(())

@@ -135,7 +135,7 @@ fn mlflow_artifacts(ev: &mut Event, r: &Req, rest: &str) {
 /// Jupyter Server REST API.
 pub fn jupyter(ev: &mut Event, strict: bool) -> bool {
     let Some(r) = req(ev) else { return false };
-    let path: &str = &r.path;
+    let path = strip_notebook_prefix(&r.path);
     let m = &*r.method;
     let api: &'static str;
     if let Some(rest) = path.strip_prefix("/api/kernels") {
@@ -206,6 +206,30 @@ pub fn jupyter(ev: &mut Event, strict: bool) -> bool {
     set_api(ev, api);
     ev.set_default(f::MLOPS_COMPONENT, "jupyter");
     true
+}
+
+/// The Jupyter Server path behind a Kubeflow (`/notebook/<ns>/<name>`) or
+/// JupyterHub (`/user/<name>`) proxy prefix.
+fn strip_notebook_prefix(path: &str) -> &str {
+    let skip = if path.starts_with("/notebook/") {
+        3
+    } else if path.starts_with("/user/") {
+        2
+    } else {
+        return path;
+    };
+    let mut idx = 0;
+    let mut slashes = 0;
+    for (i, c) in path.char_indices() {
+        if c == '/' {
+            slashes += 1;
+            if slashes == skip + 1 {
+                idx = i;
+                break;
+            }
+        }
+    }
+    if idx == 0 { path } else { &path[idx..] }
 }
 
 // --------------------------------------------------------------------- Ray
@@ -567,6 +591,17 @@ mod tests {
         let mut e = ev("DELETE", "/api/terminals/miner", None);
         assert!(jupyter(&mut e, false));
         assert_eq!(s(&e, "mlops.terminal.name").as_deref(), Some("miner"));
+    }
+
+    #[test]
+    fn jupyter_behind_proxies() {
+        let mut e = ev("POST", "/notebook/kubeflow-user/alice-nb/api/terminals", None);
+        assert!(jupyter(&mut e, true));
+        assert_eq!(s(&e, "mlops.api").as_deref(), Some("terminals/create"));
+        let mut e = ev("GET", "/user/bob/api/kernels/k1/channels", None);
+        assert!(jupyter(&mut e, true));
+        assert_eq!(s(&e, "mlops.kernel.id").as_deref(), Some("k1"));
+        assert!(!jupyter(&mut ev("GET", "/notebook/x", None), true));
     }
 
     #[test]

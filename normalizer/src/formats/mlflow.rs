@@ -16,12 +16,12 @@ static HANDLER_ERROR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Error in 
 /// Security-relevant server messages.
 pub static MLFLOW_SERVER: NamedStep = NamedStep {
     name: "mlflow_server",
-    doc: "MLflow server messages: admin user creation (user.name), handler errors (error.type)",
+    doc: "MLflow server messages: admin user creation (user.target.name), handler errors (error.type)",
     run: |ctx| {
         let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
         if let Some(c) = ADMIN_CREATED.captures(&msg) {
             let m = c.get(1).expect("group");
-            ctx.event.set(f::USER_NAME, msg.slice_ref(m.as_str()));
+            ctx.event.set(f::USER_TARGET_NAME, msg.slice_ref(m.as_str()));
             ctx.event.set(f::EVENT_ACTION, "admin-user-created");
             ctx.event.set(f::EVENT_CATEGORY, schema::value::str_array(&["iam"]));
             ctx.event.set(f::EVENT_TYPE, schema::value::str_array(&["user", "creation"]));
@@ -85,7 +85,7 @@ mod tests {
     fn server_lines() {
         let e = parse("mlflow.server", "2026/11/30 00:32:28 INFO mlflow.server.auth: Created admin user 'admin'.").unwrap();
         assert_eq!(text(&e, "log.logger"), "mlflow.server.auth");
-        assert_eq!(text(&e, "user.name"), "admin");
+        assert_eq!(text(&e, "user.target.name"), "admin");
         let e = parse("mlflow.server", "[2026-11-30 00:32:29 +0000] [14264] [INFO] Starting gunicorn 26.2.0").unwrap();
         assert_eq!(text(&e, "process.pid"), "14264");
         assert_eq!(text(&e, "log.logger"), "gunicorn");

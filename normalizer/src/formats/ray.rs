@@ -17,7 +17,7 @@ static ACTOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"actor_name=_ray_in
 static RUNTIME_ENV: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""working_dir": "([^"]+)""#).unwrap());
 static DOWNLOAD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Downloading package from (\S+) to ").unwrap());
 static EVENT_JOB: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(Started|Completed|Stopped|Failed)? ?a ray job (\S+?)\.?(?: with a status (\w+))?\.?$").unwrap());
+    LazyLock::new(|| Regex::new(r"^(Started|Completed|Stopped|Failed)? ?a ray job (\S+?)\.?(?: with a status (\w+))?(?:\.|$)").unwrap());
 
 pub static RAY_LOG: NamedStep = NamedStep {
     name: "ray_log",

@@ -15,7 +15,9 @@ mod tests {
         assert_eq!(text(&e, "event.dataset"), "http.access");
         assert!(e.get("http.request.referrer").is_none(), "`-` is absent");
         let e = parse("combined", r#"10.0.0.1 - - [30/Nov/2026:10:15:02 +0000] "GET /x HTTP/1.1" 200 1 "-" "UA" "203.0.113.4, 10.0.0.1""#).unwrap();
-        assert_eq!(text(&e, "client.address"), "203.0.113.4, 10.0.0.1");
+        assert_eq!(text(&e, "client.address"), "203.0.113.4");
+        assert_eq!(text(&e, "client.ip"), "203.0.113.4");
+        assert!(e.get("client.domain").is_none());
         let e = parse("combined", r#"10.0.0.1 - - [30/Nov/2026:10:15:02 +0000] "\x16\x03\x01\x02\x00" 400 157 "-" "-""#).unwrap();
         assert_eq!(text(&e, "http.request.line"), r"\x16\x03\x01\x02\x00");
         let e = parse("common", r#"10.0.4.21 - jane [30/Nov/2026:10:15:02 +0000] "GET /predictions/fraud HTTP/1.1" 200 512"#).unwrap();
