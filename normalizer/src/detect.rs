@@ -6,6 +6,9 @@
 //! free-form server logs whose continuation lines do not parse on their
 //! own) and, when it has a `hint`, the hint matches at least half of the
 //! lines it parses (or the path matches its `path_hint`).
+//! A free-form format (`on_mismatch = "message"`) whose `path_hint` matches
+//! the file's path qualifies whatever it parses. Lines are parsed with each
+//! format's own patterns, including delegations, but not its fallbacks.
 //! Among qualifying formats the one whose `path_hint` matches the file's
 //! path wins, then the one parsing the most lines, then the higher
 //! priority. Formats that accept any text (`parser = "plain"`) are only
@@ -68,8 +71,10 @@ pub fn detect(reg: &Registry, lines: &[Str], path: Option<&str>, time: &TimeCont
         }
         .max(1);
         // A hint must fit most of what the format parses: an nginx log with
-        // a few MLflow requests stays a generic access log.
-        if matched < needed || (hinted != usize::MAX && hinted * 2 < matched) {
+        // a few MLflow requests stays a generic access log. A free-form log
+        // named like the format's files qualifies by its name alone.
+        let by_name = path_ok && fmt.on_mismatch == OnMismatch::Message;
+        if !by_name && (matched < needed || (hinted != usize::MAX && hinted * 2 < matched)) {
             continue;
         }
         let key = (path_ok, matched, fmt.priority, idx);

@@ -284,8 +284,8 @@ impl Format {
         self.reset_temps(scratch);
         match &alt.kind {
             AltKind::Delegate(_, idx) => {
-                if depth > 0 {
-                    return Err(Reject::new("delegation is one level deep"));
+                if depth > 1 {
+                    return Err(Reject::new("delegation is at most two levels deep"));
                 }
                 return reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out);
             }
