@@ -1,11 +1,13 @@
 //! `mlsoc normalize`: read inputs, normalize, write ECS NDJSON and
 //! dead-letter NDJSON.
 //!
-//! Inputs are processed in parallel (one worker per core, one input at a
-//! time per worker) and written in input order: each input streams its
-//! output through a small bounded channel, and the writer drains the
-//! channels in order. Memory stays bounded by (workers x channel size x
-//! chunk size), whatever the size of the inputs.
+//! Inputs are normalized in parallel (one worker per core, one input at a
+//! time per worker); batches of events are serialized by a pool of
+//! serializer threads, so that even a single large input uses every core;
+//! and output is written in input order: each input streams its batches
+//! through a small bounded channel, and the writer drains the channels in
+//! order, waiting for each batch's bytes. Memory stays bounded by
+//! (workers x channel size x batch size), whatever the size of the inputs.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -39,8 +41,15 @@ impl Input {
     }
 }
 
+/// Serialized output of one batch: (events NDJSON, dead letters NDJSON).
+type Serialized = (Vec<u8>, Vec<u8>);
+
+/// A batch of outputs to serialize, and where to send the bytes.
+type Job = (Vec<Output>, Sender<Serialized>);
+
 enum Msg {
-    Chunk { events: Vec<u8>, dead: Vec<u8>, progress: u64 },
+    /// The batch's bytes arrive on the receiver once a serializer is done.
+    Batch { bytes: Receiver<Serialized>, progress: u64 },
     Done(InputReport),
 }
 
@@ -82,7 +91,6 @@ struct Settings {
     max_document: usize,
 }
 
-const CHUNK_BYTES: usize = 256 * 1024;
 
 pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -166,6 +174,16 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
     std::thread::scope(|s| {
         let (work_tx, work_rx) = bounded::<(Input, Sender<Msg>)>(jobs);
         let (order_tx, order_rx) = bounded::<Receiver<Msg>>(jobs * 2);
+        let (ser_tx, ser_rx) = bounded::<Job>(jobs * 4);
+        for _ in 0..jobs {
+            let ser_rx = ser_rx.clone();
+            s.spawn(move || {
+                while let Ok((outs, reply)) = ser_rx.recv() {
+                    let _ = reply.send(serialize(outs));
+                }
+            });
+        }
+        drop(ser_rx);
         s.spawn(move || {
             for input in inputs {
                 let (tx, rx) = bounded(8);
@@ -176,18 +194,21 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
         });
         for _ in 0..jobs {
             let work_rx = work_rx.clone();
+            let ser_tx = ser_tx.clone();
             let (norm, settings) = (&norm, &settings);
             s.spawn(move || {
                 while let Ok((input, tx)) = work_rx.recv() {
-                    process(norm, settings, input, &tx);
+                    process(norm, settings, input, &tx, &ser_tx);
                 }
             });
         }
         drop(work_rx);
+        drop(ser_tx);
         'inputs: for rx in order_rx {
             for msg in rx {
                 match msg {
-                    Msg::Chunk { events, dead, progress: p } => {
+                    Msg::Batch { bytes, progress: p } => {
+                        let Ok((events, dead)) = bytes.recv() else { break 'inputs };
                         if write_error.is_none() {
                             if let Err(e) = events_out.write_all(&events).and_then(|()| dlq_out.write_all(&dead)) {
                                 write_error = Some(e);
@@ -272,55 +293,65 @@ fn summary_line(s: &Summary) -> String {
     )
 }
 
-struct Buffers {
-    events: Vec<u8>,
-    dead: Vec<u8>,
+struct Buffers<'a> {
     outs: Vec<Output>,
     report: InputReport,
     progress: u64,
+    serializers: &'a Sender<Job>,
 }
 
-impl Buffers {
-    fn drain(&mut self) {
-        for o in self.outs.drain(..) {
-            match o {
-                Output::Event(e) => {
-                    e.write_json(&mut self.events);
-                    self.events.push(b'\n');
-                    self.report.events += 1;
-                }
-                Output::Dead(d) => {
-                    serde_json::to_writer(&mut self.dead, &d).expect("Vec write");
-                    self.dead.push(b'\n');
-                    self.report.dead_letters += 1;
-                }
+const BATCH: usize = 512;
+
+fn serialize(outs: Vec<Output>) -> Serialized {
+    let mut events = Vec::with_capacity(outs.len() * 1024);
+    let mut dead = Vec::new();
+    for o in outs {
+        match o {
+            Output::Event(e) => {
+                e.write_json(&mut events);
+                events.push(b'\n');
+            }
+            Output::Dead(d) => {
+                serde_json::to_writer(&mut dead, &d).expect("Vec write");
+                dead.push(b'\n');
             }
         }
     }
+    (events, dead)
+}
 
-    /// Sends the buffered output when it is big enough (or when `force`).
+impl Buffers<'_> {
+    /// Hands the buffered outputs to a serializer when there are enough of
+    /// them (or when `force`); false when the writer has gone away.
     fn send(&mut self, tx: &Sender<Msg>, force: bool) -> bool {
-        self.drain();
-        if !force && self.events.len() + self.dead.len() < CHUNK_BYTES {
+        if !force && self.outs.len() < BATCH {
             return true;
         }
-        let msg = Msg::Chunk {
-            events: std::mem::replace(&mut self.events, Vec::with_capacity(CHUNK_BYTES + 4096)),
-            dead: std::mem::take(&mut self.dead),
-            progress: std::mem::take(&mut self.progress),
-        };
-        tx.send(msg).is_ok()
+        if self.outs.is_empty() && self.progress == 0 {
+            return true;
+        }
+        for o in &self.outs {
+            match o {
+                Output::Event(_) => self.report.events += 1,
+                Output::Dead(_) => self.report.dead_letters += 1,
+            }
+        }
+        let (reply, bytes) = bounded(1);
+        let outs = std::mem::replace(&mut self.outs, Vec::with_capacity(BATCH + 64));
+        if self.serializers.send((outs, reply)).is_err() {
+            return false;
+        }
+        tx.send(Msg::Batch { bytes, progress: std::mem::take(&mut self.progress) }).is_ok()
     }
 }
 
-fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg>) {
+fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg>, serializers: &Sender<Job>) {
     let name = input.name();
     let mut b = Buffers {
-        events: Vec::with_capacity(CHUNK_BYTES + 4096),
-        dead: Vec::new(),
-        outs: Vec::with_capacity(1024),
+        outs: Vec::with_capacity(BATCH + 64),
         report: InputReport { source: name.clone(), ..InputReport::default() },
         progress: 0,
+        serializers,
     };
     let (reader, framing, size, modified, kind) = match &input {
         Input::File(p) => match collector::open(p) {
@@ -370,7 +401,7 @@ fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg
                     Framing::Document => physical_lines(&line.bytes),
                 };
                 stream.push(raw(line, received), &mut b.outs);
-                if b.outs.len() >= 512 {
+                if b.outs.len() >= BATCH {
                     let off = splitter.offset();
                     if kind == "file" && size > 0 {
                         b.progress += off.saturating_sub(last_offset).min(size);
