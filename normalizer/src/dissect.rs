@@ -157,8 +157,18 @@ impl Dissect {
     pub fn matches(&self, line: &[u8], spans: &mut Vec<Option<Span>>) -> bool {
         spans.clear();
         spans.resize(self.names.len(), None);
-        if !line.starts_with(&self.prefix) {
-            return false;
+        match self.prefix[..] {
+            [] => {}
+            [c] => {
+                if line.first() != Some(&c) {
+                    return false;
+                }
+            }
+            _ => {
+                if !line.starts_with(&self.prefix) {
+                    return false;
+                }
+            }
         }
         let mut pos = self.prefix.len();
         let n = self.fields.len();
@@ -181,8 +191,12 @@ impl Dissect {
                 let Some(at) = found else { return false };
                 let mut next = pos + at + field.literal.len();
                 if field.padding {
-                    while line[next..].starts_with(&field.literal) {
-                        next += field.literal.len();
+                    if let [c] = field.literal[..] {
+                        next += line[next..].iter().take_while(|&&b| b == c).count();
+                    } else {
+                        while line[next..].starts_with(&field.literal) {
+                            next += field.literal.len();
+                        }
                     }
                 }
                 (pos + at, next)

@@ -665,7 +665,18 @@ fn to_value(v: &toml::Value) -> Result<Value, String> {
 
 fn compile_set(set: &BTreeMap<String, toml::Value>) -> Result<Vec<(FieldKey, Value)>, String> {
     set.iter()
-        .map(|(k, v)| Ok((FieldKey::new(k), to_value(v).map_err(|e| format!("set.{k}: {e}"))?)))
+        .map(|(k, v)| {
+            let key = FieldKey::new(k);
+            let mut value = to_value(v).map_err(|e| format!("set.{k}: {e}"))?;
+            // One-element arrays of ECS array fields are stored as the element
+            // (no allocation per event); they are still written as arrays.
+            if let (FieldKey::Known(id), Value::Array(items)) = (&key, &value) {
+                if id.def().array && items.len() == 1 {
+                    value = items[0].clone();
+                }
+            }
+            Ok((key, value))
+        })
         .collect()
 }
 

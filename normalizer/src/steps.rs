@@ -215,6 +215,15 @@ fn addr(ctx: &mut Ctx<'_>, s: Str, address: FieldId, ip_id: FieldId, port_id: Fi
     if t.is_empty() || t == "-" {
         return;
     }
+    // Fast path, the common `a.b.c.d:port`.
+    if let Some((h, p)) = t.rsplit_once(':') {
+        if let (Ok(ip), Ok(port)) = (h.parse::<std::net::Ipv4Addr>(), p.parse::<u16>()) {
+            ctx.event.set(ip_id, std::net::IpAddr::V4(ip));
+            ctx.event.set(address, s.slice_ref(h));
+            ctx.event.set(port_id, port as i64);
+            return;
+        }
+    }
     let (host, port) = if let Some(ip) = parse_ip(t) {
         ctx.event.set(ip_id, ip);
         (t, None)
@@ -274,21 +283,23 @@ fn request_line(ctx: &mut Ctx<'_>, s: Str) {
 /// logged (not percent-decoded): detections see what the client sent.
 pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
     let mut rest: &str = s;
-    if let Some(i) = rest.find('#') {
+    if let Some(i) = memchr::memchr(b'#', rest.as_bytes()) {
         let frag = &rest[i + 1..];
         if !frag.is_empty() {
             ctx.event.set(f::URL_FRAGMENT, s.slice_ref(frag));
         }
         rest = &rest[..i];
     }
-    if let Some(i) = rest.find('?') {
+    if let Some(i) = memchr::memchr(b'?', rest.as_bytes()) {
         let q = &rest[i + 1..];
         if !q.is_empty() {
             ctx.event.set(f::URL_QUERY, s.slice_ref(q));
         }
         rest = &rest[..i];
     }
-    if let Some(scheme_end) = rest.find("://").filter(|&i| i > 0 && rest[..i].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')) {
+    // Origin-form targets ("/path") are the common case; only others can be absolute URLs.
+    let absolute = if rest.starts_with('/') { None } else { rest.find("://") };
+    if let Some(scheme_end) = absolute.filter(|&i| i > 0 && rest[..i].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')) {
         ctx.event.set(f::URL_SCHEME, s.slice_ref(&rest[..scheme_end]));
         let after = &rest[scheme_end + 3..];
         let (authority, path) = match after.find('/') {
@@ -310,8 +321,11 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
     }
     if !rest.is_empty() {
         ctx.event.set(f::URL_PATH, s.slice_ref(rest));
-        let last = rest.rsplit('/').next().unwrap_or("");
-        if let Some(dot) = last.rfind('.') {
+        let last = match memchr::memrchr(b'/', rest.as_bytes()) {
+            Some(i) => &rest[i + 1..],
+            None => rest,
+        };
+        if let Some(dot) = memchr::memrchr(b'.', last.as_bytes()) {
             let ext = &last[dot + 1..];
             if !ext.is_empty() && dot > 0 && ext.len() <= 16 && ext.bytes().all(|c| c.is_ascii_alphanumeric()) {
                 ctx.event.set(f::URL_EXTENSION, s.slice_ref(ext));

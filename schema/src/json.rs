@@ -283,7 +283,16 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
         comma(level, out);
         write_str(leaf, out);
         out.push(b':');
+        // ECS array fields are arrays in the document even when one value
+        // is stored as a scalar.
+        let wrap = matches!(key, FieldKey::Known(id) if id.def().array) && !matches!(value, Value::Array(_));
+        if wrap {
+            out.push(b'[');
+        }
         write_value(value, out);
+        if wrap {
+            out.push(b']');
+        }
         level.last_key = leaf;
     }
     for _ in 1..stack.len() {
@@ -468,6 +477,15 @@ mod tests {
                 "url": {"path": "/x", "query": "a=\"b\"\n"}
             })
         );
+    }
+
+    #[test]
+    fn ecs_array_fields_are_written_as_arrays() {
+        let mut e = Event::new();
+        e.set(f::EVENT_CATEGORY, "web");
+        e.set(f::EVENT_TYPE, crate::value::str_array(&["user", "creation"]));
+        e.set(f::EVENT_KIND, "event");
+        assert_eq!(to_json(&e), json!({"event": {"category": ["web"], "type": ["user", "creation"], "kind": "event"}}));
     }
 
     #[test]

@@ -192,7 +192,12 @@ impl From<Vec<Value>> for Value {
     }
 }
 
-/// Builds an array of static strings (`event.category`, `event.type`).
-pub fn str_array(items: &[&'static str]) -> Value {
-    Value::Array(items.iter().map(|s| Value::Str(Str::from_static(s))).collect())
+/// Builds an array of static strings (`event.category`, `event.type`). A
+/// single item is stored as a plain string (no allocation): fields that ECS
+/// defines as arrays are written as arrays whatever their stored form.
+pub fn str_array(items: &'static [&'static str]) -> Value {
+    match items {
+        [one] => Value::Str(Str::from_static(one)),
+        _ => Value::Array(items.iter().map(|s| Value::Str(Str::from_static(s))).collect()),
+    }
 }

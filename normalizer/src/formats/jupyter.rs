@@ -34,7 +34,7 @@ static MESSAGES: LazyLock<Vec<(Regex, &'static str, Option<schema::FieldId>)>> =
 
 fn web(ev: &mut schema::Event, ty: &'static str) {
     ev.set(f::EVENT_CATEGORY, schema::value::str_array(&["web"]));
-    ev.set(f::EVENT_TYPE, schema::value::str_array(&[ty]));
+    ev.set(f::EVENT_TYPE, ty);
 }
 
 pub static JUPYTER: NamedStep = NamedStep {

@@ -84,7 +84,7 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
     run: |ctx| {
         let ev = &mut ctx.event;
         let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
-        ev.set(f::EVENT_TYPE, schema::value::str_array(&[verb_type(&verb)]));
+        ev.set(f::EVENT_TYPE, verb_type(&verb));
         let group = get_path(ev, "kubernetes.audit.objectRef.apiGroup");
         let resource = ev.get_str(f::ORCHESTRATOR_RESOURCE_TYPE).unwrap_or("").to_string();
         let component = match group.as_deref() {

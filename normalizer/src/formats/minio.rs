@@ -14,7 +14,7 @@ pub static MINIO_AUDIT: NamedStep = NamedStep {
             ev.set(f::EVENT_OUTCOME, if code < 400 { "success" } else { "failure" });
         }
         let action = get(ev, f::EVENT_ACTION).unwrap_or_default();
-        ev.set(f::EVENT_TYPE, schema::value::str_array(&[super::cloudtrail::action_type(&action)]));
+        ev.set(f::EVENT_TYPE, super::cloudtrail::action_type(&action));
         if let Some(host) = get_path(ev, "minio.audit.remotehost") {
             let h = host.rsplit_once(':').filter(|(a, p)| !a.contains(':') && p.bytes().all(|c| c.is_ascii_digit())).map_or(&*host, |(a, _)| a);
             match crate::convert::parse_ip(h) {

@@ -79,7 +79,7 @@ pub static RAY_EVENT: NamedStep = NamedStep {
                 _ => ("job-completed", "end"),
             };
             ctx.event.set(f::EVENT_ACTION, action);
-            ctx.event.set(f::EVENT_TYPE, schema::value::str_array(&[ty]));
+            ctx.event.set(f::EVENT_TYPE, ty);
             if let Some(status) = c.get(3) {
                 let status = Str::from(status.as_str());
                 ctx.event.set(
