@@ -89,10 +89,18 @@ struct Alt {
 
 #[derive(Debug)]
 struct JsonBody {
-    require: Vec<(String, Regex)>,
+    /// Every path the format reads, pulled out in one pass.
+    trie: schema::json::PathTrie,
+    /// The same paths, shared by every kept document.
+    asked: std::sync::Arc<schema::rawjson::Asked>,
+    /// (path index, regex).
+    require: Vec<(usize, Regex)>,
     explode: Option<String>,
     keep: Option<String>,
-    fields: Vec<(FieldKey, FieldType, bool, String)>,
+    /// (field, type, keep arrays, path index).
+    fields: Vec<(FieldKey, FieldType, bool, usize)>,
+    /// Path index of the timestamp.
+    timestamp: Option<usize>,
 }
 
 /// A parser written in code (syslog).
@@ -120,7 +128,8 @@ impl std::fmt::Debug for Body {
 enum TsSrc {
     Temp(usize),
     Field(FieldKey),
-    Json(String),
+    /// A path of a JSON format (its index is in the JSON body).
+    Json,
 }
 
 #[derive(Debug)]
@@ -362,7 +371,7 @@ impl Format {
             let raw = match &rule.src {
                 TsSrc::Temp(i) => ctx.temps[*i].clone(),
                 TsSrc::Field(k) => ctx.event.get(k.name()).and_then(|v| v.to_text().map(|c| Str::from(c.as_ref()))),
-                TsSrc::Json(_) => None,
+                TsSrc::Json => None,
             };
             if let Some(raw) = raw {
                 self.apply_timestamp(ctx, rule, &raw)?;
@@ -429,11 +438,9 @@ impl Format {
             let member = j.explode.as_deref().unwrap_or("");
             let start = out.len();
             for (i, item) in items.iter().enumerate() {
-                let doc = schema::json::parse_slice(text, item).map_err(|e| Reject::new(e.to_string()))?;
-                let original = text.slice_ref(item);
-                match self.map_json(j, doc, time, scratch) {
+                match self.map_json(j, text, item, time, scratch) {
                     Ok(mut ev) => {
-                        ev.set(f::EVENT_ORIGINAL, original);
+                        ev.set(f::EVENT_ORIGINAL, text.slice_ref(item));
                         ev.set(f::EVENT_SEQUENCE, i as i64);
                         out.push(ev);
                     }
@@ -448,41 +455,56 @@ impl Format {
         if !trimmed.starts_with('{') {
             return Err(Reject::new("not a JSON object"));
         }
-        let doc = schema::json::parse_value(text).map_err(|e| Reject::new(e.to_string()))?;
-        let ev = self.map_json(j, doc, time, scratch)?;
+        let ev = self.map_json(j, text, text, time, scratch)?;
         out.push(ev);
         Ok(())
     }
 
-    fn map_json(&self, j: &JsonBody, doc: Value, time: &TimeContext, scratch: &mut Scratch) -> Result<Event, Reject> {
-        if !matches!(doc, Value::Object(_)) {
-            return Err(Reject::new("not a JSON object"));
-        }
-        for (path, re) in &j.require {
-            let ok = doc.at(path).and_then(Value::to_text).is_some_and(|t| re.is_match(&t));
+    /// Maps one JSON object (`part`, a slice of `text`) to an event.
+    fn map_json(&self, j: &JsonBody, text: &Str, part: &str, time: &TimeContext, scratch: &mut Scratch) -> Result<Event, Reject> {
+        let merge = j.keep.as_deref() == Some("");
+        let (vals, whole) = if merge {
+            // ECS documents are merged field by field: build the whole tree.
+            let doc = schema::json::parse_slice(text, part).map_err(|e| Reject::new(e.to_string()))?;
+            if !matches!(doc, Value::Object(_)) {
+                return Err(Reject::new("not a JSON object"));
+            }
+            let vals = j.trie.paths().iter().map(|p| doc.at(p).cloned()).collect();
+            (vals, Some(doc))
+        } else {
+            let vals = schema::json::extract(text, part, &j.trie).map_err(|e| match e {
+                schema::json::JsonError::NotAnObject(_) => Reject::new("not a JSON object"),
+                other => Reject::new(other.to_string()),
+            })?;
+            (vals, None)
+        };
+        let paths = j.trie.paths();
+        for (idx, re) in &j.require {
+            let ok = vals[*idx].as_ref().and_then(Value::to_text).is_some_and(|t| re.is_match(&t));
             if !ok {
-                return Err(Reject::new(format!("`{path}` is missing or does not match `{}`", re.as_str())));
+                return Err(Reject::new(format!("`{}` is missing or does not match `{}`", paths[*idx], re.as_str())));
             }
         }
         self.reset_temps(scratch);
         let mut ctx = Ctx::new(time, &mut scratch.temps);
-        for (key, ty, array, path) in &j.fields {
-            if let Some(v) = doc.at(path).and_then(|v| json_to_value(v, *ty, *array)) {
+        for (key, ty, array, idx) in &j.fields {
+            if let Some(v) = vals[*idx].as_ref().and_then(|v| json_to_value(v, *ty, *array)) {
                 ctx.event.insert(key.clone(), v);
             }
         }
-        if let Some(rule) = &self.timestamp {
-            if let TsSrc::Json(path) = &rule.src {
-                if let Some(raw) = doc.at(path).and_then(Value::to_text) {
-                    let raw = raw.into_owned();
-                    self.apply_timestamp(&mut ctx, rule, &raw)?;
-                }
+        if let (Some(rule), Some(idx)) = (&self.timestamp, j.timestamp) {
+            if let Some(raw) = vals[idx].as_ref().and_then(Value::to_text) {
+                let raw = raw.into_owned();
+                self.apply_timestamp(&mut ctx, rule, &raw)?;
             }
         }
-        match j.keep.as_deref() {
-            Some("") => merge_top_level(&mut ctx.event, doc),
-            Some(path) => ctx.event.insert(path, doc),
-            None => {}
+        match (j.keep.as_deref(), whole) {
+            (Some(""), Some(doc)) => merge_top_level(&mut ctx.event, doc),
+            (Some(path), _) => {
+                let doc = schema::rawjson::RawJson::new(text.slice_ref(part), j.asked.clone(), vals);
+                ctx.event.insert(path, Value::Json(std::sync::Arc::new(doc)));
+            }
+            (None, _) => {}
         }
         self.finish(&mut ctx, &[], &[])?;
         Ok(ctx.event)
@@ -492,6 +514,12 @@ impl Format {
 /// The raw JSON text of each element of `member` when the document has that
 /// member as an array.
 fn explode_items<'t>(text: &'t str, member: &str) -> Result<Option<Vec<&'t str>>, Reject> {
+    // Most records are single events: look for the member's name before
+    // parsing the document's top level.
+    let quoted = [b"\"", member.as_bytes(), b"\""].concat();
+    if memchr::memmem::find(text.as_bytes(), &quoted).is_none() {
+        return Ok(None);
+    }
     #[derive(Deserialize)]
     struct Top<'a>(#[serde(borrow)] BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>);
     let top: Top<'t> = serde_json::from_str(text).map_err(|e| Reject::new(format!("invalid JSON: {e}")))?;
@@ -732,10 +760,20 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             },
         }
     } else if let Some(j) = &spec.json {
+        // Every path the format reads: requirements, mappings, the timestamp
+        // and the paths its steps read inside the kept document.
+        let mut paths: Vec<String> = Vec::new();
+        let index = |p: &str, paths: &mut Vec<String>| match paths.iter().position(|q| q == p) {
+            Some(i) => i,
+            None => {
+                paths.push(p.to_string());
+                paths.len() - 1
+            }
+        };
         let require = j
             .require
             .iter()
-            .map(|(p, r)| Ok((p.clone(), regex(&format!("json.require.{p}"), r)?)))
+            .map(|(p, r)| Ok((index(p, &mut paths), regex(&format!("json.require.{p}"), r)?)))
             .collect::<Result<Vec<_>, String>>()?;
         let fields = j
             .fields
@@ -747,13 +785,30 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                     FieldKey::Custom(_) => (FieldType::Keyword, false),
                 };
                 // `path[]` keeps every element of an array, whatever the field.
-                match path.strip_suffix("[]") {
-                    Some(p) => (key, ty, true, p.to_string()),
-                    None => (key, ty, array, path.clone()),
-                }
+                let (path, array) = match path.strip_suffix("[]") {
+                    Some(p) => (p, true),
+                    None => (path.as_str(), array),
+                };
+                (key, ty, array, index(path, &mut paths))
             })
             .collect();
-        Body::Json(JsonBody { require, explode: j.explode.clone(), keep: j.keep.clone(), fields })
+        let timestamp = spec.timestamp.as_ref().map(|t| index(&t.field, &mut paths));
+        if let Some(keep) = j.keep.as_deref().filter(|k| !k.is_empty()) {
+            let prefix = format!("{keep}.");
+            for step in &spec.enrich {
+                if let Some(named) = named_steps().iter().find(|n| n.name == step.trim()) {
+                    for p in named.paths {
+                        if let Some(rest) = p.strip_prefix(&prefix) {
+                            index(rest, &mut paths);
+                        }
+                    }
+                }
+            }
+        }
+        let trie = schema::json::PathTrie::new(paths.iter().map(String::as_str));
+        debug_assert_eq!(trie.paths(), &paths[..]);
+        let asked = std::sync::Arc::new(schema::rawjson::Asked::new(paths.clone()));
+        Body::Json(JsonBody { trie, asked, require, explode: j.explode.clone(), keep: j.keep.clone(), fields, timestamp })
     } else {
         let mut alts = Vec::new();
         for (i, p) in spec.pattern.iter().enumerate() {
@@ -775,7 +830,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             let zone = ts.timezone.as_deref().map(Zone::parse).transpose()?;
             let src = if matches!(body, Body::Json(_)) {
-                TsSrc::Json(ts.field.clone())
+                TsSrc::Json
             } else {
                 match source(&ts.field, &mut temps) {
                     Src::Temp(i) => TsSrc::Temp(i),

@@ -28,6 +28,9 @@ pub struct NamedStep {
     pub name: &'static str,
     /// One line for `mlsoc formats --steps` and the docs.
     pub doc: &'static str,
+    /// Event paths inside kept JSON documents the step reads, so JSON
+    /// formats extract them up front instead of parsing whole documents.
+    pub paths: &'static [&'static str],
     pub run: fn(&mut Ctx<'_>) -> Result<(), Reject>,
 }
 

@@ -144,12 +144,17 @@ impl Event {
         }
         for (k, v) in &self.fields {
             let name = k.name();
-            if name == path {
-                return Some(v);
+            if let FieldKey::Custom(_) = k {
+                if name == path {
+                    return Some(v);
+                }
             }
-            if let Some(rest) = strip_segment_prefix(path, name) {
-                if let Some(found) = walk(v, rest) {
-                    return Some(found);
+            // Only objects and documents have paths below them.
+            if matches!(v, Value::Object(_) | Value::Json(_) | Value::Array(_)) {
+                if let Some(rest) = strip_segment_prefix(path, name) {
+                    if let Some(found) = walk(v, rest) {
+                        return Some(found);
+                    }
                 }
             }
         }
@@ -227,13 +232,20 @@ impl Event {
 /// If `path` is `prefix` followed by `.` and more, the rest after the dot.
 #[inline]
 pub(crate) fn strip_segment_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
-    let rest = path.strip_prefix(prefix)?;
-    rest.strip_prefix('.')
+    // The dot after the prefix is checked first: most keys fail there
+    // without comparing the prefix itself.
+    if path.as_bytes().get(prefix.len()) != Some(&b'.') || !path.starts_with(prefix) {
+        return None;
+    }
+    Some(&path[prefix.len() + 1..])
 }
 
 /// Walks a dotted path through object members (keys may themselves contain
 /// dots, so every split point is tried, longest key first).
 fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    if let Value::Json(doc) = v {
+        return doc.at(path);
+    }
     let Value::Object(members) = v else { return None };
     for (k, child) in members {
         if **k == *path {
@@ -264,6 +276,11 @@ fn walk_all<'a>(v: &'a Value, path: &str, f: &mut dyn FnMut(&'a Value)) {
                 walk_all(item, path, f);
             }
         }
+        Value::Json(doc) => match doc.at(path) {
+            // An extracted value, or a path without arrays on the way.
+            Some(found) => leaves(found, f),
+            None => walk_all(doc.tree(), path, f),
+        },
         _ => {}
     }
 }
@@ -275,6 +292,7 @@ fn leaves<'a>(v: &'a Value, f: &mut dyn FnMut(&'a Value)) {
                 leaves(item, f);
             }
         }
+        Value::Json(doc) => leaves(doc.tree(), f),
         other => f(other),
     }
 }

@@ -96,7 +96,7 @@ pub(crate) fn kind_name(v: &Value) -> &'static str {
         Value::Int(_) | Value::Float(_) => "a number",
         Value::Str(_) | Value::Ip(_) | Value::Time(_) => "a string",
         Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Value::Object(_) | Value::Json(_) => "an object",
     }
 }
 
@@ -194,6 +194,207 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
     fn visit_str<E>(self, v: &str) -> Result<Str, E> {
         Ok(Str::from(v))
+    }
+}
+
+// ------------------------------------------------------------- extraction
+
+/// The set of dotted paths to pull out of a document in one pass.
+#[derive(Debug, Clone, Default)]
+pub struct PathTrie {
+    nodes: Vec<TrieNode>,
+    paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TrieNode {
+    children: Vec<(Box<str>, usize)>,
+    /// Index of the path ending here.
+    terminal: Option<usize>,
+    /// Every path ending at or under this node, with its rest below it.
+    below: Vec<(usize, String)>,
+}
+
+impl PathTrie {
+    pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> PathTrie {
+        let mut t = PathTrie { nodes: vec![TrieNode::default()], paths: Vec::new() };
+        for p in paths {
+            if p.is_empty() || t.paths.iter().any(|q| q == p) {
+                continue;
+            }
+            let mut node = 0;
+            for seg in p.split('.') {
+                node = match t.nodes[node].children.iter().find(|(k, _)| &**k == seg) {
+                    Some((_, c)) => *c,
+                    None => {
+                        t.nodes.push(TrieNode::default());
+                        let c = t.nodes.len() - 1;
+                        t.nodes[node].children.push((seg.into(), c));
+                        c
+                    }
+                };
+            }
+            t.nodes[node].terminal = Some(t.paths.len());
+            t.paths.push(p.to_string());
+        }
+        for n in 0..t.nodes.len() {
+            let mut below = Vec::new();
+            t.under(n, &mut String::new(), &mut below);
+            t.nodes[n].below = below;
+        }
+        t
+    }
+
+    /// The paths, in the order their values are returned.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// Paths ending at or under a node, with their suffix below it.
+    fn under(&self, node: usize, prefix: &mut String, out: &mut Vec<(usize, String)>) {
+        if let Some(t) = self.nodes[node].terminal {
+            out.push((t, prefix.clone()));
+        }
+        for (k, c) in &self.nodes[node].children {
+            let len = prefix.len();
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(k);
+            self.under(*c, prefix, out);
+            prefix.truncate(len);
+        }
+    }
+}
+
+/// Parses `part` (a sub-slice of `src`, or `src` itself) as a JSON object,
+/// checking its syntax, and returns the value of each path of the trie
+/// (`None` when absent). Only the values on the paths are built; the rest
+/// of the document is skipped without allocating.
+pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Vec<Option<Value>>, JsonError> {
+    let mut out = vec![None; trie.paths.len()];
+    let mut de = serde_json::Deserializer::from_str(part);
+    let is_object = part.trim_start().starts_with('{');
+    if !is_object {
+        // Still check the syntax, for a precise error.
+        serde::de::IgnoredAny::deserialize(&mut de)?;
+        de.end()?;
+        return Err(JsonError::NotAnObject("not an object"));
+    }
+    ExtractSeed { src, trie, node: 0, out: &mut out }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+use serde::Deserialize as _;
+
+struct ExtractSeed<'s, 'o> {
+    src: &'s Str,
+    trie: &'s PathTrie,
+    node: usize,
+    out: &'o mut Vec<Option<Value>>,
+}
+
+impl ExtractSeed<'_, '_> {
+    /// A whole value was built at this node: fill every path at or under it.
+    fn fill(&mut self, v: Value) {
+        let below = &self.trie.nodes[self.node].below;
+        if let [(idx, rest)] = &below[..] {
+            if rest.is_empty() {
+                self.out[*idx] = Some(v);
+                return;
+            }
+        }
+        for (idx, rest) in below {
+            if let Some(found) = v.at(rest) {
+                self.out[*idx] = Some(found.clone());
+            }
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ExtractSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ExtractSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, seq: A) -> Result<(), A::Error> {
+        // A path runs through an array: build the array, then look inside.
+        let v = ValueSeed { src: self.src }.visit_seq(seq)?;
+        self.fill(v);
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let node = &self.trie.nodes[self.node];
+        while let Some(key) = map.next_key_seed(CowKey)? {
+            match node.children.iter().find(|(k, _)| **k == *key) {
+                Some(&(_, child)) => {
+                    let c = &self.trie.nodes[child];
+                    if c.terminal.is_some() {
+                        // Wanted whole (and possibly paths below it too).
+                        let v = map.next_value_seed(ValueSeed { src: self.src })?;
+                        let mut sub = ExtractSeed { src: self.src, trie: self.trie, node: child, out: &mut *self.out };
+                        sub.fill(v);
+                    } else {
+                        map.next_value_seed(ExtractSeed { src: self.src, trie: self.trie, node: child, out: &mut *self.out })?;
+                    }
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An object key as a borrowed string when it has no escapes: keys that
+/// are only compared cost no copy.
+struct CowKey;
+
+impl<'de> DeserializeSeed<'de> for CowKey {
+    type Value = std::borrow::Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CowKey {
+    type Value = std::borrow::Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_owned()))
     }
 }
 
@@ -419,6 +620,16 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
+        Value::Json(doc) => {
+            let text = doc.text().trim();
+            // The text is valid JSON; written as is unless it spans lines
+            // (pretty-printed documents), which NDJSON cannot hold.
+            if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() {
+                out.extend_from_slice(text.as_bytes());
+            } else {
+                write_value(doc.tree(), out);
+            }
+        }
         Value::Object(members) => {
             out.push(b'{');
             for (i, (k, item)) in members.iter().enumerate() {
@@ -522,6 +733,57 @@ mod tests {
         assert!(err.to_string().contains("EOF"), "{err}");
         let deep = "[".repeat(100_000);
         assert!(parse_value(&Str::from(deep)).is_err(), "deep nesting is refused, not a stack overflow");
+    }
+
+    #[test]
+    fn extraction_takes_only_the_paths_asked_for() {
+        let src = Str::from(
+            r#"{"verb":"create","user":{"username":"alice","groups":["a","b"]},"objectRef":{"resource":"pods","name":"x"},"sourceIPs":["10.0.0.1","10.0.0.2"],"big":{"deep":[1,2,{"x":"y"}]},"spec":{"containers":[{"image":"i1"},{"image":"i2"}]},"weird\"key":1}"#,
+        );
+        let trie = PathTrie::new(["verb", "user.username", "user.groups", "objectRef", "objectRef.name", "sourceIPs", "missing.path", "spec.containers.1.image", "spec.containers"]);
+        let got = extract(&src, &src, &trie).unwrap();
+        let text = |i: usize| got[i].as_ref().map(|v| {
+            let mut o = Vec::new();
+            write_value(v, &mut o);
+            String::from_utf8(o).unwrap()
+        });
+        assert_eq!(text(0).as_deref(), Some(r#""create""#));
+        assert_eq!(text(1).as_deref(), Some(r#""alice""#));
+        assert_eq!(text(2).as_deref(), Some(r#"["a","b"]"#));
+        assert_eq!(text(3).as_deref(), Some(r#"{"resource":"pods","name":"x"}"#));
+        assert_eq!(text(4).as_deref(), Some(r#""x""#));
+        assert_eq!(text(5).as_deref(), Some(r#"["10.0.0.1","10.0.0.2"]"#));
+        assert_eq!(text(6), None);
+        assert_eq!(text(7).as_deref(), Some(r#""i2""#));
+        assert_eq!(text(8).as_deref(), Some(r#"[{"image":"i1"},{"image":"i2"}]"#));
+        assert!(extract(&src, &src[..src.len() - 2], &trie).is_err(), "truncated documents are refused");
+        assert!(matches!(extract(&src, "[1]", &trie), Err(JsonError::NotAnObject(_))));
+    }
+
+    #[test]
+    fn raw_documents_answer_paths_and_write_back_their_text() {
+        use crate::rawjson::RawJson;
+        let text = Str::from(r#"{"a":{"b":1},"c":[{"d":"x"},{"d":"y"}]}"#);
+        let trie = PathTrie::new(["a.b"]);
+        let found = extract(&text, &text, &trie).unwrap();
+        let asked = std::sync::Arc::new(crate::rawjson::Asked::new(trie.paths().to_vec()));
+        let doc = std::sync::Arc::new(RawJson::new(text.clone(), asked, found));
+        let mut e = Event::new();
+        e.insert("vendor.doc", Value::Json(doc.clone()));
+        assert_eq!(e.get("vendor.doc.a.b").and_then(Value::as_i64), Some(1));
+        assert!(!doc.is_parsed(), "an extracted path needs no parse");
+        let mut ds = Vec::new();
+        e.for_each_value("vendor.doc.c.d", &mut |v| ds.push(v.as_str().unwrap().to_string()));
+        assert_eq!(ds, ["x", "y"]);
+        assert!(doc.is_parsed(), "other paths parse the document once");
+        let asked = RawJson::new(text.clone(), std::sync::Arc::new(crate::rawjson::Asked::new(vec!["x.y".to_string()])), vec![None]);
+        assert_eq!(asked.at("x.y.z"), None);
+        assert!(!asked.is_parsed(), "a path looked for and not found is known absent");
+        assert_eq!(e.to_json_string(), r#"{"vendor":{"doc":{"a":{"b":1},"c":[{"d":"x"},{"d":"y"}]}}}"#);
+        let pretty = RawJson::unparsed(Str::from("{\n  \"a\": 1\n}"));
+        let mut out = Vec::new();
+        write_value(&Value::Json(std::sync::Arc::new(pretty)), &mut out);
+        assert_eq!(out, br#"{"a":1}"#, "multi-line documents are compacted for NDJSON");
     }
 
     #[test]

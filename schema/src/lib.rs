@@ -17,6 +17,7 @@ pub mod event;
 pub mod field;
 pub mod json;
 pub mod raw;
+pub mod rawjson;
 pub mod text;
 pub mod time;
 pub mod value;

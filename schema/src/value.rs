@@ -4,6 +4,7 @@
 //! original line, so a parser hands out field values without allocating.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub use crate::text::Str;
 
@@ -23,9 +24,10 @@ pub enum Value {
     Ip(IpAddr),
     Time(Timestamp),
     Array(Vec<Value>),
-    /// A JSON object kept as a tree (vendor documents such as a Kubernetes
-    /// `requestObject`); keys keep their input order.
+    /// A JSON object kept as a tree; keys keep their input order.
     Object(Vec<(ObjectKey, Value)>),
+    /// A JSON document kept as text, parsed on demand (see `rawjson`).
+    Json(Arc<crate::rawjson::RawJson>),
 }
 
 impl Value {
@@ -78,6 +80,7 @@ impl Value {
     pub fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(a) => Some(a),
+            Value::Json(doc) => doc.tree().as_array(),
             _ => None,
         }
     }
@@ -85,7 +88,16 @@ impl Value {
     pub fn as_object(&self) -> Option<&[(ObjectKey, Value)]> {
         match self {
             Value::Object(o) => Some(o),
+            Value::Json(doc) => doc.tree().as_object(),
             _ => None,
+        }
+    }
+
+    /// The value itself, or the parsed tree of a kept JSON document.
+    pub fn resolved(&self) -> &Value {
+        match self {
+            Value::Json(doc) => doc.tree(),
+            other => other,
         }
     }
 
@@ -113,6 +125,7 @@ impl Value {
                 let (head, rest) = path.split_once('.').unwrap_or((path, ""));
                 items.get(head.parse::<usize>().ok()?)?.at(rest)
             }
+            Value::Json(doc) => doc.at(path),
             _ => None,
         }
     }
@@ -133,7 +146,7 @@ impl Value {
             Value::Float(f) => Some(Cow::Owned(f.to_string())),
             Value::Ip(ip) => Some(Cow::Owned(ip.to_string())),
             Value::Time(t) => Some(Cow::Owned(t.to_rfc3339())),
-            Value::Null | Value::Array(_) | Value::Object(_) => None,
+            Value::Null | Value::Array(_) | Value::Object(_) | Value::Json(_) => None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub(crate) fn action_type(name: &str) -> &'static str {
 pub static CLOUDTRAIL: NamedStep = NamedStep {
     name: "cloudtrail",
     doc: "CloudTrail: outcome from errorCode, event.type from the action, user name from the identity, ML component from the event source (s3, bedrock, sagemaker)",
+    paths: &["aws.cloudtrail.responseElements.ConsoleLogin", "aws.cloudtrail.requestParameters.modelId", "aws.cloudtrail.requestParameters.modelName", "aws.cloudtrail.requestParameters.endpointName", "aws.cloudtrail.requestParameters.modelPackageGroupName", "aws.cloudtrail.userIdentity.sessionContext.sessionIssuer.userName", "aws.cloudtrail.userIdentity.type"],
     run: |ctx| {
         let ev = &mut ctx.event;
         // Failed console sign-ins carry no errorCode: the failure is in

@@ -25,9 +25,18 @@ fn find<'v>(doc: &'v Value, keys: &[&str]) -> Option<&'v Value> {
     keys.iter().find_map(|k| doc.at(k))
 }
 
+#[cfg(test)]
+#[test]
+fn declared_paths_cover_the_keys() {
+    for k in TIME_KEYS.iter().chain(MESSAGE_KEYS).chain(LEVEL_KEYS).chain(LOGGER_KEYS).chain(ERROR_KEYS) {
+        assert!(JSON_COMMON.paths.contains(&format!("json.{k}").as_str()), "{k}");
+    }
+}
+
 pub static JSON_COMMON: NamedStep = NamedStep {
     name: "json_common",
     doc: "Generic JSON: @timestamp, message, log.level, log.logger and error.message from common keys of the document kept under json.*",
+    paths: &["json.@timestamp", "json.timestamp", "json.time", "json.ts", "json.date", "json.datetime", "json.eventTime", "json.event_time", "json.asctime", "json.t", "json.message", "json.msg", "json.log", "json.text", "json.level", "json.severity", "json.levelname", "json.lvl", "json.loglevel", "json.log.level", "json.logger", "json.logger_name", "json.log.logger", "json.error", "json.err", "json.exception"],
     run: |ctx| {
         let Some(doc) = ctx.event.get("json").cloned() else { return Ok(()) };
         if let Some(t) = find(&doc, TIME_KEYS) {

@@ -40,6 +40,7 @@ fn web(ev: &mut schema::Event, ty: &'static str) {
 pub static JUPYTER: NamedStep = NamedStep {
     name: "jupyter",
     doc: "Jupyter Server messages: access lines, request errors, kernel/terminal/contents activity",
+    paths: &[],
     run: |ctx| {
         let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
         let ev = &mut ctx.event;

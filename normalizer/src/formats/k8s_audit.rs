@@ -81,6 +81,7 @@ fn scan(v: &Value, depth: usize, out: &mut Scan) {
 pub static K8S_AUDIT: NamedStep = NamedStep {
     name: "k8s_audit",
     doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images, privileged containers, storage URIs and job command lines (RayJob, Argo) from the request object",
+    paths: &["kubernetes.audit.objectRef.apiGroup", "kubernetes.audit.objectRef.subresource", "kubernetes.audit.requestObject"],
     run: |ctx| {
         let ev = &mut ctx.event;
         let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();

@@ -8,6 +8,7 @@ use crate::steps::NamedStep;
 pub static MINIO_AUDIT: NamedStep = NamedStep {
     name: "minio_audit",
     doc: "MinIO audit: outcome from the status code, event.type from the API name, client address from remotehost, server host and port, duration",
+    paths: &["minio.audit.remotehost", "minio.audit.requestHost", "minio.audit.api.timeToResponse"],
     run: |ctx| {
         let ev = &mut ctx.event;
         if let Some(code) = ev.get_i64(f::HTTP_RESPONSE_STATUS_CODE) {

@@ -480,36 +480,43 @@ fn step1(recognize: fn(&mut Event) -> bool) -> impl Fn(&mut Ctx<'_>) -> Result<(
 pub static MLFLOW: NamedStep = NamedStep {
     name: "mlflow",
     doc: "MLflow REST API: mlops.api, run/experiment/model/version/alias/artifact path from the URL",
+    paths: &[],
     run: |ctx| step(mlflow)(ctx),
 };
 pub static JUPYTER: NamedStep = NamedStep {
     name: "jupyter_api",
     doc: "Jupyter Server API: mlops.api, kernel/session ids, terminal names, contents paths from the URL",
+    paths: &[],
     run: |ctx| step(jupyter)(ctx),
 };
 pub static RAY: NamedStep = NamedStep {
     name: "ray_api",
     doc: "Ray dashboard and Jobs API: mlops.api, job submission id from the URL",
+    paths: &[],
     run: |ctx| step(ray)(ctx),
 };
 pub static TORCHSERVE: NamedStep = NamedStep {
     name: "torchserve",
     doc: "TorchServe management and inference APIs: mlops.api, model name/version, model archive URL",
+    paths: &[],
     run: |ctx| step(torchserve)(ctx),
 };
 pub static MODEL_SERVER: NamedStep = NamedStep {
     name: "model_server",
     doc: "KServe v1 and Open Inference Protocol v2 (KServe, Triton): mlops.api, model name/version, protocol",
+    paths: &[],
     run: |ctx| step1(model_server)(ctx),
 };
 pub static S3: NamedStep = NamedStep {
     name: "s3",
     doc: "Path-style S3 requests: aws.s3.bucket.name, aws.s3.object.key, the S3 operation as mlops.api",
+    paths: &[],
     run: |ctx| step1(s3)(ctx),
 };
 pub static ML_API: NamedStep = NamedStep {
     name: "ml_api",
     doc: "Tries the MLflow, Jupyter, Ray, TorchServe and KServe/Triton recognizers on paths distinctive of each (for proxies and generic access logs)",
+    paths: &[],
     run: |ctx| {
         let ev = &mut ctx.event;
         let _ = mlflow(ev, true) || jupyter(ev, true) || ray(ev, true) || torchserve(ev, true);

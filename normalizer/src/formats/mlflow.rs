@@ -17,6 +17,7 @@ static HANDLER_ERROR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Error in 
 pub static MLFLOW_SERVER: NamedStep = NamedStep {
     name: "mlflow_server",
     doc: "MLflow server messages: admin user creation (user.target.name), handler errors (error.type)",
+    paths: &[],
     run: |ctx| {
         let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
         if let Some(c) = ADMIN_CREATED.captures(&msg) {

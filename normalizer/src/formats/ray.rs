@@ -22,6 +22,7 @@ static EVENT_JOB: LazyLock<Regex> =
 pub static RAY_LOG: NamedStep = NamedStep {
     name: "ray_log",
     doc: "Ray component messages: job submission ids, entrypoint exit codes, runtime_env working_dir URLs",
+    paths: &[],
     run: |ctx| {
         let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
         let ev = &mut ctx.event;
@@ -52,6 +53,7 @@ pub static RAY_LOG: NamedStep = NamedStep {
 pub static RAY_ENTRYPOINT: NamedStep = NamedStep {
     name: "ray_entrypoint",
     doc: "Ray job entrypoint: process.command_line and process.name from mlops.job.entrypoint",
+    paths: &[],
     run: |ctx| {
         let Some(cmd) = get(&ctx.event, f::MLOPS_JOB_ENTRYPOINT) else { return Ok(()) };
         ctx.event.set(f::PROCESS_COMMAND_LINE, cmd.clone());
@@ -66,6 +68,7 @@ pub static RAY_ENTRYPOINT: NamedStep = NamedStep {
 pub static RAY_EVENT: NamedStep = NamedStep {
     name: "ray_event",
     doc: "Ray structured events: log.level from severity, job start/completion with status",
+    paths: &["ray.event.severity"],
     run: |ctx| {
         if let Some(Value::Str(sev)) = ctx.event.get("ray.event.severity") {
             let level = crate::steps::normalize_level(sev);

@@ -8,6 +8,7 @@ use crate::steps::NamedStep;
 pub static SHELL_HISTORY: NamedStep = NamedStep {
     name: "shell_history",
     doc: "Shell history line: process.command_line and process.name",
+    paths: &[],
     run: |ctx| {
         let Some(cmd) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
         let cmd_trim = cmd.trim();

@@ -18,6 +18,7 @@ static UNREGISTERED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Model (\S+
 pub static TORCHSERVE_LOG: NamedStep = NamedStep {
     name: "torchserve_log",
     doc: "TorchServe log: model name/version from worker thread names, model unregistration",
+    paths: &[],
     run: |ctx| {
         if let Some(thread) = get(&ctx.event, f::PROCESS_THREAD_NAME) {
             if let Some(c) = WORKER.captures(&thread) {
@@ -38,6 +39,7 @@ pub static TORCHSERVE_LOG: NamedStep = NamedStep {
 pub static TORCHSERVE_METRIC: NamedStep = NamedStep {
     name: "torchserve_metric",
     doc: "TorchServe metric dimensions and context (`k:v,...` lists): model name/version, level, host name, request id",
+    paths: &[],
     run: |ctx| {
         for key in ["torchserve.metric.dimensions_raw", "torchserve.metric.context_raw"] {
             if let Some(schema::Value::Str(list)) = ctx.event.remove(key) {
