@@ -480,7 +480,10 @@ impl Format {
         };
         let paths = j.trie.paths();
         for (idx, re) in &j.require {
-            let ok = vals[*idx].as_ref().and_then(Value::to_text).is_some_and(|t| re.is_match(&t));
+            let ok = vals[*idx].as_ref().and_then(Value::to_text).is_some_and(|t| {
+                // `.` (any value) is the common requirement: no regex needed.
+                if re.as_str() == "." { !t.is_empty() } else { re.is_match(&t) }
+            });
             if !ok {
                 return Err(Reject::new(format!("`{}` is missing or does not match `{}`", paths[*idx], re.as_str())));
             }

@@ -374,6 +374,86 @@ impl<'de> Visitor<'de> for ExtractSeed<'_, '_> {
     }
 }
 
+/// Finds, anywhere below the object at `under` (a dotted path), the values
+/// of members named one of `keys`, without building the rest of the
+/// document: (key index, value) in document order. Used to read a few keys
+/// out of large nested documents (the images of a Kubernetes object).
+pub fn find_keys(src: &Str, text: &str, under: &str, keys: &[&str]) -> Result<Vec<(usize, Value)>, JsonError> {
+    let path: Vec<&str> = if under.is_empty() { Vec::new() } else { under.split('.').collect() };
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    FindSeed { src, path: &path, keys, out: &mut out }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+struct FindSeed<'s, 'o> {
+    src: &'s Str,
+    path: &'s [&'s str],
+    keys: &'s [&'s str],
+    out: &'o mut Vec<(usize, Value)>,
+}
+
+impl<'de> DeserializeSeed<'de> for FindSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FindSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(FindSeed { src: self.src, path: self.path, keys: self.keys, out: &mut *self.out })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(CowKey)? {
+            match self.path.split_first() {
+                Some((first, rest)) => {
+                    if *first == &*key {
+                        map.next_value_seed(FindSeed { src: self.src, path: rest, keys: self.keys, out: &mut *self.out })?;
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                None => match self.keys.iter().position(|k| *k == &*key) {
+                    Some(i) => {
+                        let v = map.next_value_seed(ValueSeed { src: self.src })?;
+                        self.out.push((i, v));
+                    }
+                    None => map.next_value_seed(FindSeed { src: self.src, path: &[], keys: self.keys, out: &mut *self.out })?,
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An object key as a borrowed string when it has no escapes: keys that
 /// are only compared cost no copy.
 struct CowKey;
@@ -758,6 +838,18 @@ mod tests {
         assert_eq!(text(8).as_deref(), Some(r#"[{"image":"i1"},{"image":"i2"}]"#));
         assert!(extract(&src, &src[..src.len() - 2], &trie).is_err(), "truncated documents are refused");
         assert!(matches!(extract(&src, "[1]", &trie), Err(JsonError::NotAnObject(_))));
+    }
+
+    #[test]
+    fn finds_keys_below_a_path() {
+        let src = Str::from(
+            r#"{"kind":"x","requestObject":{"spec":{"containers":[{"image":"a:1","securityContext":{"privileged":true}},{"image":"b:2"}],"image":"top"}},"responseObject":{"image":"not-this"}}"#,
+        );
+        let got = find_keys(&src, &src, "requestObject", &["image", "privileged"]).unwrap();
+        let flat: Vec<(usize, String)> = got.iter().map(|(i, v)| (*i, v.to_text().unwrap().into_owned())).collect();
+        assert_eq!(flat, [(0, "a:1".into()), (1, "true".into()), (0, "b:2".into()), (0, "top".into())]);
+        assert!(find_keys(&src, &src, "absent", &["image"]).unwrap().is_empty());
+        assert!(find_keys(&src, &src[..20], "requestObject", &["image"]).is_err());
     }
 
     #[test]

@@ -69,6 +69,11 @@ impl RawJson {
         &self.text
     }
 
+    /// The same text as a shared `Str`, for zero-copy parsing of parts.
+    pub fn source(&self) -> &Str {
+        &self.text
+    }
+
     /// The whole document, parsed on first use.
     pub fn tree(&self) -> &Value {
         self.tree.get_or_init(|| crate::json::parse_value(&self.text).unwrap_or(Value::Null))

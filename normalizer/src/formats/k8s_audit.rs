@@ -8,7 +8,7 @@
 use schema::{Str, Value, f};
 
 use super::util::get_path;
-use crate::steps::NamedStep;
+use crate::steps::{NamedStep, Reject};
 
 fn verb_type(verb: &str) -> &'static str {
     match verb {
@@ -81,7 +81,7 @@ fn scan(v: &Value, depth: usize, out: &mut Scan) {
 pub static K8S_AUDIT: NamedStep = NamedStep {
     name: "k8s_audit",
     doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images, privileged containers, storage URIs and job command lines (RayJob, Argo) from the request object",
-    paths: &["kubernetes.audit.objectRef.apiGroup", "kubernetes.audit.objectRef.subresource", "kubernetes.audit.requestObject"],
+    paths: &["kubernetes.audit.objectRef.apiGroup", "kubernetes.audit.objectRef.subresource"],
     run: |ctx| {
         let ev = &mut ctx.event;
         let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
@@ -116,8 +116,31 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             ev.set(f::EVENT_ACTION, Str::from(format!("{verb}/{sub}")));
         }
         if matches!(verb.as_str(), "create" | "update" | "patch") {
+            // Read images, privileges and storage URIs straight from the
+            // document text, without building the request object.
+            let doc = match ev.get("kubernetes.audit") {
+                Some(Value::Json(doc)) => Some(doc.clone()),
+                _ => None,
+            };
             let mut found = Scan::default();
-            if let Some(obj) = ev.get("kubernetes.audit.requestObject") {
+            if let Some(doc) = &doc {
+                let hits = schema::json::find_keys(doc.source(), doc.text(), "requestObject", &["image", "privileged", "storageUri"])
+                    .map_err(|e| Reject::new(e.to_string()))?;
+                for (key, v) in hits {
+                    match (key, v) {
+                        (0, Value::Str(s)) if !s.is_empty() => {
+                            if !found.images.iter().any(|i| i.as_str() == Some(&s)) {
+                                found.images.push(Value::Str(s));
+                            }
+                        }
+                        (1, Value::Bool(true)) => found.privileged = true,
+                        (2, Value::Str(s)) => {
+                            found.storage_uri.get_or_insert(s);
+                        }
+                        _ => {}
+                    }
+                }
+            } else if let Some(obj) = ev.get("kubernetes.audit.requestObject") {
                 scan(obj, 0, &mut found);
             }
             if !found.images.is_empty() {
@@ -130,12 +153,13 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             if let Some(s) = found.storage_uri {
                 ev.set(f::MLOPS_MODEL_STORAGE_URI, s);
             }
-            let obj = ev.get("kubernetes.audit.requestObject");
-            let entrypoint = match component {
+            let entrypoint = match (component, &doc) {
                 // RayJob: spec.entrypoint is the command line.
-                Some("ray") => obj.and_then(|o| o.at("spec.entrypoint")).and_then(Value::as_str).map(Str::from),
+                (Some("ray"), Some(doc)) => schema::json::find_keys(doc.source(), doc.text(), "requestObject.spec", &["entrypoint"])
+                    .ok()
+                    .and_then(|hits| hits.into_iter().find_map(|(_, v)| v.as_str().map(Str::from))),
                 // Argo: spec.entrypoint names a template; its command runs.
-                Some("argo") => obj.and_then(argo_command),
+                (Some("argo"), _) => ev.get("kubernetes.audit.requestObject").and_then(argo_command),
                 _ => None,
             };
             if let Some(e) = entrypoint {

@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-use schema::{Str, Value, f};
+use schema::{Value, f};
 
 use super::util::get;
 use crate::steps::NamedStep;
@@ -16,8 +16,21 @@ static EXITED: LazyLock<Regex> =
 static ACTOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"actor_name=_ray_internal_job_actor_(\S+)").unwrap());
 static RUNTIME_ENV: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""working_dir": "([^"]+)""#).unwrap());
 static DOWNLOAD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Downloading package from (\S+) to ").unwrap());
-static EVENT_JOB: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(Started|Completed|Stopped|Failed)? ?a ray job (\S+?)\.?(?: with a status (\w+))?(?:\.|$)").unwrap());
+/// "Started a ray job X." / "Completed a ray job X with a status FAILED. ..."
+/// -> (verb, job id, status).
+fn job_event(msg: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (verb, rest) = msg.split_once(" a ray job ")?;
+    if !matches!(verb, "Started" | "Completed" | "Stopped" | "Failed") {
+        return None;
+    }
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    let id = rest[..end].trim_end_matches('.');
+    let status = rest[end..].strip_prefix(" with a status ").map(|s| {
+        let e = s.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(s.len());
+        &s[..e]
+    });
+    (!id.is_empty()).then_some((verb, id, status.filter(|s| !s.is_empty())))
+}
 
 pub static RAY_LOG: NamedStep = NamedStep {
     name: "ray_log",
@@ -75,16 +88,16 @@ pub static RAY_EVENT: NamedStep = NamedStep {
             ctx.event.set(f::LOG_LEVEL, level);
         }
         let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
-        if let Some(c) = EVENT_JOB.captures(&msg) {
-            ctx.event.set_default(f::MLOPS_JOB_ID, msg.slice_ref(&c[2]));
-            let (action, ty) = match c.get(1).map(|m| m.as_str()) {
-                Some("Started") => ("job-started", "start"),
+        if let Some((verb, id, status)) = job_event(&msg) {
+            ctx.event.set_default(f::MLOPS_JOB_ID, msg.slice_ref(id));
+            let (action, ty) = match verb {
+                "Started" => ("job-started", "start"),
                 _ => ("job-completed", "end"),
             };
             ctx.event.set(f::EVENT_ACTION, action);
             ctx.event.set(f::EVENT_TYPE, ty);
-            if let Some(status) = c.get(3) {
-                let status = Str::from(status.as_str());
+            if let Some(status) = status {
+                let status = msg.slice_ref(status);
                 ctx.event.set(
                     f::EVENT_OUTCOME,
                     if &*status == "SUCCEEDED" { "success" } else { "failure" },
@@ -101,6 +114,17 @@ pub static RAY_EVENT: NamedStep = NamedStep {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{parse, text};
+
+    #[test]
+    fn job_event_messages() {
+        assert_eq!(super::job_event("Started a ray job train-1."), Some(("Started", "train-1", None)));
+        assert_eq!(
+            super::job_event("Completed a ray job x with a status FAILED. Job supervisor actor died: y"),
+            Some(("Completed", "x", Some("FAILED")))
+        );
+        assert_eq!(super::job_event("Completed a ray job x with a status SUCCEEDED."), Some(("Completed", "x", Some("SUCCEEDED"))));
+        assert_eq!(super::job_event("Something about a ray job"), None);
+    }
 
     #[test]
     fn dashboard_access() {
