@@ -300,7 +300,7 @@ struct Buffers<'a> {
     serializers: &'a Sender<Job>,
 }
 
-const BATCH: usize = 512;
+const BATCH: usize = 1024;
 
 fn serialize(outs: Vec<Output>) -> Serialized {
     let mut events = Vec::with_capacity(outs.len() * 1024);

@@ -186,6 +186,19 @@ mod tests {
     }
 
     #[test]
+    fn registered_names_need_no_escaping_and_sort_like_segments() {
+        // The JSON writer relies on both: keys are written unescaped and
+        // ordered by id.
+        for d in registry() {
+            assert!(
+                d.name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'.' || c == b'@'),
+                "{}",
+                d.name
+            );
+        }
+    }
+
+    #[test]
     fn constants_name_their_fields() {
         assert_eq!(f::AT_TIMESTAMP.name(), "@timestamp");
         assert_eq!(f::URL_PATH.name(), "url.path");

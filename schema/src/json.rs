@@ -482,35 +482,58 @@ impl<'de> Visitor<'de> for CowKey {
 
 struct Level<'a> {
     name: &'a str,
+    /// `name` is an interned registry segment.
+    interned: bool,
     first: bool,
     last_key: &'a str,
+    last_interned: bool,
 }
 
-/// The dotted segments of every registered field, computed once.
-static SEGMENTS: std::sync::LazyLock<Vec<Box<[&'static str]>>> =
-    std::sync::LazyLock::new(|| crate::field::registry().iter().map(|d| d.name.split('.').collect()).collect());
+/// The dotted segments of every registered field, computed once. Equal
+/// segments are the same `&'static str` (interned), so the writer compares
+/// them by address.
+static SEGMENTS: std::sync::LazyLock<Vec<Box<[&'static str]>>> = std::sync::LazyLock::new(|| {
+    let mut interned: rustc_hash::FxHashMap<&'static str, &'static str> = rustc_hash::FxHashMap::default();
+    crate::field::registry()
+        .iter()
+        .map(|d| d.name.split('.').map(|seg| *interned.entry(seg).or_insert(seg)).collect())
+        .collect()
+});
+
+/// Segment equality: by address for two interned registry segments.
+#[inline]
+fn same_segment(a: &str, a_interned: bool, b: &str, b_interned: bool) -> bool {
+    if a_interned && b_interned {
+        std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()
+    } else {
+        a == b
+    }
+}
 
 pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
     // Registered keys sort by id (their names use only [a-z0-9_@.], where
     // byte order is segment order); the few others by segments; then merge.
-    let mut known: Vec<(u16, u16)> = Vec::with_capacity(fields.len());
+    // (id << 16 | index): sorting plain integers is the cheapest sort.
+    let mut known: Vec<u32> = Vec::with_capacity(fields.len());
     let mut custom: Vec<u16> = Vec::new();
     for (i, (k, _)) in fields.iter().enumerate() {
         match k {
-            FieldKey::Known(id) => known.push((id.0, i as u16)),
+            FieldKey::Known(id) => known.push((id.0 as u32) << 16 | i as u32),
             FieldKey::Custom(_) => custom.push(i as u16),
         }
     }
     known.sort_unstable();
+    let known_index = |k: u32| (k & 0xffff) as u16;
     custom.sort_unstable_by(|&a, &b| cmp_keys(&fields[a as usize].0, &fields[b as usize].0));
     let mut order: Vec<u16> = Vec::with_capacity(fields.len());
     let (mut a, mut b) = (0, 0);
     while a < known.len() || b < custom.len() {
         let take_known = b == custom.len()
             || (a < known.len()
-                && cmp_keys(&fields[known[a].1 as usize].0, &fields[custom[b] as usize].0) != std::cmp::Ordering::Greater);
+                && cmp_keys(&fields[known_index(known[a]) as usize].0, &fields[custom[b] as usize].0)
+                    != std::cmp::Ordering::Greater);
         if take_known {
-            order.push(known[a].1);
+            order.push(known_index(known[a]));
             a += 1;
         } else {
             order.push(custom[b]);
@@ -519,11 +542,12 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
     }
     let segments = &*SEGMENTS;
     let mut stack: Vec<Level<'_>> = Vec::with_capacity(8);
-    stack.push(Level { name: "", first: true, last_key: "" });
+    stack.push(Level { name: "", interned: false, first: true, last_key: "", last_interned: false });
     out.push(b'{');
     let mut split: Vec<&str> = Vec::with_capacity(8);
     for &i in &order {
         let (key, value) = &fields[i as usize];
+        let interned = matches!(key, FieldKey::Known(_));
         let (name, segs): (&str, &[&str]) = match key {
             FieldKey::Known(id) => (id.name(), &segments[id.0 as usize]),
             FieldKey::Custom(c) => {
@@ -535,7 +559,10 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
         let parents = segs.len() - 1;
         // Keep the open objects this key shares, close the rest.
         let mut common = 0;
-        while common + 1 < stack.len() && common < parents && stack[common + 1].name == segs[common] {
+        while common + 1 < stack.len()
+            && common < parents
+            && same_segment(stack[common + 1].name, stack[common + 1].interned, segs[common], interned)
+        {
             common += 1;
         }
         while stack.len() > common + 1 {
@@ -545,24 +572,27 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
         let mut j = common;
         while j < parents {
             let level = stack.last_mut().expect("root level");
-            if level.last_key == segs[j] {
+            if same_segment(level.last_key, level.last_interned, segs[j], interned) {
                 // A value was already written under this name at this level
                 // (scalar `a.b` before `a.b.c`): write the rest as one dotted
                 // key instead of repeating the name.
                 break;
             }
             comma(level, out);
-            write_str(segs[j], out);
+            write_key(segs[j], key, out);
             out.extend_from_slice(b":{");
             level.last_key = segs[j];
-            stack.push(Level { name: segs[j], first: true, last_key: "" });
+            level.last_interned = interned;
+            stack.push(Level { name: segs[j], interned, first: true, last_key: "", last_interned: false });
             j += 1;
         }
-        let offset = segs[j].as_ptr() as usize - name.as_ptr() as usize;
-        let leaf = &name[offset..];
+        // The rest of the name from segment j (segments may be interned
+        // copies, so count the bytes rather than compare addresses).
+        let offset: usize = segs[..j].iter().map(|s| s.len() + 1).sum();
+        let leaf = if j == parents { segs[j] } else { &name[offset..] };
         let level = stack.last_mut().expect("root level");
         comma(level, out);
-        write_str(leaf, out);
+        write_key(leaf, key, out);
         out.push(b':');
         // ECS array fields are arrays in the document even when one value
         // is stored as a scalar.
@@ -575,11 +605,25 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
             out.push(b']');
         }
         level.last_key = leaf;
+        // A dotted remainder (`b.c` after a scalar `b`) is not a segment.
+        level.last_interned = interned && j == parents;
     }
     for _ in 1..stack.len() {
         out.push(b'}');
     }
     out.push(b'}');
+}
+
+/// A key segment: registered names are plain ASCII and need no escaping.
+#[inline]
+fn write_key(seg: &str, key: &FieldKey, out: &mut Vec<u8>) {
+    if let FieldKey::Known(_) = key {
+        out.push(b'"');
+        out.extend_from_slice(seg.as_bytes());
+        out.push(b'"');
+    } else {
+        write_str(seg, out);
+    }
 }
 
 #[inline]
