@@ -227,7 +227,6 @@ fn num(b: &[u8], pos: &mut usize, max: usize, exact: bool) -> Option<u32> {
     Some(v)
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 const MONTHS_FULL: [&str; 12] = [
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december",
@@ -235,17 +234,29 @@ const MONTHS_FULL: [&str; 12] = [
 
 fn month_name(b: &[u8], pos: &mut usize) -> Option<u32> {
     let rest = &b[*pos..];
-    for (i, full) in MONTHS_FULL.iter().enumerate() {
-        if rest.len() >= full.len() && rest[..full.len()].eq_ignore_ascii_case(full.as_bytes()) {
-            *pos += full.len();
-            return Some(i as u32 + 1);
-        }
-    }
     if rest.len() < 3 {
         return None;
     }
-    let m = MONTHS.iter().position(|m| rest[..3].eq_ignore_ascii_case(m.as_bytes()))?;
-    *pos += 3;
+    let key = [rest[0] | 0x20, rest[1] | 0x20, rest[2] | 0x20];
+    let m = match &key {
+        b"jan" => 0,
+        b"feb" => 1,
+        b"mar" => 2,
+        b"apr" => 3,
+        b"may" => 4,
+        b"jun" => 5,
+        b"jul" => 6,
+        b"aug" => 7,
+        b"sep" => 8,
+        b"oct" => 9,
+        b"nov" => 10,
+        b"dec" => 11,
+        _ => return None,
+    };
+    // The full name when it is written out ("November").
+    let full = MONTHS_FULL[m].as_bytes();
+    let n = if rest.len() >= full.len() && rest[3..full.len()].eq_ignore_ascii_case(&full[3..]) { full.len() } else { 3 };
+    *pos += n;
     Some(m as u32 + 1)
 }
 

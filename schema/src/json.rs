@@ -480,6 +480,7 @@ impl<'de> Visitor<'de> for CowKey {
 
 // ---------------------------------------------------------------- writing
 
+#[derive(Clone, Copy)]
 struct Level<'a> {
     name: &'a str,
     /// `name` is an interned registry segment.
@@ -510,12 +511,38 @@ fn same_segment(a: &str, a_interned: bool, b: &str, b_interned: bool) -> bool {
     }
 }
 
+/// Buffers the writer reuses from event to event (per thread).
+#[derive(Default)]
+struct Scratch {
+    known: Vec<u32>,
+    custom: Vec<u16>,
+    order: Vec<u16>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Deepest object nesting the writer opens; deeper keys are written with
+/// their remaining segments as one dotted key.
+const MAX_DEPTH: usize = 16;
+
 pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => write_event_with(fields, out, &mut scratch),
+        // Re-entered (cannot happen today): use fresh buffers.
+        Err(_) => write_event_with(fields, out, &mut Scratch::default()),
+    })
+}
+
+fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &mut Scratch) {
     // Registered keys sort by id (their names use only [a-z0-9_@.], where
     // byte order is segment order); the few others by segments; then merge.
     // (id << 16 | index): sorting plain integers is the cheapest sort.
-    let mut known: Vec<u32> = Vec::with_capacity(fields.len());
-    let mut custom: Vec<u16> = Vec::new();
+    let Scratch { known, custom, order } = scratch;
+    known.clear();
+    custom.clear();
+    order.clear();
     for (i, (k, _)) in fields.iter().enumerate() {
         match k {
             FieldKey::Known(id) => known.push((id.0 as u32) << 16 | i as u32),
@@ -524,8 +551,9 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
     }
     known.sort_unstable();
     let known_index = |k: u32| (k & 0xffff) as u16;
-    custom.sort_unstable_by(|&a, &b| cmp_keys(&fields[a as usize].0, &fields[b as usize].0));
-    let mut order: Vec<u16> = Vec::with_capacity(fields.len());
+    if !custom.is_empty() {
+        custom.sort_unstable_by(|&a, &b| cmp_keys(&fields[a as usize].0, &fields[b as usize].0));
+    }
     let (mut a, mut b) = (0, 0);
     while a < known.len() || b < custom.len() {
         let take_known = b == custom.len()
@@ -541,11 +569,12 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
         }
     }
     let segments = &*SEGMENTS;
-    let mut stack: Vec<Level<'_>> = Vec::with_capacity(8);
-    stack.push(Level { name: "", interned: false, first: true, last_key: "", last_interned: false });
+    let empty = Level { name: "", interned: false, first: true, last_key: "", last_interned: false };
+    let mut stack: [Level<'_>; MAX_DEPTH + 1] = std::array::from_fn(|_| Level { ..empty });
+    let mut depth = 0usize; // open objects below the root
     out.push(b'{');
-    let mut split: Vec<&str> = Vec::with_capacity(8);
-    for &i in &order {
+    let mut split: Vec<&str> = Vec::new();
+    for &i in order.iter() {
         let (key, value) = &fields[i as usize];
         let interned = matches!(key, FieldKey::Known(_));
         let (name, segs): (&str, &[&str]) = match key {
@@ -559,19 +588,19 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
         let parents = segs.len() - 1;
         // Keep the open objects this key shares, close the rest.
         let mut common = 0;
-        while common + 1 < stack.len()
+        while common < depth
             && common < parents
             && same_segment(stack[common + 1].name, stack[common + 1].interned, segs[common], interned)
         {
             common += 1;
         }
-        while stack.len() > common + 1 {
-            stack.pop();
+        while depth > common {
+            depth -= 1;
             out.push(b'}');
         }
         let mut j = common;
-        while j < parents {
-            let level = stack.last_mut().expect("root level");
+        while j < parents && depth < MAX_DEPTH {
+            let level = &mut stack[depth];
             if same_segment(level.last_key, level.last_interned, segs[j], interned) {
                 // A value was already written under this name at this level
                 // (scalar `a.b` before `a.b.c`): write the rest as one dotted
@@ -583,14 +612,15 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
             out.extend_from_slice(b":{");
             level.last_key = segs[j];
             level.last_interned = interned;
-            stack.push(Level { name: segs[j], interned, first: true, last_key: "", last_interned: false });
+            depth += 1;
+            stack[depth] = Level { name: segs[j], interned, first: true, last_key: "", last_interned: false };
             j += 1;
         }
         // The rest of the name from segment j (segments may be interned
         // copies, so count the bytes rather than compare addresses).
         let offset: usize = segs[..j].iter().map(|s| s.len() + 1).sum();
         let leaf = if j == parents { segs[j] } else { &name[offset..] };
-        let level = stack.last_mut().expect("root level");
+        let level = &mut stack[depth];
         comma(level, out);
         write_key(leaf, key, out);
         out.push(b':');
@@ -608,7 +638,7 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
         // A dotted remainder (`b.c` after a scalar `b`) is not a segment.
         level.last_interned = interned && j == parents;
     }
-    for _ in 1..stack.len() {
+    for _ in 0..depth {
         out.push(b'}');
     }
     out.push(b'}');
@@ -659,38 +689,47 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     let mut start = 0;
     let mut i = 0;
     while i < b.len() {
-        if i + 8 <= b.len() {
-            let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-            if !needs_escape(w) {
-                i += 8;
-                continue;
-            }
-        }
-        let c = b[i];
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                out.extend_from_slice(&b[start..i]);
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
+        let left = b.len() - i;
+        let w = if left >= 8 {
+            u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
+        } else {
+            // The tail, padded with spaces (which never need escaping).
+            let mut pad = [b' '; 8];
+            pad[..left].copy_from_slice(&b[i..]);
+            u64::from_le_bytes(pad)
         };
-        out.extend_from_slice(&b[start..i]);
-        out.extend_from_slice(esc);
-        i += 1;
-        start = i;
+        if !needs_escape(w) {
+            i += left.min(8);
+            continue;
+        }
+        let end = (i + 8).min(b.len());
+        while i < end {
+            let c = b[i];
+            let esc: &[u8] = match c {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..=0x1f => {
+                    out.extend_from_slice(&b[start..i]);
+                    out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+                    i += 1;
+                    start = i;
+                    continue;
+                }
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            out.extend_from_slice(&b[start..i]);
+            out.extend_from_slice(esc);
+            i += 1;
+            start = i;
+        }
     }
     out.extend_from_slice(&b[start..]);
     out.push(b'"');
@@ -821,6 +860,22 @@ mod tests {
         e.set(f::EVENT_TYPE, crate::value::str_array(&["user", "creation"]));
         e.set(f::EVENT_KIND, "event");
         assert_eq!(to_json(&e), json!({"event": {"category": ["web"], "type": ["user", "creation"], "kind": "event"}}));
+    }
+
+    #[test]
+    fn very_deep_keys_stay_valid_json() {
+        let mut e = Event::new();
+        let deep = (0..30).map(|i| format!("k{i}")).collect::<Vec<_>>().join(".");
+        e.insert(deep.as_str(), 1i64);
+        e.insert("k0.other", 2i64);
+        let v = to_json(&e);
+        assert_eq!(v["k0"]["other"], 2);
+        let mut cur = &v;
+        for i in 0..16 {
+            cur = &cur[format!("k{i}")];
+        }
+        let rest = (16..30).map(|i| format!("k{i}")).collect::<Vec<_>>().join(".");
+        assert_eq!(cur[rest.as_str()], 1);
     }
 
     #[test]
