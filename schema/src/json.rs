@@ -501,6 +501,23 @@ static SEGMENTS: std::sync::LazyLock<Vec<Box<[&'static str]>>> = std::sync::Lazy
         .collect()
 });
 
+/// For each registered field and segment, the bytes written for it:
+/// `"seg":{` for parents, `"leaf":` for the last one.
+static KEY_BYTES: std::sync::LazyLock<Vec<Box<[Box<[u8]>]>>> = std::sync::LazyLock::new(|| {
+    SEGMENTS
+        .iter()
+        .map(|segs| {
+            segs.iter()
+                .enumerate()
+                .map(|(i, seg)| {
+                    let tail: &[u8] = if i + 1 == segs.len() { b":" } else { b":{" };
+                    [b"\"", seg.as_bytes(), b"\"", tail].concat().into_boxed_slice()
+                })
+                .collect()
+        })
+        .collect()
+});
+
 /// Segment equality: by address for two interned registry segments.
 #[inline]
 fn same_segment(a: &str, a_interned: bool, b: &str, b_interned: bool) -> bool {
@@ -525,7 +542,7 @@ thread_local! {
 
 /// Deepest object nesting the writer opens; deeper keys are written with
 /// their remaining segments as one dotted key.
-const MAX_DEPTH: usize = 16;
+const MAX_DEPTH: usize = 8;
 
 pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
@@ -569,6 +586,7 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         }
     }
     let segments = &*SEGMENTS;
+    let key_bytes = &*KEY_BYTES;
     let empty = Level { name: "", interned: false, first: true, last_key: "", last_interned: false };
     let mut stack: [Level<'_>; MAX_DEPTH + 1] = std::array::from_fn(|_| Level { ..empty });
     let mut depth = 0usize; // open objects below the root
@@ -608,8 +626,13 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
                 break;
             }
             comma(level, out);
-            write_key(segs[j], key, out);
-            out.extend_from_slice(b":{");
+            match key {
+                FieldKey::Known(id) => out.extend_from_slice(&key_bytes[id.0 as usize][j]),
+                FieldKey::Custom(_) => {
+                    write_str(segs[j], out);
+                    out.extend_from_slice(b":{");
+                }
+            }
             level.last_key = segs[j];
             level.last_interned = interned;
             depth += 1;
@@ -622,8 +645,13 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         let leaf = if j == parents { segs[j] } else { &name[offset..] };
         let level = &mut stack[depth];
         comma(level, out);
-        write_key(leaf, key, out);
-        out.push(b':');
+        match key {
+            FieldKey::Known(id) if j == parents => out.extend_from_slice(&key_bytes[id.0 as usize][j]),
+            _ => {
+                write_key(leaf, key, out);
+                out.push(b':');
+            }
+        }
         // ECS array fields are arrays in the document even when one value
         // is stored as a scalar.
         let wrap = matches!(key, FieldKey::Known(id) if id.def().array) && !matches!(value, Value::Array(_));
@@ -871,10 +899,10 @@ mod tests {
         let v = to_json(&e);
         assert_eq!(v["k0"]["other"], 2);
         let mut cur = &v;
-        for i in 0..16 {
+        for i in 0..MAX_DEPTH {
             cur = &cur[format!("k{i}")];
         }
-        let rest = (16..30).map(|i| format!("k{i}")).collect::<Vec<_>>().join(".");
+        let rest = (MAX_DEPTH..30).map(|i| format!("k{i}")).collect::<Vec<_>>().join(".");
         assert_eq!(cur[rest.as_str()], 1);
     }
 
