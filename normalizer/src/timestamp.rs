@@ -276,29 +276,7 @@ fn weekday_name(b: &[u8], pos: &mut usize) -> Option<()> {
     None
 }
 
-/// `Z`, `+hh:mm`, `+hhmm`, `+hh`; returns (offset seconds, bytes read).
-fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
-    match b.first()? {
-        b'Z' | b'z' => Some((0, 1)),
-        s @ (b'+' | b'-') => {
-            let sign = if *s == b'-' { -1 } else { 1 };
-            let mut p = 1;
-            let h = num(b, &mut p, 2, true)? as i32;
-            let mut m = 0;
-            if b.get(p) == Some(&b':') {
-                p += 1;
-                m = num(b, &mut p, 2, true)? as i32;
-            } else if b.len() >= p + 2 && b[p].is_ascii_digit() {
-                m = num(b, &mut p, 2, true)? as i32;
-            }
-            if h > 23 || m > 59 {
-                return None;
-            }
-            Some((sign * (h * 3600 + m * 60), p))
-        }
-        _ => None,
-    }
-}
+use schema::time::parse_offset;
 
 fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> {
     let (mut year, mut month, mut day, mut hour, mut min, mut sec, mut nanos) = (None, 1u32, 1u32, 0u32, 0u32, 0u32, 0u32);

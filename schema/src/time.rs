@@ -188,29 +188,33 @@ impl Timestamp {
                 nanos *= 10;
             }
         }
-        let offset = match b.get(i)? {
-            b'Z' | b'z' if i + 1 == b.len() => 0,
-            b'+' | b'-' if b.len() == i + 6 && b[i + 3] == b':' => {
-                let sign = if b[i] == b'-' { -1 } else { 1 };
-                let oh = digits(&b[i + 1..i + 3])? as i32;
-                let om = digits(&b[i + 4..i + 6])? as i32;
-                if oh > 23 || om > 59 {
-                    return None;
-                }
-                sign * (oh * 3600 + om * 60)
-            }
-            b'+' | b'-' if b.len() == i + 5 => {
-                let sign = if b[i] == b'-' { -1 } else { 1 };
-                let oh = digits(&b[i + 1..i + 3])? as i32;
-                let om = digits(&b[i + 3..i + 5])? as i32;
-                if oh > 23 || om > 59 {
-                    return None;
-                }
-                sign * (oh * 3600 + om * 60)
-            }
-            _ => return None,
-        };
+        let (offset, n) = parse_offset(&b[i..])?;
+        if i + n != b.len() {
+            return None;
+        }
         Timestamp::from_civil(year, month, day, hour, min, sec, nanos).map(|t| t.minus_offset(offset))
+    }
+}
+
+/// A UTC offset at the start of `b`: `Z`, `+hh:mm`, `+hhmm` or `+hh`.
+/// Returns (offset in seconds, bytes read).
+pub fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
+    match b.first()? {
+        b'Z' | b'z' => Some((0, 1)),
+        s @ (b'+' | b'-') => {
+            let sign = if *s == b'-' { -1 } else { 1 };
+            let h = digits(b.get(1..3)?)? as i32;
+            let (m, n) = match b.get(3) {
+                Some(b':') => (digits(b.get(4..6)?)? as i32, 6),
+                Some(c) if c.is_ascii_digit() => (digits(b.get(3..5)?)? as i32, 5),
+                _ => (0, 3),
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            Some((sign * (h * 3600 + m * 60), n))
+        }
+        _ => None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use schema::{Value, f};
 
-use super::util::get;
+use super::util::{get, set_command};
 use crate::steps::NamedStep;
 
 static START: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"Starting job with submission_id: (\S+)").unwrap());
@@ -68,7 +68,12 @@ pub static RAY_ENTRYPOINT: NamedStep = NamedStep {
     doc: "Ray job entrypoint: process.command_line and process.name from mlops.job.entrypoint",
     paths: &[],
     run: |ctx| {
-        let Some(cmd) = get(&ctx.event, f::MLOPS_JOB_ENTRYPOINT) else { return Ok(()) };
+        if let Some(cmd) = get(&ctx.event, f::MLOPS_JOB_ENTRYPOINT) {
+            set_command(&mut ctx.event, &cmd);
+        }
+        Ok(())
+    },
+};
         ctx.event.set(f::PROCESS_COMMAND_LINE, cmd.clone());
         if let Some(first) = cmd.split_whitespace().next() {
             let name = first.rsplit('/').next().unwrap_or(first);

@@ -2,7 +2,7 @@
 
 use schema::f;
 
-use super::util::get;
+use super::util::{get, set_command};
 use crate::steps::NamedStep;
 
 pub static SHELL_HISTORY: NamedStep = NamedStep {
@@ -10,17 +10,8 @@ pub static SHELL_HISTORY: NamedStep = NamedStep {
     doc: "Shell history line: process.command_line and process.name",
     paths: &[],
     run: |ctx| {
-        let Some(cmd) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
-        let cmd_trim = cmd.trim();
-        if cmd_trim.is_empty() {
-            return Ok(());
-        }
-        ctx.event.set(f::PROCESS_COMMAND_LINE, cmd.slice_ref(cmd_trim));
-        if let Some(first) = cmd_trim.split_whitespace().next() {
-            let name = first.rsplit('/').next().unwrap_or(first);
-            if !name.is_empty() {
-                ctx.event.set(f::PROCESS_NAME, cmd.slice_ref(name));
-            }
+        if let Some(cmd) = get(&ctx.event, f::MESSAGE) {
+            set_command(&mut ctx.event, &cmd);
         }
         Ok(())
     },

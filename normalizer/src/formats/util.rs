@@ -65,6 +65,22 @@ fn within(whole: &str, part: &str) -> bool {
     p >= w && p + part.len() <= w + whole.len()
 }
 
+/// `process.command_line` and `process.name` (the first word's base name)
+/// from a command line.
+pub fn set_command(ev: &mut Event, cmd: &Str) {
+    let trimmed = cmd.trim();
+    if trimmed.is_empty() {
+        return;
+    }
+    ev.set(schema::f::PROCESS_COMMAND_LINE, cmd.slice_ref(trimmed));
+    if let Some(first) = trimmed.split_whitespace().next() {
+        let name = first.rsplit('/').next().unwrap_or(first);
+        if !name.is_empty() {
+            ev.set(schema::f::PROCESS_NAME, cmd.slice_ref(name));
+        }
+    }
+}
+
 /// Sets `mlops.api` and `event.action` to the same operation name.
 pub fn set_api(ev: &mut Event, api: &'static str) {
     ev.set(schema::f::MLOPS_API, api);
