@@ -74,14 +74,6 @@ pub static RAY_ENTRYPOINT: NamedStep = NamedStep {
         Ok(())
     },
 };
-        ctx.event.set(f::PROCESS_COMMAND_LINE, cmd.clone());
-        if let Some(first) = cmd.split_whitespace().next() {
-            let name = first.rsplit('/').next().unwrap_or(first);
-            ctx.event.set(f::PROCESS_NAME, cmd.slice_ref(name));
-        }
-        Ok(())
-    },
-};
 
 pub static RAY_EVENT: NamedStep = NamedStep {
     name: "ray_event",
