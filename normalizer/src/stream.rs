@@ -338,13 +338,16 @@ impl Stream<'_> {
             Some(t) => self.last_ts = Some(t),
             None => {
                 ev.set(f::AT_TIMESTAMP, self.last_ts.unwrap_or(rec.received));
-                let mut tags = match ev.remove_id(f::TAGS) {
-                    Some(Value::Array(a)) => a,
-                    Some(other) => vec![other],
-                    None => Vec::new(),
-                };
-                tags.push(Value::from(TAG_TIMESTAMP_INFERRED));
-                ev.set(f::TAGS, Value::Array(tags));
+                // `tags` is an ECS array field: one tag is stored as a plain
+                // string (no allocation) and written as an array.
+                match ev.remove_id(f::TAGS) {
+                    None => ev.set(f::TAGS, TAG_TIMESTAMP_INFERRED),
+                    Some(Value::Array(mut a)) => {
+                        a.push(Value::from(TAG_TIMESTAMP_INFERRED));
+                        ev.set(f::TAGS, Value::Array(a));
+                    }
+                    Some(other) => ev.set(f::TAGS, Value::Array(vec![other, Value::from(TAG_TIMESTAMP_INFERRED)])),
+                }
             }
         }
         ev.set(f::EVENT_INGESTED, rec.received);
