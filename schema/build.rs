@@ -7,7 +7,10 @@ use std::{env, fs, path::Path};
 
 fn main() {
     let mut fields: BTreeMap<String, (String, bool, bool)> = BTreeMap::new();
-    for (file, ecs) in [("data/ecs_fields.tsv", true), ("data/mlsoc_fields.tsv", false)] {
+    for (file, ecs) in [
+        ("data/ecs_fields.tsv", true),
+        ("data/mlsoc_fields.tsv", false),
+    ] {
         println!("cargo::rerun-if-changed={file}");
         let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}"));
         for (n, line) in text.lines().enumerate() {
@@ -15,15 +18,32 @@ fn main() {
                 continue;
             }
             let cols: Vec<&str> = line.split('\t').collect();
-            assert!(cols.len() >= 3, "{file}:{}: expected name, type, array", n + 1);
-            let prev = fields.insert(cols[0].to_string(), (cols[1].to_string(), cols[2] == "array", ecs));
-            assert!(prev.is_none(), "{file}:{}: field {} listed twice", n + 1, cols[0]);
+            assert!(
+                cols.len() >= 3,
+                "{file}:{}: expected name, type, array",
+                n + 1
+            );
+            let prev = fields.insert(
+                cols[0].to_string(),
+                (cols[1].to_string(), cols[2] == "array", ecs),
+            );
+            assert!(
+                prev.is_none(),
+                "{file}:{}: field {} listed twice",
+                n + 1,
+                cols[0]
+            );
         }
     }
     let mut table = String::new();
     let mut consts = String::new();
     let mut const_names = BTreeMap::new();
-    writeln!(table, "pub(crate) static FIELDS: [FieldDef; {}] = [", fields.len()).unwrap();
+    writeln!(
+        table,
+        "pub(crate) static FIELDS: [FieldDef; {}] = [",
+        fields.len()
+    )
+    .unwrap();
     for (i, (name, (ty, array, ecs))) in fields.iter().enumerate() {
         let ty = match ty.as_str() {
             "keyword" | "constant_keyword" => "Keyword",
@@ -47,12 +67,22 @@ fn main() {
         let cname: String = name
             .replace('@', "AT_")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         if let Some(other) = const_names.insert(cname.clone(), name.clone()) {
             panic!("constant {cname} would name both {other} and {name}");
         }
-        writeln!(consts, "    /// `{name}`\n    pub const {cname}: FieldId = FieldId({i});").unwrap();
+        writeln!(
+            consts,
+            "    /// `{name}`\n    pub const {cname}: FieldId = FieldId({i});"
+        )
+        .unwrap();
     }
     table.push_str("];\n");
     let out = Path::new(&env::var("OUT_DIR").unwrap()).join("fields_gen.rs");

@@ -11,4 +11,6 @@ fi
 
 # The tests read only the repository and ../shared (the Sigma corpus, later);
 # everything else they need is built by cargo.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"

@@ -31,7 +31,11 @@ pub fn run(args: FormatsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for f in &formats {
-        let origin = if f.builtin { "" } else { " (from a formats file)" };
+        let origin = if f.builtin {
+            ""
+        } else {
+            " (from a formats file)"
+        };
         let auto = if f.auto { "" } else { " (only with --format)" };
         writeln!(out, "{}  dataset={}{}{}", f.name, f.dataset, origin, auto)?;
         writeln!(out, "    {}", f.description)?;
@@ -41,7 +45,10 @@ pub fn run(args: FormatsArgs) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
     }
     if args.steps {
-        writeln!(out, "Enrichment steps (for `enrich` in format definitions):")?;
+        writeln!(
+            out,
+            "Enrichment steps (for `enrich` in format definitions):"
+        )?;
         for (name, doc) in normalizer::steps::GENERIC_STEPS {
             writeln!(out, "  {name}\n      {doc}")?;
         }

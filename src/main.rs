@@ -98,7 +98,8 @@ pub struct NormalizeArgs {
 }
 
 fn parse_time(s: &str) -> Result<schema::Timestamp, String> {
-    schema::Timestamp::parse_rfc3339(s).ok_or_else(|| format!("`{s}` is not an RFC 3339 time such as 2026-11-30T12:00:00Z"))
+    schema::Timestamp::parse_rfc3339(s)
+        .ok_or_else(|| format!("`{s}` is not an RFC 3339 time such as 2026-11-30T12:00:00Z"))
 }
 
 #[derive(Args)]
@@ -119,7 +120,9 @@ fn init_tracing(filter: Option<&str>) {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "warn".to_string());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

@@ -49,7 +49,10 @@ type Job = (Vec<Output>, Sender<Serialized>);
 
 enum Msg {
     /// The batch's bytes arrive on the receiver once a serializer is done.
-    Batch { bytes: Receiver<Serialized>, progress: u64 },
+    Batch {
+        bytes: Receiver<Serialized>,
+        progress: u64,
+    },
     Done(InputReport),
 }
 
@@ -91,21 +94,29 @@ struct Settings {
     max_document: usize,
 }
 
-
 pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let reg = load_registry(&args.formats)?;
-    if let Some(f) = &args.format {
-        if reg.index(f).is_none() {
-            return Err(anyhow::Error::new(Exit(2))
-                .context(format!("unknown format `{f}`; known formats: {}", reg.names().join(", "))));
-        }
+    if let Some(f) = &args.format
+        && reg.index(f).is_none()
+    {
+        return Err(anyhow::Error::new(Exit(2)).context(format!(
+            "unknown format `{f}`; known formats: {}",
+            reg.names().join(", ")
+        )));
     }
     let zone = Zone::parse(&args.timezone).map_err(|e| anyhow::Error::new(Exit(2)).context(e))?;
     if args.max_record_bytes < 64 {
         return Err(anyhow::Error::new(Exit(2)).context("--max-record-bytes must be at least 64"));
     }
-    let norm = Normalizer::new(reg, Options { max_record_bytes: args.max_record_bytes, zone, detect_lines: 32 });
+    let norm = Normalizer::new(
+        reg,
+        Options {
+            max_record_bytes: args.max_record_bytes,
+            zone,
+            detect_lines: 32,
+        },
+    );
 
     let mut inputs = Vec::new();
     let mut input_errors = Vec::new();
@@ -154,7 +165,7 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
             Input::Stdin => None,
         })
         .sum();
-    let progress = if !args.no_progress && io::stderr().is_terminal() && inputs.len() > 1 {
+    let progress = if !args.no_progress && io::stderr().is_terminal() && total > 0 {
         let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         pb.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}")
@@ -165,9 +176,20 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
         ProgressBar::hidden()
     };
 
-    let settings = Settings { now: args.now, format: args.format.clone(), max_record: args.max_record_bytes, max_document: args.max_document_bytes };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let mut summary = Summary { input_errors, ..Summary::default() };
+    let settings = Settings {
+        now: args.now,
+        format: args.format.clone(),
+        max_record: args.max_record_bytes,
+        max_document: args.max_document_bytes,
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut summary = Summary {
+        input_errors,
+        ..Summary::default()
+    };
     let mut write_error: Option<io::Error> = None;
     let n_inputs = inputs.len();
 
@@ -208,12 +230,16 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
             for msg in rx {
                 match msg {
                     Msg::Batch { bytes, progress: p } => {
-                        let Ok((events, dead)) = bytes.recv() else { break 'inputs };
-                        if write_error.is_none() {
-                            if let Err(e) = events_out.write_all(&events).and_then(|()| dlq_out.write_all(&dead)) {
-                                write_error = Some(e);
-                                break 'inputs;
-                            }
+                        let Ok((events, dead)) = bytes.recv() else {
+                            break 'inputs;
+                        };
+                        if write_error.is_none()
+                            && let Err(e) = events_out
+                                .write_all(&events)
+                                .and_then(|()| dlq_out.write_all(&dead))
+                        {
+                            write_error = Some(e);
+                            break 'inputs;
                         }
                         progress.inc(p);
                     }
@@ -239,10 +265,10 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
         }
     });
     progress.finish_and_clear();
-    if write_error.is_none() {
-        if let Err(e) = events_out.flush().and_then(|()| dlq_out.flush()) {
-            write_error = Some(e);
-        }
+    if write_error.is_none()
+        && let Err(e) = events_out.flush().and_then(|()| dlq_out.flush())
+    {
+        write_error = Some(e);
     }
     if let Some(e) = write_error {
         if e.kind() == io::ErrorKind::BrokenPipe {
@@ -255,7 +281,8 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("{}", summary_line(&summary));
     if let Some(p) = &args.summary_json {
         let f = create(p)?;
-        serde_json::to_writer_pretty(f, &summary).with_context(|| format!("cannot write {}", p.display()))
+        serde_json::to_writer_pretty(f, &summary)
+            .with_context(|| format!("cannot write {}", p.display()))
             .map_err(|e| e.context(Exit(4)))?;
     }
     if !summary.input_errors.is_empty() {
@@ -269,10 +296,13 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
 
 fn create(p: &Path) -> anyhow::Result<File> {
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::Error::new(Exit(4)).context(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::Error::new(Exit(4)).context(format!("cannot create {}: {e}", dir.display()))
+        })?;
     }
-    File::create(p).map_err(|e| anyhow::Error::new(Exit(4)).context(format!("cannot create {}: {e}", p.display())))
+    File::create(p).map_err(|e| {
+        anyhow::Error::new(Exit(4)).context(format!("cannot create {}: {e}", p.display()))
+    })
 }
 
 fn summary_line(s: &Summary) -> String {
@@ -288,8 +318,16 @@ fn summary_line(s: &Summary) -> String {
         s.dead_letters,
         s.blank_lines,
         s.seconds,
-        if per.is_empty() { String::new() } else { format!("; by dataset: {}", per.join(", ")) },
-        if s.input_errors.is_empty() { String::new() } else { format!("; {} inputs could not be read", s.input_errors.len()) },
+        if per.is_empty() {
+            String::new()
+        } else {
+            format!("; by dataset: {}", per.join(", "))
+        },
+        if s.input_errors.is_empty() {
+            String::new()
+        } else {
+            format!("; {} inputs could not be read", s.input_errors.len())
+        },
     )
 }
 
@@ -341,15 +379,28 @@ impl Buffers<'_> {
         if self.serializers.send((outs, reply)).is_err() {
             return false;
         }
-        tx.send(Msg::Batch { bytes, progress: std::mem::take(&mut self.progress) }).is_ok()
+        tx.send(Msg::Batch {
+            bytes,
+            progress: std::mem::take(&mut self.progress),
+        })
+        .is_ok()
     }
 }
 
-fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg>, serializers: &Sender<Job>) {
+fn process(
+    norm: &Normalizer,
+    settings: &Settings,
+    input: Input,
+    tx: &Sender<Msg>,
+    serializers: &Sender<Job>,
+) {
     let name = input.name();
     let mut b = Buffers {
         outs: Vec::with_capacity(BATCH + 64),
-        report: InputReport { source: name.clone(), ..InputReport::default() },
+        report: InputReport {
+            source: name.clone(),
+            ..InputReport::default()
+        },
         progress: 0,
         serializers,
     };
@@ -371,10 +422,16 @@ fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg
             }
         },
     };
-    let source = Arc::new(Source { kind, name: name.clone(), format: settings.format.clone() });
-    let reference = settings
-        .now
-        .or_else(|| modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| Timestamp(d.as_nanos() as i64)));
+    let source = Arc::new(Source {
+        kind,
+        name: name.clone(),
+        format: settings.format.clone(),
+    });
+    let reference = settings.now.or_else(|| {
+        modified
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp(d.as_nanos() as i64))
+    });
     let clock = || settings.now.unwrap_or_else(Timestamp::now);
     let mut stream = norm.stream(source.clone(), reference);
     let mut splitter = LineSplitter::new(reader, settings.max_record);
@@ -436,7 +493,11 @@ fn process(norm: &Normalizer, settings: &Settings, input: Input, tx: &Sender<Msg
                         overflow_len: None,
                     },
                 };
-                b.outs.push(Output::Dead(DeadLetter::new(&rec, stream.format_name(), reason.clone())));
+                b.outs.push(Output::Dead(DeadLetter::new(
+                    &rec,
+                    stream.format_name(),
+                    reason.clone(),
+                )));
                 b.report.error = Some(format!("{name}: {reason}"));
                 break;
             }

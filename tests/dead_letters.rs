@@ -23,8 +23,15 @@ fn normalize(dir: &Path, args: &[&str]) -> Run {
     let dlq = dir.join("dlq.ndjson");
     let summary = dir.join("summary.json");
     let mut all = vec![
-        "normalize", "-o", events.to_str().unwrap(), "--dlq", dlq.to_str().unwrap(),
-        "--summary-json", summary.to_str().unwrap(), "--now", "2026-11-30T12:00:00Z",
+        "normalize",
+        "-o",
+        events.to_str().unwrap(),
+        "--dlq",
+        dlq.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--now",
+        "2026-11-30T12:00:00Z",
     ];
     all.extend_from_slice(args);
     let out = run(&all, None);
@@ -32,7 +39,8 @@ fn normalize(dir: &Path, args: &[&str]) -> Run {
         code: out.status.code().expect("exited, not killed by a signal"),
         events: read_ndjson(&events),
         dead: read_ndjson(&dlq),
-        summary: serde_json::from_slice(&std::fs::read(&summary).unwrap_or_default()).unwrap_or(Value::Null),
+        summary: serde_json::from_slice(&std::fs::read(&summary).unwrap_or_default())
+            .unwrap_or(Value::Null),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
@@ -54,9 +62,15 @@ fn invalid_utf8_and_nul_bytes() {
     assert_eq!(r.events.len(), 2);
     assert_eq!(r.dead.len(), 2);
     let utf8 = &r.dead[0];
-    assert!(s(utf8, "reason").contains("invalid UTF-8 at byte 50 of the record"), "{utf8}");
+    assert!(
+        s(utf8, "reason").contains("invalid UTF-8 at byte 50 of the record"),
+        "{utf8}"
+    );
     assert_eq!(utf8["line"], 2);
-    assert!(utf8.get("original").is_none(), "binary originals are base64: {utf8}");
+    assert!(
+        utf8.get("original").is_none(),
+        "binary originals are base64: {utf8}"
+    );
     assert!(s(utf8, "original_base64").len() > 10);
     let nul = &r.dead[1];
     assert!(s(nul, "reason").contains("NUL byte"), "{nul}");
@@ -92,7 +106,9 @@ fn truncated_json_in_a_json_log() {
 fn ten_megabyte_line_keeps_its_head_and_length() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("huge.log");
-    let mut content = b"[I 2026-11-30 00:36:24.598 ServerApp] before\n[I 2026-11-30 00:36:25.000 ServerApp] ".to_vec();
+    let mut content =
+        b"[I 2026-11-30 00:36:24.598 ServerApp] before\n[I 2026-11-30 00:36:25.000 ServerApp] "
+            .to_vec();
     content.extend(std::iter::repeat_n(b'A', 10 * 1024 * 1024));
     content.extend_from_slice(b"\n[I 2026-11-30 00:36:26.000 ServerApp] after\n");
     std::fs::write(&p, &content).unwrap();
@@ -103,9 +119,14 @@ fn ten_megabyte_line_keeps_its_head_and_length() {
     let d = &r.dead[0];
     assert_eq!(d["truncated"], true);
     assert_eq!(d["original_length"], 10 * 1024 * 1024 + 38);
-    assert!(s(d, "reason").contains("over the limit of 1048576 bytes"), "{d}");
+    assert!(
+        s(d, "reason").contains("over the limit of 1048576 bytes"),
+        "{d}"
+    );
     let kept = s(d, "original");
-    assert!(kept.starts_with("[I 2026-11-30 00:36:25.000 ServerApp] AAAA") && kept.len() <= 64 * 1024);
+    assert!(
+        kept.starts_with("[I 2026-11-30 00:36:25.000 ServerApp] AAAA") && kept.len() <= 64 * 1024
+    );
     assert_eq!(r.summary["lines"], 3);
 }
 
@@ -126,34 +147,62 @@ fn empty_and_binary_files() {
         })
         .collect();
     std::fs::write(&bin, &noise).unwrap();
-    let r = normalize(dir.path(), &[empty.to_str().unwrap(), bin.to_str().unwrap()]);
+    let r = normalize(
+        dir.path(),
+        &[empty.to_str().unwrap(), bin.to_str().unwrap()],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.summary["empty_inputs"], 1);
-    let lines = noise.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64;
+    let lines = noise
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
     let bin_report = &r.summary["per_input"][1];
-    let accounted = bin_report["events"].as_u64().unwrap() + bin_report["dead_letters"].as_u64().unwrap()
+    let accounted = bin_report["events"].as_u64().unwrap()
+        + bin_report["dead_letters"].as_u64().unwrap()
         + bin_report["blank_lines"].as_u64().unwrap();
-    assert!(bin_report["dead_letters"].as_u64().unwrap() > lines / 2, "binary lines are dead letters: {bin_report}");
-    assert!(accounted >= lines, "{accounted} of {lines} lines accounted for: {bin_report}");
-    assert!(r.dead.iter().all(|d| d["original_base64"].is_string() || d["reason"].as_str().unwrap().contains("NUL")));
+    assert!(
+        bin_report["dead_letters"].as_u64().unwrap() > lines / 2,
+        "binary lines are dead letters: {bin_report}"
+    );
+    assert!(
+        accounted >= lines,
+        "{accounted} of {lines} lines accounted for: {bin_report}"
+    );
+    assert!(
+        r.dead
+            .iter()
+            .all(|d| d["original_base64"].is_string()
+                || d["reason"].as_str().unwrap().contains("NUL"))
+    );
 }
 
 #[test]
 fn gzip_and_truncated_gzip() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "2026/11/30 00:30:56 INFO:     127.0.0.1:1 - \"GET /health HTTP/1.1\" 200 OK\n".repeat(2000);
+    let text = "2026/11/30 00:30:56 INFO:     127.0.0.1:1 - \"GET /health HTTP/1.1\" 200 OK\n"
+        .repeat(2000);
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(text.as_bytes()).unwrap();
     let gz = enc.finish().unwrap();
     let whole = dir.path().join("access.log.1.gz");
     std::fs::write(&whole, &gz).unwrap();
     let r = normalize(dir.path(), &[whole.to_str().unwrap()]);
-    assert_eq!((r.code, r.events.len(), r.dead.len()), (0, 2000, 0), "{}", r.stderr);
+    assert_eq!(
+        (r.code, r.events.len(), r.dead.len()),
+        (0, 2000, 0),
+        "{}",
+        r.stderr
+    );
 
     let cut = dir.path().join("cut.gz");
     std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
     let r = normalize(dir.path(), &[cut.to_str().unwrap()]);
-    assert_eq!(r.code, 3, "a truncated input is reported with exit code 3: {}", r.stderr);
+    assert_eq!(
+        r.code, 3,
+        "a truncated input is reported with exit code 3: {}",
+        r.stderr
+    );
     assert!(r.stderr.contains("read error"), "{}", r.stderr);
     assert!(!r.events.is_empty() && r.events.len() < 2000);
     let last = r.dead.last().expect("the cut is a dead letter");
@@ -169,27 +218,58 @@ fn pretty_printed_cloudtrail_document_and_oversized_document() {
             r#"    {{"eventVersion": "1.10", "eventTime": "2026-11-30T10:00:00Z", "eventSource": "s3.amazonaws.com", "eventName": "{name}", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.1", "userIdentity": {{"type": "IAMUser", "userName": "bob"}}, "requestParameters": {{"bucketName": "ml-models", "key": "m.pkl"}}, "eventID": "{name}-1"}}"#
         )
     };
-    std::fs::write(&p, format!("{{\n  \"Records\": [\n{},\n{}\n  ]\n}}\n", rec("GetObject"), rec("PutObject"))).unwrap();
+    std::fs::write(
+        &p,
+        format!(
+            "{{\n  \"Records\": [\n{},\n{}\n  ]\n}}\n",
+            rec("GetObject"),
+            rec("PutObject")
+        ),
+    )
+    .unwrap();
     let r = normalize(dir.path(), &[p.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.events.len(), 2);
     assert_eq!(s(&r.events[1], "event.action"), "PutObject");
     assert_eq!(r.summary["lines"], 6);
 
-    let r = normalize(dir.path(), &["--max-document-bytes", "100", p.to_str().unwrap()]);
+    let r = normalize(
+        dir.path(),
+        &["--max-document-bytes", "100", p.to_str().unwrap()],
+    );
     assert_eq!(r.events.len(), 0);
     assert_eq!(r.dead.len(), 1);
-    assert!(s(&r.dead[0], "reason").contains("over the limit"), "{}", r.dead[0]);
+    assert!(
+        s(&r.dead[0], "reason").contains("over the limit"),
+        "{}",
+        r.dead[0]
+    );
 }
 
 #[test]
 fn stdin_and_strict_mode() {
-    let out = run(&["normalize", "--strict", "--now", "2026-11-30T12:00:00Z", "-"], Some(b"\xff\nplain text\n"));
-    assert_eq!(out.status.code(), Some(1), "--strict fails when anything was dead-lettered");
+    let out = run(
+        &[
+            "normalize",
+            "--strict",
+            "--now",
+            "2026-11-30T12:00:00Z",
+            "-",
+        ],
+        Some(b"\xff\nplain text\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--strict fails when anything was dead-lettered"
+    );
     let events = ndjson(&out.stdout);
     assert_eq!(events.len(), 1);
     assert_eq!(s(&events[0], "message"), "plain text");
     assert_eq!(s(&events[0], "@timestamp"), "2026-11-30T12:00:00Z");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("\"reason\":\"invalid UTF-8"), "without --dlq, dead letters go to stderr: {stderr}");
+    assert!(
+        stderr.contains("\"reason\":\"invalid UTF-8"),
+        "without --dlq, dead letters go to stderr: {stderr}"
+    );
 }

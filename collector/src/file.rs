@@ -41,19 +41,34 @@ const PEEK: usize = 4096;
 
 /// Opens a file, decompressing gzip and detecting document framing.
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
-    let err = |source| OpenError::Io { path: path.display().to_string(), source };
+    let err = |source| OpenError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(err)?;
     if !meta.is_file() {
-        return Err(OpenError::NotAFile { path: path.display().to_string() });
+        return Err(OpenError::NotAFile {
+            path: path.display().to_string(),
+        });
     }
     let mut file = File::open(path).map_err(err)?;
     let mut magic = [0u8; 2];
     let n = read_full(&mut file, &mut magic).map_err(err)?;
     let head = Cursor::new(magic[..n].to_vec()).chain(file);
     let gzip = n == 2 && magic == [0x1f, 0x8b];
-    let reader: Box<dyn Read + Send> = if gzip { Box::new(MultiGzDecoder::new(head)) } else { Box::new(head) };
+    let reader: Box<dyn Read + Send> = if gzip {
+        Box::new(MultiGzDecoder::new(head))
+    } else {
+        Box::new(head)
+    };
     let (reader, framing) = sniff(reader).map_err(err)?;
-    Ok(Opened { reader, gzip, framing, size: meta.len(), modified: meta.modified().ok() })
+    Ok(Opened {
+        reader,
+        gzip,
+        framing,
+        size: meta.len(),
+        modified: meta.modified().ok(),
+    })
 }
 
 /// Wraps stdin (or any reader) with framing detection.
@@ -77,12 +92,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Reads the first bytes to choose the framing, then gives them back.
 fn sniff(mut r: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Framing)> {
     let mut head = vec![0u8; PEEK];
-    let n = match read_full(&mut r, &mut head) {
-        Ok(n) => n,
-        // A read error (e.g. truncated gzip) within the first bytes: keep
-        // what we have and let the line reader report the error.
-        Err(_) => 0,
-    };
+    // A read error (e.g. truncated gzip) within the first bytes: keep what
+    // we have and let the line reader report the error.
+    let n = read_full(&mut r, &mut head).unwrap_or_default();
     head.truncate(n);
     let framing = framing_of(&head);
     Ok((Box::new(Cursor::new(head).chain(r)), framing))
@@ -92,7 +104,10 @@ fn sniff(mut r: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Frami
 /// leading `[`; lines otherwise.
 pub fn framing_of(head: &[u8]) -> Framing {
     let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    let start = head.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(head.len());
+    let start = head
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(head.len());
     let t = &head[start..];
     match t.first() {
         // A JSON array of objects, arrays or strings; not a log line such as
@@ -103,7 +118,11 @@ pub fn framing_of(head: &[u8]) -> Framing {
         },
         Some(b'{') => {
             let after = &t[1..];
-            let first_key = after.iter().position(|c| !c.is_ascii_whitespace()).map(|i| &after[i..]).unwrap_or(&[]);
+            let first_key = after
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .map(|i| &after[i..])
+                .unwrap_or(&[]);
             let line_end = t.iter().position(|&c| c == b'\n').unwrap_or(t.len());
             let first_line = t[..line_end].trim_ascii();
             if first_key.starts_with(b"\"Records\"") || first_line == b"{" {
@@ -128,8 +147,14 @@ mod tests {
         assert_eq!(framing_of(b"{\n  \"a\": 1\n}"), Framing::Document);
         assert_eq!(framing_of(b"[{\"a\":1}]"), Framing::Document);
         assert_eq!(framing_of(b"[\n  {\"a\":1}\n]"), Framing::Document);
-        assert_eq!(framing_of(b"[I 2026-11-30 00:36:24.598 ServerApp] x"), Framing::Lines);
-        assert_eq!(framing_of(b"[2026-11-30 00:39:16,576 I 302 302] (raylet) x"), Framing::Lines);
+        assert_eq!(
+            framing_of(b"[I 2026-11-30 00:36:24.598 ServerApp] x"),
+            Framing::Lines
+        );
+        assert_eq!(
+            framing_of(b"[2026-11-30 00:39:16,576 I 302 302] (raylet) x"),
+            Framing::Lines
+        );
         assert_eq!(framing_of(b"{\"a\":1}\n{\"a\":2}\n"), Framing::Lines);
         assert_eq!(framing_of(b"2026/11/30 00:00:00 INFO x"), Framing::Lines);
         assert_eq!(framing_of(b""), Framing::Lines);
@@ -153,8 +178,14 @@ mod tests {
         std::fs::write(&cut, &gz[..gz.len() - 6]).unwrap();
         let mut o = open(&cut).unwrap();
         let mut buf = Vec::new();
-        assert!(o.reader.read_to_end(&mut buf).is_err(), "a truncated gzip stream is an error, not a silent EOF");
+        assert!(
+            o.reader.read_to_end(&mut buf).is_err(),
+            "a truncated gzip stream is an error, not a silent EOF"
+        );
         assert!(matches!(open(dir.path()), Err(OpenError::NotAFile { .. })));
-        assert!(matches!(open(&dir.path().join("missing")), Err(OpenError::Io { .. })));
+        assert!(matches!(
+            open(&dir.path().join("missing")),
+            Err(OpenError::Io { .. })
+        ));
     }
 }

@@ -167,7 +167,8 @@ impl<R: Read> LineSplitter<R> {
 
     fn append(&mut self, piece: &[u8]) {
         let room = (self.max + 1).saturating_sub(self.carry.len());
-        self.carry.extend_from_slice(&piece[..piece.len().min(room)]);
+        self.carry
+            .extend_from_slice(&piece[..piece.len().min(room)]);
         self.carry_len += piece.len() as u64;
     }
 
@@ -176,7 +177,12 @@ impl<R: Read> LineSplitter<R> {
             bytes.truncate(self.max);
         }
         self.number += 1;
-        let line = Line { bytes, offset: self.line_start, number: self.number, overflow_len: overflow };
+        let line = Line {
+            bytes,
+            offset: self.line_start,
+            number: self.number,
+            overflow_len: overflow,
+        };
         self.line_start = self.consumed + self.pos as u64;
         line
     }
@@ -236,10 +242,25 @@ mod tests {
     #[test]
     fn lines_offsets_and_crlf() {
         let lines = all(b"a\r\nbb\n\nccc", 2, 100);
-        let got: Vec<(&[u8], u64, u64)> = lines.iter().map(|l| (&l.bytes[..], l.offset, l.number)).collect();
-        assert_eq!(got, vec![(&b"a"[..], 0, 1), (&b"bb"[..], 3, 2), (&b""[..], 6, 3), (&b"ccc"[..], 7, 4)]);
+        let got: Vec<(&[u8], u64, u64)> = lines
+            .iter()
+            .map(|l| (&l.bytes[..], l.offset, l.number))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"a"[..], 0, 1),
+                (&b"bb"[..], 3, 2),
+                (&b""[..], 6, 3),
+                (&b"ccc"[..], 7, 4)
+            ]
+        );
         assert!(all(b"", 3, 10).is_empty());
-        assert_eq!(all(b"x\n", 1, 10).len(), 1, "a final newline does not make an empty line");
+        assert_eq!(
+            all(b"x\n", 1, 10).len(),
+            1,
+            "a final newline does not make an empty line"
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ mod tests {
         std::fs::write(d.join(IGNORE_FILE), "*.md\n").unwrap();
         let (files, errors) = expand(d);
         assert!(errors.is_empty(), "{errors:?}");
-        let rel: Vec<String> = files.iter().map(|p| p.strip_prefix(d).unwrap().display().to_string()).collect();
+        let rel: Vec<String> = files
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect();
         assert_eq!(rel, [".hidden.log", "a.log", "b/sub/z.log"]);
         let (_, errors) = expand(&d.join("missing"));
         assert_eq!(errors.len(), 1);

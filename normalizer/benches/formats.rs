@@ -25,8 +25,13 @@ fn samples() -> PathBuf {
 fn generate(files: &[&str], mb: usize, vary: bool) -> (Bytes, Vec<(usize, usize)>) {
     let mut lines: Vec<String> = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(samples().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+        let text =
+            std::fs::read_to_string(samples().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
     }
     let target = mb * 1024 * 1024;
     let mut buf = Vec::with_capacity(target + (1 << 20));
@@ -59,7 +64,11 @@ fn generate(files: &[&str], mb: usize, vary: bool) -> (Bytes, Vec<(usize, usize)
 }
 
 fn run(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize)]) -> usize {
-    let source = Arc::new(Source { kind: "file", name: "bench.log".into(), format: Some(format.to_string()) });
+    let source = Arc::new(Source {
+        kind: "file",
+        name: "bench.log".into(),
+        format: Some(format.to_string()),
+    });
     let mut stream = norm.stream(source.clone(), Some(Timestamp(1_796_000_000_000_000_000)));
     let mut out: Vec<Output> = Vec::with_capacity(1024);
     let mut events = 0;
@@ -86,21 +95,79 @@ fn run(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize)]) 
 }
 
 fn bench(c: &mut Criterion) {
-    let mb: usize = std::env::var("MLSOC_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let mb: usize = std::env::var("MLSOC_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let norm = Normalizer::new(Registry::builtin(), Options::default());
     let cases: &[(&str, &str, &[&str], bool)] = &[
-        ("access/mlflow.uvicorn_access", "mlflow.uvicorn_access", &["real/mlflow/mlflow-access.log"], true),
-        ("access/mlflow.gunicorn_access", "mlflow.gunicorn_access", &["real/mlflow-auth/mlflow-auth-access.log"], true),
-        ("access/torchserve.access", "torchserve.access", &["real/torchserve/access_log.log"], true),
+        (
+            "access/mlflow.uvicorn_access",
+            "mlflow.uvicorn_access",
+            &["real/mlflow/mlflow-access.log"],
+            true,
+        ),
+        (
+            "access/mlflow.gunicorn_access",
+            "mlflow.gunicorn_access",
+            &["real/mlflow-auth/mlflow-auth-access.log"],
+            true,
+        ),
+        (
+            "access/torchserve.access",
+            "torchserve.access",
+            &["real/torchserve/access_log.log"],
+            true,
+        ),
         ("access/moto", "moto", &["real/moto/moto-server.log"], true),
-        ("access/combined", "combined", &["handwritten/nginx/access.log"], true),
-        ("log/jupyter.server", "jupyter.server", &["real/jupyter/jupyter-server-debug.log"], false),
-        ("log/ray.log", "ray.log", &["real/ray/ray-dashboard.log"], false),
-        ("log/torchserve.log", "torchserve.log", &["real/torchserve/ts_log.log"], false),
-        ("json/kubernetes.audit", "kubernetes.audit", &["handwritten/kubernetes/audit.log"], false),
-        ("json/aws.cloudtrail", "aws.cloudtrail", &["handwritten/cloudtrail/events.ndjson"], false),
-        ("json/minio.audit", "minio.audit", &["handwritten/minio/audit.log"], false),
-        ("json/ray.event", "ray.event", &["real/ray/session-logs/events/event_JOBS.log"], false),
+        (
+            "access/combined",
+            "combined",
+            &["handwritten/nginx/access.log"],
+            true,
+        ),
+        (
+            "log/jupyter.server",
+            "jupyter.server",
+            &["real/jupyter/jupyter-server-debug.log"],
+            false,
+        ),
+        (
+            "log/ray.log",
+            "ray.log",
+            &["real/ray/ray-dashboard.log"],
+            false,
+        ),
+        (
+            "log/torchserve.log",
+            "torchserve.log",
+            &["real/torchserve/ts_log.log"],
+            false,
+        ),
+        (
+            "json/kubernetes.audit",
+            "kubernetes.audit",
+            &["handwritten/kubernetes/audit.log"],
+            false,
+        ),
+        (
+            "json/aws.cloudtrail",
+            "aws.cloudtrail",
+            &["handwritten/cloudtrail/events.ndjson"],
+            false,
+        ),
+        (
+            "json/minio.audit",
+            "minio.audit",
+            &["handwritten/minio/audit.log"],
+            false,
+        ),
+        (
+            "json/ray.event",
+            "ray.event",
+            &["real/ray/session-logs/events/event_JOBS.log"],
+            false,
+        ),
     ];
     let mut group = c.benchmark_group("normalize");
     group.sample_size(10);
@@ -111,7 +178,11 @@ fn bench(c: &mut Criterion) {
         }
         let (data, spans) = generate(files, mb, *vary);
         group.throughput(Throughput::Bytes(data.len() as u64));
-        eprintln!("{name}: {} lines, {:.1} MiB", spans.len(), data.len() as f64 / 1048576.0);
+        eprintln!(
+            "{name}: {} lines, {:.1} MiB",
+            spans.len(),
+            data.len() as f64 / 1048576.0
+        );
         let events = run(&norm, format, &data, &spans);
         eprintln!("{name}: {events} events");
         assert!(events > 0, "{name}: no events");

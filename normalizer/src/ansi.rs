@@ -31,7 +31,8 @@ pub fn strip(s: &Str) -> Str {
             // OSC: ESC ] ... BEL | ESC \
             Some(b']') => {
                 i += 1;
-                while i < b.len() && b[i] != 0x07 && !(b[i] == 0x1b && b.get(i + 1) == Some(&b'\\')) {
+                while i < b.len() && b[i] != 0x07 && !(b[i] == 0x1b && b.get(i + 1) == Some(&b'\\'))
+                {
                     i += 1;
                 }
                 i += if b.get(i) == Some(&0x07) { 1 } else { 2 };
@@ -43,7 +44,10 @@ pub fn strip(s: &Str) -> Str {
     }
     // Removing whole escape sequences (ASCII bytes) cannot split a UTF-8
     // character, but stay safe with a lossy conversion.
-    Str::from(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Str::from(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 #[cfg(test)]
@@ -52,10 +56,19 @@ mod tests {
 
     #[test]
     fn strips_colour_codes() {
-        let s = Str::from("127.0.0.1 - - [30/Nov/2026 00:41:33] \"\u{1b}[31m\u{1b}[1mGET /x HTTP/1.1\u{1b}[0m\" 403 -");
-        assert_eq!(&*strip(&s), "127.0.0.1 - - [30/Nov/2026 00:41:33] \"GET /x HTTP/1.1\" 403 -");
+        let s = Str::from(
+            "127.0.0.1 - - [30/Nov/2026 00:41:33] \"\u{1b}[31m\u{1b}[1mGET /x HTTP/1.1\u{1b}[0m\" 403 -",
+        );
+        assert_eq!(
+            &*strip(&s),
+            "127.0.0.1 - - [30/Nov/2026 00:41:33] \"GET /x HTTP/1.1\" 403 -"
+        );
         let plain = Str::from("no escapes here, and long enough to be shared é");
-        assert_eq!(strip(&plain).as_ptr(), plain.as_ptr(), "no copy without escapes");
+        assert_eq!(
+            strip(&plain).as_ptr(),
+            plain.as_ptr(),
+            "no copy without escapes"
+        );
         assert_eq!(&*strip(&Str::from("a\u{1b}]0;title\u{7}b\u{1b}")), "ab");
         assert_eq!(&*strip(&Str::from("\u{1b}[")), "");
     }

@@ -9,7 +9,12 @@ use schema::{FieldType, Str, Timestamp, Value};
 /// not of that type (a status code that is not a number, an address that is
 /// not an IP): a text format then does not match the record.
 pub fn text_to_value(s: Str, ty: FieldType) -> Option<Value> {
-    if ty.is_text() || matches!(ty, FieldType::Object | FieldType::Flattened | FieldType::GeoPoint) {
+    if ty.is_text()
+        || matches!(
+            ty,
+            FieldType::Object | FieldType::Flattened | FieldType::GeoPoint
+        )
+    {
         return Some(Value::Str(s));
     }
     str_to_value(&s, ty)
@@ -43,7 +48,10 @@ pub fn str_to_value(s: &str, ty: FieldType) -> Option<Value> {
 pub fn json_to_value(v: &Value, ty: FieldType, array: bool) -> Option<Value> {
     match v {
         Value::Array(items) if array => {
-            let out: Vec<Value> = items.iter().filter_map(|i| json_to_value(i, ty, false)).collect();
+            let out: Vec<Value> = items
+                .iter()
+                .filter_map(|i| json_to_value(i, ty, false))
+                .collect();
             (!out.is_empty()).then_some(Value::Array(out))
         }
         Value::Array(items) => items.iter().find_map(|i| json_to_value(i, ty, false)),
@@ -65,7 +73,11 @@ pub fn json_to_value(v: &Value, ty: FieldType, array: bool) -> Option<Value> {
         },
         Value::Bool(b) => match ty {
             FieldType::Boolean => Some(Value::Bool(*b)),
-            t if t.is_text() => Some(Value::Str(Str::from_static(if *b { "true" } else { "false" }))),
+            t if t.is_text() => Some(Value::Str(Str::from_static(if *b {
+                "true"
+            } else {
+                "false"
+            }))),
             _ => None,
         },
         other => Some(other.clone()),
@@ -94,7 +106,10 @@ pub fn parse_i64(s: &str) -> Option<i64> {
 
 /// An IP address, also in `[v6]` brackets or with a `%zone` suffix.
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
-    let s = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    let s = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
     let s = s.split_once('%').map_or(s, |(a, _)| a);
     s.parse().ok()
 }
@@ -115,8 +130,14 @@ mod tests {
         assert_eq!(t("99999999999999999999", FieldType::Long), None);
         assert_eq!(t("1.5", FieldType::Float), Some(Value::Float(1.5)));
         assert_eq!(t("NaN", FieldType::Float), None);
-        assert_eq!(t("::1", FieldType::Ip), Some(Value::Ip("::1".parse().unwrap())));
-        assert_eq!(t("[fe80::1%eth0]", FieldType::Ip), Some(Value::Ip("fe80::1".parse().unwrap())));
+        assert_eq!(
+            t("::1", FieldType::Ip),
+            Some(Value::Ip("::1".parse().unwrap()))
+        );
+        assert_eq!(
+            t("[fe80::1%eth0]", FieldType::Ip),
+            Some(Value::Ip("fe80::1".parse().unwrap()))
+        );
         assert_eq!(t("localhost", FieldType::Ip), None);
         assert_eq!(t("x", FieldType::Keyword), Some(Value::from("x")));
     }
@@ -124,11 +145,26 @@ mod tests {
     #[test]
     fn json_conversions() {
         let arr = Value::Array(vec!["10.0.0.1".into(), "10.0.0.2".into()]);
-        assert_eq!(json_to_value(&arr, FieldType::Ip, false), Some(Value::Ip("10.0.0.1".parse().unwrap())));
-        assert_eq!(json_to_value(&Value::Int(201), FieldType::Long, false), Some(Value::Int(201)));
-        assert_eq!(json_to_value(&Value::from("201"), FieldType::Long, false), Some(Value::Int(201)));
-        assert_eq!(json_to_value(&Value::Int(7), FieldType::Keyword, false), Some(Value::from("7".to_string())));
-        assert_eq!(json_to_value(&Value::from("s3.amazonaws.com"), FieldType::Ip, false), None);
+        assert_eq!(
+            json_to_value(&arr, FieldType::Ip, false),
+            Some(Value::Ip("10.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(
+            json_to_value(&Value::Int(201), FieldType::Long, false),
+            Some(Value::Int(201))
+        );
+        assert_eq!(
+            json_to_value(&Value::from("201"), FieldType::Long, false),
+            Some(Value::Int(201))
+        );
+        assert_eq!(
+            json_to_value(&Value::Int(7), FieldType::Keyword, false),
+            Some(Value::from("7".to_string()))
+        );
+        assert_eq!(
+            json_to_value(&Value::from("s3.amazonaws.com"), FieldType::Ip, false),
+            None
+        );
         assert_eq!(json_to_value(&Value::Null, FieldType::Keyword, false), None);
     }
 }

@@ -46,7 +46,11 @@ pub fn detect(reg: &Registry, lines: &[Str], path: Option<&str>, time: &TimeCont
         };
         if fmt.accepts_anything() {
             if path_ok {
-                return Detection { format: idx, sampled: n, matched: n };
+                return Detection {
+                    format: idx,
+                    sampled: n,
+                    matched: n,
+                };
             }
             continue;
         }
@@ -59,9 +63,16 @@ pub fn detect(reg: &Registry, lines: &[Str], path: Option<&str>, time: &TimeCont
         }
         let mut matched = 0;
         for l in lines {
-            let text = if fmt.strip_ansi { crate::ansi::strip(l) } else { l.clone() };
+            let text = if fmt.strip_ansi {
+                crate::ansi::strip(l)
+            } else {
+                l.clone()
+            };
             events.clear();
-            if fmt.parse(reg, &text, time, &mut scratch, 1, &mut events).is_ok() {
+            if fmt
+                .parse(reg, &text, time, &mut scratch, 1, &mut events)
+                .is_ok()
+            {
                 matched += 1;
             }
         }
@@ -87,7 +98,15 @@ pub fn detect(reg: &Registry, lines: &[Str], path: Option<&str>, time: &TimeCont
         }
     }
     match best {
-        Some((_, matched, _, idx)) => Detection { format: idx, sampled: n, matched },
-        None => Detection { format: fallback, sampled: n, matched: 0 },
+        Some((_, matched, _, idx)) => Detection {
+            format: idx,
+            sampled: n,
+            matched,
+        },
+        None => Detection {
+            format: fallback,
+            sampled: n,
+            matched: 0,
+        },
     }
 }

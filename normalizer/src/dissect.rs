@@ -26,7 +26,9 @@ use memchr::memmem;
 pub enum DissectError {
     #[error("unclosed field at byte {0} (a field is written %{{name}})")]
     Unclosed(usize),
-    #[error("fields `{0}` and `{1}` follow each other with no literal between them, so there is no place to split")]
+    #[error(
+        "fields `{0}` and `{1}` follow each other with no literal between them, so there is no place to split"
+    )]
     Adjacent(String, String),
     #[error("`%{{+{0}}}` appends to a field that does not come earlier in the pattern")]
     AppendWithoutBase(String),
@@ -127,7 +129,13 @@ impl Dissect {
                     }
                 }
             };
-            fields.push(Field { kind, literal: Vec::new(), finder: None, padding, suffix: false });
+            fields.push(Field {
+                kind,
+                literal: Vec::new(),
+                finder: None,
+                padding,
+                suffix: false,
+            });
             consumed += open + 2 + close + 1;
             rest = &after[close + 1..];
         }
@@ -139,7 +147,12 @@ impl Dissect {
                 f.finder = Some(memmem::Finder::new(&f.literal).into_owned());
             }
         }
-        Ok(Dissect { prefix, fields, names, source: pattern.to_string() })
+        Ok(Dissect {
+            prefix,
+            fields,
+            names,
+            source: pattern.to_string(),
+        })
     }
 
     /// Names of the capture slots, in order of first appearance.
@@ -174,7 +187,9 @@ impl Dissect {
         let n = self.fields.len();
         for (i, field) in self.fields.iter().enumerate() {
             let (end, next) = if field.suffix {
-                let Some(end) = line.len().checked_sub(field.literal.len()) else { return false };
+                let Some(end) = line.len().checked_sub(field.literal.len()) else {
+                    return false;
+                };
                 if end < pos || !line.ends_with(&field.literal) {
                     return false;
                 }
@@ -239,7 +254,11 @@ mod tests {
     }
 
     fn pairs(v: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
-        Some(v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+        Some(
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -264,7 +283,8 @@ mod tests {
     #[test]
     fn append_and_padding() {
         let p = r#"%{_ts} %{+_ts} %{_level}:%{->} %{_client} - "%{_request}" %{status} %{?reason}"#;
-        let line = r#"2026/11/30 00:30:56 INFO:     127.0.0.1:54658 - "GET /health HTTP/1.1" 200 OK"#;
+        let line =
+            r#"2026/11/30 00:30:56 INFO:     127.0.0.1:54658 - "GET /health HTTP/1.1" 200 OK"#;
         assert_eq!(
             run(p, line),
             pairs(&[
@@ -285,15 +305,30 @@ mod tests {
         assert_eq!(run(p, "[a] "), pairs(&[("a", "a"), ("b", "")]));
         let q = r#"%{a} "%{b}""#;
         assert!(run(q, r#"x "y"#).is_none(), "suffix must match");
-        assert!(run(q, "x\"").is_none(), "suffix cannot overlap the delimiter before it");
+        assert!(
+            run(q, "x\"").is_none(),
+            "suffix cannot overlap the delimiter before it"
+        );
     }
 
     #[test]
     fn compile_errors() {
-        assert_eq!(Dissect::compile("%{a}%{b}").unwrap_err(), DissectError::Adjacent("a".into(), "b".into()));
-        assert!(matches!(Dissect::compile("%{a"), Err(DissectError::Unclosed(0))));
-        assert!(matches!(Dissect::compile("%{+a} %{b}"), Err(DissectError::AppendWithoutBase(_))));
-        assert_eq!(Dissect::compile("plain").unwrap_err(), DissectError::NoFields);
+        assert_eq!(
+            Dissect::compile("%{a}%{b}").unwrap_err(),
+            DissectError::Adjacent("a".into(), "b".into())
+        );
+        assert!(matches!(
+            Dissect::compile("%{a"),
+            Err(DissectError::Unclosed(0))
+        ));
+        assert!(matches!(
+            Dissect::compile("%{+a} %{b}"),
+            Err(DissectError::AppendWithoutBase(_))
+        ));
+        assert_eq!(
+            Dissect::compile("plain").unwrap_err(),
+            DissectError::NoFields
+        );
     }
 
     proptest! {

@@ -24,11 +24,21 @@ use crate::timestamp::{Layout, TimeContext, Zone};
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("{origin}: {source}")]
-    Toml { origin: String, source: toml::de::Error },
+    Toml {
+        origin: String,
+        source: toml::de::Error,
+    },
     #[error("{origin}: cannot read: {source}")]
-    Io { origin: String, source: std::io::Error },
+    Io {
+        origin: String,
+        source: std::io::Error,
+    },
     #[error("{origin}: format `{name}`: {reason}")]
-    Invalid { origin: String, name: String, reason: String },
+    Invalid {
+        origin: String,
+        name: String,
+        reason: String,
+    },
 }
 
 /// The state a record is parsed in: the event being built, the captures
@@ -41,7 +51,11 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(time: &'a TimeContext, temps: &'a mut Vec<Option<Str>>) -> Ctx<'a> {
-        Ctx { event: Event::new(), time, temps }
+        Ctx {
+            event: Event::new(),
+            time,
+            temps,
+        }
     }
 
     /// Reads a step input.
@@ -191,10 +205,10 @@ impl Format {
         let mut ev = Event::new();
         ev.set(f::MESSAGE, text.clone());
         for (k, v) in &self.set {
-            if let FieldKey::Known(id) = k {
-                if *id == f::EVENT_KIND || *id == f::EVENT_CATEGORY {
-                    ev.set(*id, v.clone());
-                }
+            if let FieldKey::Known(id) = k
+                && (*id == f::EVENT_KIND || *id == f::EVENT_CATEGORY)
+            {
+                ev.set(*id, v.clone());
             }
         }
         ev.set(f::EVENT_TYPE, schema::value::str_array(&["info"]));
@@ -266,7 +280,10 @@ impl Format {
         };
         if depth == 0 {
             for (_, idx) in &self.fallback {
-                if reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out).is_ok() {
+                if reg.formats[*idx]
+                    .parse(reg, text, time, scratch, depth + 1, out)
+                    .is_ok()
+                {
                     return Ok(());
                 }
             }
@@ -296,23 +313,26 @@ impl Format {
                 if depth > 1 {
                     return Err(Reject::new("delegation is at most two levels deep"));
                 }
-                return reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out);
+                reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out)
             }
             AltKind::Dissect(d, targets) => {
                 let mut spans = std::mem::take(&mut scratch.spans);
                 let matched = d.matches(text.as_bytes(), &mut spans);
                 if !matched {
                     scratch.spans = spans;
-                    return Err(Reject::new(format!("does not have the shape `{}`", d.source())));
+                    return Err(Reject::new(format!(
+                        "does not have the shape `{}`",
+                        d.source()
+                    )));
                 }
                 let mut ctx = Ctx::new(time, &mut scratch.temps);
                 let mut result = Ok(());
                 for (slot, span) in spans.iter().enumerate() {
-                    if let Some((a, b)) = *span {
-                        if let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b) {
-                            result = Err(e);
-                            break;
-                        }
+                    if let Some((a, b)) = *span
+                        && let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b)
+                    {
+                        result = Err(e);
+                        break;
                     }
                 }
                 scratch.spans = spans;
@@ -324,10 +344,16 @@ impl Format {
             AltKind::Regex(re, targets) => {
                 let mut locs = re.capture_locations();
                 let Some(m) = re.captures_read(&mut locs, text) else {
-                    return Err(Reject::new(format!("does not match the regex `{}`", re.as_str())));
+                    return Err(Reject::new(format!(
+                        "does not match the regex `{}`",
+                        re.as_str()
+                    )));
                 };
                 if m.start() != 0 || m.end() != text.len() {
-                    return Err(Reject::new(format!("does not match the whole of the regex `{}`", re.as_str())));
+                    return Err(Reject::new(format!(
+                        "does not match the whole of the regex `{}`",
+                        re.as_str()
+                    )));
                 }
                 let mut ctx = Ctx::new(time, &mut scratch.temps);
                 for (group, target) in targets {
@@ -343,7 +369,14 @@ impl Format {
     }
 
     #[inline]
-    fn assign(&self, ctx: &mut Ctx<'_>, target: &Target, text: &Str, a: usize, b: usize) -> Result<(), Reject> {
+    fn assign(
+        &self,
+        ctx: &mut Ctx<'_>,
+        target: &Target,
+        text: &Str,
+        a: usize,
+        b: usize,
+    ) -> Result<(), Reject> {
         if a == b {
             return Ok(());
         }
@@ -355,10 +388,20 @@ impl Format {
             Target::Skip => {}
             Target::Temp(i) => ctx.temps[*i] = Some(text.slice_ref(s)),
             Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
-            Target::Field(id, ty) => match if ty.is_text() { Some(Value::Str(text.slice_ref(s))) } else { crate::convert::str_to_value(s, *ty).or_else(|| text_to_value(text.slice_ref(s), *ty)) } {
+            Target::Field(id, ty) => match if ty.is_text() {
+                Some(Value::Str(text.slice_ref(s)))
+            } else {
+                crate::convert::str_to_value(s, *ty)
+                    .or_else(|| text_to_value(text.slice_ref(s), *ty))
+            } {
                 Some(v) => ctx.event.set(*id, v),
                 None => {
-                    return Err(Reject::new(format!("{}: `{}` is not of type {:?}", id.name(), clip(s), ty)));
+                    return Err(Reject::new(format!(
+                        "{}: `{}` is not of type {:?}",
+                        id.name(),
+                        clip(s),
+                        ty
+                    )));
                 }
             },
         }
@@ -366,11 +409,19 @@ impl Format {
     }
 
     /// Timestamp, fixed fields and enrichment steps.
-    fn finish(&self, ctx: &mut Ctx<'_>, alt_set: &[(FieldKey, Value)], alt_steps: &[Step]) -> Result<(), Reject> {
+    fn finish(
+        &self,
+        ctx: &mut Ctx<'_>,
+        alt_set: &[(FieldKey, Value)],
+        alt_steps: &[Step],
+    ) -> Result<(), Reject> {
         if let Some(rule) = &self.timestamp {
             let raw = match &rule.src {
                 TsSrc::Temp(i) => ctx.temps[*i].clone(),
-                TsSrc::Field(k) => ctx.event.get(k.name()).and_then(|v| v.to_text().map(|c| Str::from(c.as_ref()))),
+                TsSrc::Field(k) => ctx
+                    .event
+                    .get(k.name())
+                    .and_then(|v| v.to_text().map(|c| Str::from(c.as_ref()))),
                 TsSrc::Json => None,
             };
             if let Some(raw) = raw {
@@ -390,7 +441,8 @@ impl Format {
         for step in alt_steps.iter().chain(&self.steps) {
             step.run(ctx)?;
         }
-        ctx.event.set_default(f::EVENT_DATASET, self.dataset.clone());
+        ctx.event
+            .set_default(f::EVENT_DATASET, self.dataset.clone());
         ctx.event.set_default(f::EVENT_MODULE, self.module.clone());
         if let Some(c) = &self.component {
             ctx.event.set_default(f::MLOPS_COMPONENT, c.clone());
@@ -398,11 +450,19 @@ impl Format {
         Ok(())
     }
 
-    fn apply_timestamp(&self, ctx: &mut Ctx<'_>, rule: &TimestampRule, raw: &str) -> Result<(), Reject> {
+    fn apply_timestamp(
+        &self,
+        ctx: &mut Ctx<'_>,
+        rule: &TimestampRule,
+        raw: &str,
+    ) -> Result<(), Reject> {
         let zoned;
         let time = match rule.zone {
             Some(z) => {
-                zoned = TimeContext { zone: z, reference: ctx.time.reference };
+                zoned = TimeContext {
+                    zone: z,
+                    reference: ctx.time.reference,
+                };
                 &zoned
             }
             None => ctx.time,
@@ -416,7 +476,11 @@ impl Format {
         Err(Reject::new(format!(
             "timestamp `{}` does not fit {}",
             clip(raw),
-            rule.layouts.iter().map(|l| format!("`{}`", l.source())).collect::<Vec<_>>().join(" or ")
+            rule.layouts
+                .iter()
+                .map(|l| format!("`{}`", l.source()))
+                .collect::<Vec<_>>()
+                .join(" or ")
         )))
     }
 
@@ -431,7 +495,9 @@ impl Format {
         let trimmed = text.trim_start();
         let items = match j.explode.as_deref() {
             Some("") if trimmed.starts_with('[') => Some(array_items(text)?),
-            Some(member) if !member.is_empty() && trimmed.starts_with('{') => explode_items(text, member)?,
+            Some(member) if !member.is_empty() && trimmed.starts_with('{') => {
+                explode_items(text, member)?
+            }
             _ => None,
         };
         if let Some(items) = items {
@@ -461,11 +527,19 @@ impl Format {
     }
 
     /// Maps one JSON object (`part`, a slice of `text`) to an event.
-    fn map_json(&self, j: &JsonBody, text: &Str, part: &str, time: &TimeContext, scratch: &mut Scratch) -> Result<Event, Reject> {
+    fn map_json(
+        &self,
+        j: &JsonBody,
+        text: &Str,
+        part: &str,
+        time: &TimeContext,
+        scratch: &mut Scratch,
+    ) -> Result<Event, Reject> {
         let merge = j.keep.as_deref() == Some("");
         let (vals, whole) = if merge {
             // ECS documents are merged field by field: build the whole tree.
-            let doc = schema::json::parse_slice(text, part).map_err(|e| Reject::new(e.to_string()))?;
+            let doc =
+                schema::json::parse_slice(text, part).map_err(|e| Reject::new(e.to_string()))?;
             if !matches!(doc, Value::Object(_)) {
                 return Err(Reject::new("not a JSON object"));
             }
@@ -480,32 +554,48 @@ impl Format {
         };
         let paths = j.trie.paths();
         for (idx, re) in &j.require {
-            let ok = vals[*idx].as_ref().and_then(Value::to_text).is_some_and(|t| {
-                // `.` (any value) is the common requirement: no regex needed.
-                if re.as_str() == "." { !t.is_empty() } else { re.is_match(&t) }
-            });
+            let ok = vals[*idx]
+                .as_ref()
+                .and_then(Value::to_text)
+                .is_some_and(|t| {
+                    // `.` (any value) is the common requirement: no regex needed.
+                    if re.as_str() == "." {
+                        !t.is_empty()
+                    } else {
+                        re.is_match(&t)
+                    }
+                });
             if !ok {
-                return Err(Reject::new(format!("`{}` is missing or does not match `{}`", paths[*idx], re.as_str())));
+                return Err(Reject::new(format!(
+                    "`{}` is missing or does not match `{}`",
+                    paths[*idx],
+                    re.as_str()
+                )));
             }
         }
         self.reset_temps(scratch);
         let mut ctx = Ctx::new(time, &mut scratch.temps);
         for (key, ty, array, idx) in &j.fields {
-            if let Some(v) = vals[*idx].as_ref().and_then(|v| json_to_value(v, *ty, *array)) {
+            if let Some(v) = vals[*idx]
+                .as_ref()
+                .and_then(|v| json_to_value(v, *ty, *array))
+            {
                 ctx.event.insert(key.clone(), v);
             }
         }
-        if let (Some(rule), Some(idx)) = (&self.timestamp, j.timestamp) {
-            if let Some(raw) = vals[idx].as_ref().and_then(Value::to_text) {
-                let raw = raw.into_owned();
-                self.apply_timestamp(&mut ctx, rule, &raw)?;
-            }
+        if let (Some(rule), Some(idx)) = (&self.timestamp, j.timestamp)
+            && let Some(raw) = vals[idx].as_ref().and_then(Value::to_text)
+        {
+            let raw = raw.into_owned();
+            self.apply_timestamp(&mut ctx, rule, &raw)?;
         }
         match (j.keep.as_deref(), whole) {
             (Some(""), Some(doc)) => merge_top_level(&mut ctx.event, doc),
             (Some(path), _) => {
-                let doc = schema::rawjson::RawJson::new(text.slice_ref(part), j.asked.clone(), vals);
-                ctx.event.insert(path, Value::Json(std::sync::Arc::new(doc)));
+                let doc =
+                    schema::rawjson::RawJson::new(text.slice_ref(part), j.asked.clone(), vals);
+                ctx.event
+                    .insert(path, Value::Json(std::sync::Arc::new(doc)));
             }
             (None, _) => {}
         }
@@ -524,9 +614,14 @@ fn explode_items<'t>(text: &'t str, member: &str) -> Result<Option<Vec<&'t str>>
         return Ok(None);
     }
     #[derive(Deserialize)]
-    struct Top<'a>(#[serde(borrow)] BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>);
-    let top: Top<'t> = serde_json::from_str(text).map_err(|e| Reject::new(format!("invalid JSON: {e}")))?;
-    let Some(raw) = top.0.get(member) else { return Ok(None) };
+    struct Top<'a>(
+        #[serde(borrow)] BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>,
+    );
+    let top: Top<'t> =
+        serde_json::from_str(text).map_err(|e| Reject::new(format!("invalid JSON: {e}")))?;
+    let Some(raw) = top.0.get(member) else {
+        return Ok(None);
+    };
     let items: Vec<&'t serde_json::value::RawValue> = match serde_json::from_str(raw.get()) {
         Ok(items) => items,
         Err(_) => return Ok(None),
@@ -547,7 +642,10 @@ fn merge_top_level(event: &mut Event, doc: Value) {
     let Value::Object(members) = doc else { return };
     let mut text = Vec::new();
     schema::json::write_value(&Value::Object(members), &mut text);
-    let parsed = match String::from_utf8(text).ok().and_then(|s| Event::from_json(&Str::from(s)).ok()) {
+    let parsed = match String::from_utf8(text)
+        .ok()
+        .and_then(|s| Event::from_json(&Str::from(s)).ok())
+    {
         Some(e) => e,
         None => return,
     };
@@ -589,8 +687,10 @@ impl Registry {
         let mut user = Vec::new();
         for p in paths {
             let p = p.as_ref();
-            let text = std::fs::read_to_string(p)
-                .map_err(|source| FormatError::Io { origin: p.display().to_string(), source })?;
+            let text = std::fs::read_to_string(p).map_err(|source| FormatError::Io {
+                origin: p.display().to_string(),
+                source,
+            })?;
             user.push((p.display().to_string(), text));
         }
         Registry::load(&user)
@@ -600,12 +700,21 @@ impl Registry {
     pub fn load(user: &[(String, String)]) -> Result<Registry, FormatError> {
         let mut specs = Vec::new();
         for (origin, text) in crate::formats::BUILTIN {
-            let file: FormatFile =
-                toml::from_str(text).map_err(|source| FormatError::Toml { origin: origin.to_string(), source })?;
-            specs.extend(file.format.into_iter().map(|s| (origin.to_string(), true, s)));
+            let file: FormatFile = toml::from_str(text).map_err(|source| FormatError::Toml {
+                origin: origin.to_string(),
+                source,
+            })?;
+            specs.extend(
+                file.format
+                    .into_iter()
+                    .map(|s| (origin.to_string(), true, s)),
+            );
         }
         for (origin, text) in user {
-            let file: FormatFile = toml::from_str(text).map_err(|source| FormatError::Toml { origin: origin.clone(), source })?;
+            let file: FormatFile = toml::from_str(text).map_err(|source| FormatError::Toml {
+                origin: origin.clone(),
+                source,
+            })?;
             specs.extend(file.format.into_iter().map(|s| (origin.clone(), false, s)));
         }
         Registry::compile(specs)
@@ -617,7 +726,11 @@ impl Registry {
         let mut origins = Vec::new();
         for (origin, builtin, spec) in specs {
             let name = spec.name.clone();
-            let invalid = |reason: String| FormatError::Invalid { origin: origin.clone(), name: name.clone(), reason };
+            let invalid = |reason: String| FormatError::Invalid {
+                origin: origin.clone(),
+                name: name.clone(),
+                reason,
+            };
             if by_name.contains_key(&name) {
                 return Err(invalid("a format with this name is already defined".into()));
             }
@@ -654,9 +767,14 @@ impl Registry {
                 });
             }
         }
-        let mut detect_order: Vec<usize> = (0..formats.len()).filter(|&i| formats[i].auto).collect();
+        let mut detect_order: Vec<usize> =
+            (0..formats.len()).filter(|&i| formats[i].auto).collect();
         detect_order.sort_by_key(|&i| (std::cmp::Reverse(formats[i].priority), i));
-        Ok(Registry { formats, by_name, detect_order })
+        Ok(Registry {
+            formats,
+            by_name,
+            detect_order,
+        })
     }
 
     pub fn formats(&self) -> &[Format] {
@@ -701,10 +819,11 @@ fn compile_set(set: &BTreeMap<String, toml::Value>) -> Result<Vec<(FieldKey, Val
             let mut value = to_value(v).map_err(|e| format!("set.{k}: {e}"))?;
             // One-element arrays of ECS array fields are stored as the element
             // (no allocation per event); they are still written as arrays.
-            if let (FieldKey::Known(id), Value::Array(items)) = (&key, &value) {
-                if id.def().array && items.len() == 1 {
-                    value = items[0].clone();
-                }
+            if let (FieldKey::Known(id), Value::Array(items)) = (&key, &value)
+                && id.def().array
+                && items.len() == 1
+            {
+                value = items[0].clone();
             }
             Ok((key, value))
         })
@@ -750,7 +869,11 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
         .unwrap_or_else(|| dataset.split('.').next().unwrap_or(&dataset).to_string());
     let mut temps: Vec<String> = Vec::new();
 
-    let kinds = [spec.parser.is_some(), !spec.pattern.is_empty(), spec.json.is_some()];
+    let kinds = [
+        spec.parser.is_some(),
+        !spec.pattern.is_empty(),
+        spec.json.is_some(),
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         return Err("give exactly one of `parser`, `[[format.pattern]]` or `[format.json]`".into());
     }
@@ -759,7 +882,16 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             "plain" => Body::Plain,
             name => match crate::formats::PARSERS.iter().find(|(n, _)| *n == name) {
                 Some((n, parser)) => Body::Builtin(n, *parser),
-                None => return Err(format!("unknown parser `{name}` (known: plain, {})", crate::formats::PARSERS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))),
+                None => {
+                    return Err(format!(
+                        "unknown parser `{name}` (known: plain, {})",
+                        crate::formats::PARSERS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
             },
         }
     } else if let Some(j) = &spec.json {
@@ -776,7 +908,12 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
         let require = j
             .require
             .iter()
-            .map(|(p, r)| Ok((index(p, &mut paths), regex(&format!("json.require.{p}"), r)?)))
+            .map(|(p, r)| {
+                Ok((
+                    index(p, &mut paths),
+                    regex(&format!("json.require.{p}"), r)?,
+                ))
+            })
             .collect::<Result<Vec<_>, String>>()?;
         let fields = j
             .fields
@@ -811,7 +948,15 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
         let trie = schema::json::PathTrie::new(paths.iter().map(String::as_str));
         debug_assert_eq!(trie.paths(), &paths[..]);
         let asked = std::sync::Arc::new(schema::rawjson::Asked::new(paths.clone()));
-        Body::Json(JsonBody { trie, asked, require, explode: j.explode.clone(), keep: j.keep.clone(), fields, timestamp })
+        Body::Json(JsonBody {
+            trie,
+            asked,
+            require,
+            explode: j.explode.clone(),
+            keep: j.keep.clone(),
+            fields,
+            timestamp,
+        })
     } else {
         let mut alts = Vec::new();
         for (i, p) in spec.pattern.iter().enumerate() {
@@ -856,14 +1001,20 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             let mut fields = Vec::new();
             for (field, group) in &p.fields {
                 if !names.contains(&group.as_str()) {
-                    return Err(format!("source_path: the regex has no group named `{group}`"));
+                    return Err(format!(
+                        "source_path: the regex has no group named `{group}`"
+                    ));
                 }
                 fields.push((FieldKey::new(field), group.clone()));
             }
             Some((re, fields))
         }
     };
-    let multiline = spec.multiline.as_ref().map(Multiline::compile).transpose()?;
+    let multiline = spec
+        .multiline
+        .as_ref()
+        .map(Multiline::compile)
+        .transpose()?;
     Ok(Format {
         dataset: Str::from(dataset),
         module: Str::from(module),
@@ -874,12 +1025,20 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
         auto: spec.auto,
         builtin,
         hint: spec.hint.as_deref().map(|h| regex("hint", h)).transpose()?,
-        path_hint: spec.path_hint.as_deref().map(|h| regex("path_hint", h)).transpose()?,
+        path_hint: spec
+            .path_hint
+            .as_deref()
+            .map(|h| regex("path_hint", h))
+            .transpose()?,
         strip_ansi: spec.strip_ansi,
         source_path,
         multiline,
         on_mismatch: spec.on_mismatch,
-        fallback: spec.fallback.iter().map(|n| (n.clone(), usize::MAX)).collect(),
+        fallback: spec
+            .fallback
+            .iter()
+            .map(|n| (n.clone(), usize::MAX))
+            .collect(),
         null_values: spec.null_values,
         body,
         timestamp,
@@ -901,7 +1060,11 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
     let kind = match (&p.dissect, &p.regex, &p.format) {
         (Some(d), None, None) => {
             let d = Dissect::compile(d).map_err(|e| format!("dissect: {e}"))?;
-            let targets = d.names().iter().map(|n| target(&rename(n), temps)).collect();
+            let targets = d
+                .names()
+                .iter()
+                .map(|n| target(&rename(n), temps))
+                .collect();
             AltKind::Dissect(d, targets)
         }
         (None, Some(r), None) => {
@@ -922,5 +1085,9 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
         .iter()
         .map(|s| compile_step(s, temps, named_steps()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Alt { kind, set: compile_set(&p.set)?, steps })
+    Ok(Alt {
+        kind,
+        set: compile_set(&p.set)?,
+        steps,
+    })
 }

@@ -35,7 +35,11 @@ impl Multiline {
         if start.is_none() && !spec.python {
             return Err("multiline needs `start` or `python = true`".into());
         }
-        Ok(Multiline { start, python: spec.python, max_lines: spec.max_lines.max(1) })
+        Ok(Multiline {
+            start,
+            python: spec.python,
+            max_lines: spec.max_lines.max(1),
+        })
     }
 }
 
@@ -78,7 +82,11 @@ fn is_chain_header(b: &[u8]) -> bool {
 
 impl Aggregator {
     pub fn new(rules: Option<Multiline>, max_bytes: usize) -> Aggregator {
-        Aggregator { rules, max_bytes, pending: None }
+        Aggregator {
+            rules,
+            max_bytes,
+            pending: None,
+        }
     }
 
     /// True when blank lines must be given to the aggregator (they may belong
@@ -92,7 +100,9 @@ impl Aggregator {
 
     /// Adds a line; returns the record it closed, if any.
     pub fn push(&mut self, line: RawRecord) -> Option<RawRecord> {
-        let Some(rules) = &self.rules else { return Some(line) };
+        let Some(rules) = &self.rules else {
+            return Some(line);
+        };
         let b = &line.bytes[..];
         let continues = match &self.pending {
             None => false,
@@ -102,9 +112,11 @@ impl Aggregator {
                 None => {
                     if is_blank(b) {
                         p.tb != Tb::None
-                    } else if b[0] == b' ' || b[0] == b'\t' {
-                        true
-                    } else if b.starts_with(TB_HEAD) || is_chain_header(b) {
+                    } else if b[0] == b' '
+                        || b[0] == b'\t'
+                        || b.starts_with(TB_HEAD)
+                        || is_chain_header(b)
+                    {
                         true
                     } else {
                         // The exception line right after the frames.
@@ -137,7 +149,14 @@ impl Aggregator {
             return None;
         }
         let closed = self.flush();
-        let mut p = Pending { head: line, joined: None, lines: 1, tb: Tb::None, last_indented: false, overflow: None };
+        let mut p = Pending {
+            head: line,
+            joined: None,
+            lines: 1,
+            tb: Tb::None,
+            last_indented: false,
+            overflow: None,
+        };
         let head = p.head.bytes.clone();
         update_tb(&mut p, &head, python);
         self.pending = Some(p);
@@ -170,9 +189,9 @@ fn update_tb(p: &mut Pending, b: &[u8], python: bool) {
     let indented = !b.is_empty() && (b[0] == b' ' || b[0] == b'\t');
     if memchr::memmem::find(b, TB_HEAD).is_some() {
         p.tb = Tb::Frames;
-    } else if is_chain_header(b) {
-        p.tb = Tb::After;
-    } else if p.tb == Tb::Frames && !indented && !is_blank(b) && p.last_indented {
+    } else if is_chain_header(b)
+        || (p.tb == Tb::Frames && !indented && !is_blank(b) && p.last_indented)
+    {
         p.tb = Tb::After;
     }
     p.last_indented = indented;
@@ -214,11 +233,17 @@ mod tests {
             out.extend(agg.push(l));
         }
         out.extend(agg.flush());
-        out.into_iter().map(|r| String::from_utf8(r.bytes.to_vec()).unwrap()).collect()
+        out.into_iter()
+            .map(|r| String::from_utf8(r.bytes.to_vec()).unwrap())
+            .collect()
     }
 
     fn python() -> MultilineSpec {
-        MultilineSpec { start: None, python: true, max_lines: 1000 }
+        MultilineSpec {
+            start: None,
+            python: true,
+            max_lines: 1000,
+        }
     }
 
     #[test]
@@ -227,26 +252,60 @@ mod tests {
         let out = run(python(), text);
         assert_eq!(out.len(), 3, "{out:#?}");
         assert_eq!(out[0], "runtime_env setup failed: x");
-        assert!(out[1].starts_with("[Node 1] Traceback") && out[1].ends_with("RuntimeError: boom"), "{}", out[1]);
+        assert!(
+            out[1].starts_with("[Node 1] Traceback") && out[1].ends_with("RuntimeError: boom"),
+            "{}",
+            out[1]
+        );
         assert_eq!(out[2], "next record");
     }
 
     #[test]
     fn python_indented_continuation_only() {
-        let out = run(python(), "warn.py:1: DeprecationWarning: x\n  from a import b\nplain line\nsecond plain");
-        assert_eq!(out, ["warn.py:1: DeprecationWarning: x\n  from a import b", "plain line", "second plain"]);
+        let out = run(
+            python(),
+            "warn.py:1: DeprecationWarning: x\n  from a import b\nplain line\nsecond plain",
+        );
+        assert_eq!(
+            out,
+            [
+                "warn.py:1: DeprecationWarning: x\n  from a import b",
+                "plain line",
+                "second plain"
+            ]
+        );
     }
 
     #[test]
     fn start_mode() {
-        let spec = MultilineSpec { start: Some(r"^\d{4}-".into()), python: false, max_lines: 3 };
-        let out = run(spec, "junk first\n2026-01 a\n####\n\nmore\n2026-02 b\nx\ny\nz");
-        assert_eq!(out, ["junk first", "2026-01 a\n####\n", "more", "2026-02 b\nx\ny", "z"]);
+        let spec = MultilineSpec {
+            start: Some(r"^\d{4}-".into()),
+            python: false,
+            max_lines: 3,
+        };
+        let out = run(
+            spec,
+            "junk first\n2026-01 a\n####\n\nmore\n2026-02 b\nx\ny\nz",
+        );
+        assert_eq!(
+            out,
+            [
+                "junk first",
+                "2026-01 a\n####\n",
+                "more",
+                "2026-02 b\nx\ny",
+                "z"
+            ]
+        );
     }
 
     #[test]
     fn overflow_is_flagged_not_cut_silently() {
-        let spec = MultilineSpec { start: Some("^S".into()), python: false, max_lines: 1000 };
+        let spec = MultilineSpec {
+            start: Some("^S".into()),
+            python: false,
+            max_lines: 1000,
+        };
         let mut agg = Aggregator::new(Some(Multiline::compile(&spec).unwrap()), 10);
         let mut got = Vec::new();
         for l in lines("S123\ncontinuation-too-long\nS2") {

@@ -50,25 +50,59 @@ pub enum Src {
 
 #[derive(Debug, Clone)]
 pub enum Step {
-    Addr { from: Src, address: FieldId, ip: FieldId, port: FieldId, domain: FieldId },
-    RequestLine { from: Src },
+    Addr {
+        from: Src,
+        address: FieldId,
+        ip: FieldId,
+        port: FieldId,
+        domain: FieldId,
+    },
+    RequestLine {
+        from: Src,
+    },
     Url,
     HttpOutcome,
-    Level { from: Src },
+    Level {
+        from: Src,
+    },
     TypeByLevel,
-    Duration { from: Src, nanos_per_unit: f64 },
+    Duration {
+        from: Src,
+        nanos_per_unit: f64,
+    },
     Named(&'static NamedStep),
 }
 
 /// Generic steps, for docs and error messages.
 pub const GENERIC_STEPS: &[(&str, &str)] = &[
-    ("addr(SRC[, source|destination|client|server])", "split `host:port`, `[v6]:port` or `/ip:port` (the first of a comma-separated list) into <side>.address/.ip/.port (default side: source)"),
-    ("request_line(SRC)", "split `METHOD TARGET HTTP/x.y` into http.request.method, url.original, http.version (else http.request.line)"),
-    ("url", "split url.original into url.path, url.query, url.fragment, url.extension (and scheme/domain/port for absolute URLs)"),
-    ("http_outcome", "event.outcome from http.response.status_code: success below 400, failure from 400"),
-    ("level(SRC)", "log.level, lower-cased; one-letter levels spelled out (I -> info, W -> warning, ...)"),
-    ("type_by_level", "event.type [error] for error/critical/fatal levels, else [info] (when not set)"),
-    ("duration(SRC, ns|us|ms|s)", "event.duration in nanoseconds from a number in the given unit"),
+    (
+        "addr(SRC[, source|destination|client|server])",
+        "split `host:port`, `[v6]:port` or `/ip:port` (the first of a comma-separated list) into <side>.address/.ip/.port (default side: source)",
+    ),
+    (
+        "request_line(SRC)",
+        "split `METHOD TARGET HTTP/x.y` into http.request.method, url.original, http.version (else http.request.line)",
+    ),
+    (
+        "url",
+        "split url.original into url.path, url.query, url.fragment, url.extension (and scheme/domain/port for absolute URLs)",
+    ),
+    (
+        "http_outcome",
+        "event.outcome from http.response.status_code: success below 400, failure from 400",
+    ),
+    (
+        "level(SRC)",
+        "log.level, lower-cased; one-letter levels spelled out (I -> info, W -> warning, ...)",
+    ),
+    (
+        "type_by_level",
+        "event.type [error] for error/critical/fatal levels, else [info] (when not set)",
+    ),
+    (
+        "duration(SRC, ns|us|ms|s)",
+        "event.duration in nanoseconds from a number in the given unit",
+    ),
 ];
 
 pub(crate) fn compile_step(
@@ -81,24 +115,40 @@ pub(crate) fn compile_step(
             let Some(inner) = text[i + 1..].strip_suffix(')') else {
                 return Err(format!("enrichment step `{text}`: missing `)`"));
             };
-            (text[..i].trim(), inner.split(',').map(str::trim).filter(|a| !a.is_empty()).collect::<Vec<_>>())
+            (
+                text[..i].trim(),
+                inner
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .collect::<Vec<_>>(),
+            )
         }
         None => (text.trim(), Vec::new()),
     };
     let src = |i: usize, temps: &mut Vec<String>| -> Result<Src, String> {
-        let a = args.get(i).ok_or_else(|| format!("enrichment step `{text}` needs an argument"))?;
+        let a = args
+            .get(i)
+            .ok_or_else(|| format!("enrichment step `{text}` needs an argument"))?;
         Ok(source(a, temps))
     };
     let no_args = |step: Step| -> Result<Step, String> {
-        if args.is_empty() { Ok(step) } else { Err(format!("enrichment step `{name}` takes no arguments")) }
+        if args.is_empty() {
+            Ok(step)
+        } else {
+            Err(format!("enrichment step `{name}` takes no arguments"))
+        }
     };
     match name {
         "addr" => {
             let side = args.get(1).copied().unwrap_or("source");
             if !["source", "destination", "client", "server"].contains(&side) {
-                return Err(format!("addr: side must be source, destination, client or server, not `{side}`"));
+                return Err(format!(
+                    "addr: side must be source, destination, client or server, not `{side}`"
+                ));
             }
-            let id = |leaf: &str| FieldId::lookup(&format!("{side}.{leaf}")).expect("ECS side fields");
+            let id =
+                |leaf: &str| FieldId::lookup(&format!("{side}.{leaf}")).expect("ECS side fields");
             Ok(Step::Addr {
                 from: src(0, temps)?,
                 address: id("address"),
@@ -107,10 +157,14 @@ pub(crate) fn compile_step(
                 domain: id("domain"),
             })
         }
-        "request_line" => Ok(Step::RequestLine { from: src(0, temps)? }),
+        "request_line" => Ok(Step::RequestLine {
+            from: src(0, temps)?,
+        }),
         "url" => no_args(Step::Url),
         "http_outcome" => no_args(Step::HttpOutcome),
-        "level" => Ok(Step::Level { from: src(0, temps)? }),
+        "level" => Ok(Step::Level {
+            from: src(0, temps)?,
+        }),
         "type_by_level" => no_args(Step::TypeByLevel),
         "duration" => {
             let unit = match args.get(1).copied().unwrap_or("ms") {
@@ -118,16 +172,29 @@ pub(crate) fn compile_step(
                 "us" => 1e3,
                 "ms" => 1e6,
                 "s" => 1e9,
-                other => return Err(format!("duration: unit must be ns, us, ms or s, not `{other}`")),
+                other => {
+                    return Err(format!(
+                        "duration: unit must be ns, us, ms or s, not `{other}`"
+                    ));
+                }
             };
-            Ok(Step::Duration { from: src(0, temps)?, nanos_per_unit: unit })
+            Ok(Step::Duration {
+                from: src(0, temps)?,
+                nanos_per_unit: unit,
+            })
         }
         other => match named.iter().find(|s| s.name == other) {
             Some(step) => no_args(Step::Named(step)),
             None => {
-                let mut known: Vec<&str> = GENERIC_STEPS.iter().map(|(n, _)| n.split('(').next().unwrap()).collect();
+                let mut known: Vec<&str> = GENERIC_STEPS
+                    .iter()
+                    .map(|(n, _)| n.split('(').next().unwrap())
+                    .collect();
                 known.extend(named.iter().map(|s| s.name));
-                Err(format!("unknown enrichment step `{other}` (known: {})", known.join(", ")))
+                Err(format!(
+                    "unknown enrichment step `{other}` (known: {})",
+                    known.join(", ")
+                ))
             }
         },
     }
@@ -152,7 +219,13 @@ pub(crate) fn source(name: &str, temps: &mut Vec<String>) -> Src {
 impl Step {
     pub(crate) fn run(&self, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
         match self {
-            Step::Addr { from, address, ip, port, domain } => {
+            Step::Addr {
+                from,
+                address,
+                ip,
+                port,
+                domain,
+            } => {
                 if let Some(s) = ctx.read(from) {
                     addr(ctx, s, *address, *ip, *port, *domain);
                 }
@@ -173,7 +246,10 @@ impl Step {
             }
             Step::HttpOutcome => {
                 if let Some(code) = ctx.event.get_i64(f::HTTP_RESPONSE_STATUS_CODE) {
-                    ctx.event.set_default(f::EVENT_OUTCOME, if code < 400 { "success" } else { "failure" });
+                    ctx.event.set_default(
+                        f::EVENT_OUTCOME,
+                        if code < 400 { "success" } else { "failure" },
+                    );
                 }
                 Ok(())
             }
@@ -190,17 +266,37 @@ impl Step {
                 if ctx.event.get_id(f::EVENT_TYPE).is_none() {
                     let error = matches!(
                         ctx.event.get_str(f::LOG_LEVEL),
-                        Some("error" | "err" | "critical" | "crit" | "fatal" | "alert" | "emerg" | "emergency" | "severe")
+                        Some(
+                            "error"
+                                | "err"
+                                | "critical"
+                                | "crit"
+                                | "fatal"
+                                | "alert"
+                                | "emerg"
+                                | "emergency"
+                                | "severe"
+                        )
                     );
-                    ctx.event.set(f::EVENT_TYPE, schema::value::str_array(if error { &["error"] } else { &["info"] }));
+                    ctx.event.set(
+                        f::EVENT_TYPE,
+                        schema::value::str_array(if error { &["error"] } else { &["info"] }),
+                    );
                 }
                 Ok(())
             }
-            Step::Duration { from, nanos_per_unit } => {
+            Step::Duration {
+                from,
+                nanos_per_unit,
+            } => {
                 if let Some(s) = ctx.read(from) {
-                    let n: f64 = s.trim().parse().map_err(|_| Reject::new("duration is not a number"))?;
+                    let n: f64 = s
+                        .trim()
+                        .parse()
+                        .map_err(|_| Reject::new("duration is not a number"))?;
                     if n.is_finite() && n >= 0.0 {
-                        ctx.event.set(f::EVENT_DURATION, (n * nanos_per_unit).round() as i64);
+                        ctx.event
+                            .set(f::EVENT_DURATION, (n * nanos_per_unit).round() as i64);
                     }
                 }
                 Ok(())
@@ -211,7 +307,14 @@ impl Step {
 }
 
 /// Splits `host:port` forms into address/ip/port/domain fields.
-fn addr(ctx: &mut Ctx<'_>, s: Str, address: FieldId, ip_id: FieldId, port_id: FieldId, domain: FieldId) {
+fn addr(
+    ctx: &mut Ctx<'_>,
+    s: Str,
+    address: FieldId,
+    ip_id: FieldId,
+    port_id: FieldId,
+    domain: FieldId,
+) {
     // A list (X-Forwarded-For: "client, proxy1, proxy2") names the client first.
     let first = s.split(',').next().unwrap_or("").trim();
     let t = first.trim_start_matches('/');
@@ -219,13 +322,13 @@ fn addr(ctx: &mut Ctx<'_>, s: Str, address: FieldId, ip_id: FieldId, port_id: Fi
         return;
     }
     // Fast path, the common `a.b.c.d:port`.
-    if let Some((h, p)) = t.rsplit_once(':') {
-        if let (Ok(ip), Ok(port)) = (h.parse::<std::net::Ipv4Addr>(), p.parse::<u16>()) {
-            ctx.event.set(ip_id, std::net::IpAddr::V4(ip));
-            ctx.event.set(address, s.slice_ref(h));
-            ctx.event.set(port_id, port as i64);
-            return;
-        }
+    if let Some((h, p)) = t.rsplit_once(':')
+        && let (Ok(ip), Ok(port)) = (h.parse::<std::net::Ipv4Addr>(), p.parse::<u16>())
+    {
+        ctx.event.set(ip_id, std::net::IpAddr::V4(ip));
+        ctx.event.set(address, s.slice_ref(h));
+        ctx.event.set(port_id, port as i64);
+        return;
     }
     let (host, port) = if let Some(ip) = parse_ip(t) {
         ctx.event.set(ip_id, ip);
@@ -256,7 +359,11 @@ fn request_line(ctx: &mut Ctx<'_>, s: Str) {
     let line = &*s;
     let parsed = (|| {
         let (method, rest) = line.split_once(' ')?;
-        if method.is_empty() || !method.bytes().all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_') {
+        if method.is_empty()
+            || !method
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_')
+        {
             return None;
         }
         let (target, version) = match rest.rsplit_once(' ') {
@@ -301,9 +408,19 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
         rest = &rest[..i];
     }
     // Origin-form targets ("/path") are the common case; only others can be absolute URLs.
-    let absolute = if rest.starts_with('/') { None } else { rest.find("://") };
-    if let Some(scheme_end) = absolute.filter(|&i| i > 0 && rest[..i].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')) {
-        ctx.event.set(f::URL_SCHEME, s.slice_ref(&rest[..scheme_end]));
+    let absolute = if rest.starts_with('/') {
+        None
+    } else {
+        rest.find("://")
+    };
+    if let Some(scheme_end) = absolute.filter(|&i| {
+        i > 0
+            && rest[..i]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')
+    }) {
+        ctx.event
+            .set(f::URL_SCHEME, s.slice_ref(&rest[..scheme_end]));
         let after = &rest[scheme_end + 3..];
         let (authority, path) = match after.find('/') {
             Some(i) => (&after[..i], &after[i..]),
@@ -311,7 +428,11 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
         };
         let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => (h, p.parse::<u16>().ok()),
+            Some((h, p))
+                if !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && !h.ends_with(':') =>
+            {
+                (h, p.parse::<u16>().ok())
+            }
             _ => (hostport, None),
         };
         if !host.is_empty() {
@@ -330,7 +451,11 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
         };
         if let Some(dot) = memchr::memrchr(b'.', last.as_bytes()) {
             let ext = &last[dot + 1..];
-            if !ext.is_empty() && dot > 0 && ext.len() <= 16 && ext.bytes().all(|c| c.is_ascii_alphanumeric()) {
+            if !ext.is_empty()
+                && dot > 0
+                && ext.len() <= 16
+                && ext.bytes().all(|c| c.is_ascii_alphanumeric())
+            {
                 ctx.event.set(f::URL_EXTENSION, s.slice_ref(ext));
             }
         }
@@ -339,7 +464,10 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
 
 /// Lower-cases a level and spells out one-letter levels.
 pub fn normalize_level(s: &str) -> Str {
-    let t = s.trim().trim_matches(|c| c == '[' || c == ']' || c == ':').trim();
+    let t = s
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']' || c == ':')
+        .trim();
     let word = match t {
         "I" | "i" => "info",
         "W" | "w" => "warning",
@@ -349,8 +477,10 @@ pub fn normalize_level(s: &str) -> Str {
         "F" | "f" => "fatal",
         "T" | "t" => "trace",
         _ => {
-            const COMMON: [&str; 12] =
-                ["debug", "info", "warning", "warn", "error", "critical", "fatal", "trace", "notice", "err", "crit", "alert"];
+            const COMMON: [&str; 12] = [
+                "debug", "info", "warning", "warn", "error", "critical", "fatal", "trace",
+                "notice", "err", "crit", "alert",
+            ];
             if let Some(c) = COMMON.iter().find(|c| c.eq_ignore_ascii_case(t)) {
                 return Str::from_static(c);
             }
@@ -379,7 +509,9 @@ mod tests {
     }
 
     fn s(e: &schema::Event, id: FieldId) -> Option<String> {
-        e.get_id(id).and_then(|v| v.to_text()).map(|c| c.into_owned())
+        e.get_id(id)
+            .and_then(|v| v.to_text())
+            .map(|c| c.into_owned())
     }
 
     #[test]
@@ -392,13 +524,34 @@ mod tests {
             ("10.1.2.3", Some("10.1.2.3"), None),
             ("gateway.internal:443", None, Some("443")),
         ] {
-            let e = with_ctx(|ctx| addr(ctx, Str::from(input), f::SOURCE_ADDRESS, f::SOURCE_IP, f::SOURCE_PORT, f::SOURCE_DOMAIN));
+            let e = with_ctx(|ctx| {
+                addr(
+                    ctx,
+                    Str::from(input),
+                    f::SOURCE_ADDRESS,
+                    f::SOURCE_IP,
+                    f::SOURCE_PORT,
+                    f::SOURCE_DOMAIN,
+                )
+            });
             assert_eq!(s(&e, f::SOURCE_IP).as_deref(), ip, "{input}");
             assert_eq!(s(&e, f::SOURCE_PORT).as_deref(), port, "{input}");
         }
-        let e = with_ctx(|ctx| addr(ctx, Str::from("gateway.internal:443"), f::SOURCE_ADDRESS, f::SOURCE_IP, f::SOURCE_PORT, f::SOURCE_DOMAIN));
+        let e = with_ctx(|ctx| {
+            addr(
+                ctx,
+                Str::from("gateway.internal:443"),
+                f::SOURCE_ADDRESS,
+                f::SOURCE_IP,
+                f::SOURCE_PORT,
+                f::SOURCE_DOMAIN,
+            )
+        });
         assert_eq!(s(&e, f::SOURCE_DOMAIN).as_deref(), Some("gateway.internal"));
-        assert_eq!(s(&e, f::SOURCE_ADDRESS).as_deref(), Some("gateway.internal"));
+        assert_eq!(
+            s(&e, f::SOURCE_ADDRESS).as_deref(),
+            Some("gateway.internal")
+        );
     }
 
     #[test]
@@ -408,7 +561,10 @@ mod tests {
         assert_eq!(s(&e, f::URL_ORIGINAL).as_deref(), Some("/a b?x=1"));
         assert_eq!(s(&e, f::HTTP_VERSION).as_deref(), Some("1.1"));
         let e = with_ctx(|ctx| request_line(ctx, Str::from("\\x16\\x03\\x01")));
-        assert_eq!(s(&e, f::HTTP_REQUEST_LINE).as_deref(), Some("\\x16\\x03\\x01"));
+        assert_eq!(
+            s(&e, f::HTTP_REQUEST_LINE).as_deref(),
+            Some("\\x16\\x03\\x01")
+        );
         assert_eq!(e.get_id(f::HTTP_REQUEST_METHOD), None);
         let e = with_ctx(|ctx| request_line(ctx, Str::from("-")));
         assert!(e.is_empty());
@@ -416,12 +572,25 @@ mod tests {
 
     #[test]
     fn urls() {
-        let e = with_ctx(|ctx| split_url(ctx, &Str::from("/api/2.0/mlflow-artifacts/artifacts/model.pkl?path=..%2F#frag")));
-        assert_eq!(s(&e, f::URL_PATH).as_deref(), Some("/api/2.0/mlflow-artifacts/artifacts/model.pkl"));
+        let e = with_ctx(|ctx| {
+            split_url(
+                ctx,
+                &Str::from("/api/2.0/mlflow-artifacts/artifacts/model.pkl?path=..%2F#frag"),
+            )
+        });
+        assert_eq!(
+            s(&e, f::URL_PATH).as_deref(),
+            Some("/api/2.0/mlflow-artifacts/artifacts/model.pkl")
+        );
         assert_eq!(s(&e, f::URL_QUERY).as_deref(), Some("path=..%2F"));
         assert_eq!(s(&e, f::URL_FRAGMENT).as_deref(), Some("frag"));
         assert_eq!(s(&e, f::URL_EXTENSION).as_deref(), Some("pkl"));
-        let e = with_ctx(|ctx| split_url(ctx, &Str::from("http://user@10.0.0.1:8080/v2/models/x/infer")));
+        let e = with_ctx(|ctx| {
+            split_url(
+                ctx,
+                &Str::from("http://user@10.0.0.1:8080/v2/models/x/infer"),
+            )
+        });
         assert_eq!(s(&e, f::URL_SCHEME).as_deref(), Some("http"));
         assert_eq!(s(&e, f::URL_DOMAIN).as_deref(), Some("10.0.0.1"));
         assert_eq!(s(&e, f::URL_PORT).as_deref(), Some("8080"));

@@ -26,7 +26,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_record_bytes: 1024 * 1024, zone: Zone::Utc, detect_lines: 32 }
+        Options {
+            max_record_bytes: 1024 * 1024,
+            zone: Zone::Utc,
+            detect_lines: 32,
+        }
     }
 }
 
@@ -67,7 +71,10 @@ impl Normalizer {
         let forced = source.format.as_deref().and_then(|n| self.reg.index(n));
         let mut s = Stream {
             norm: self,
-            time: TimeContext { zone: self.opts.zone, reference: reference.unwrap_or_else(Timestamp::now) },
+            time: TimeContext {
+                zone: self.opts.zone,
+                reference: reference.unwrap_or_else(Timestamp::now),
+            },
             file_path: source.path().map(Str::from),
             source,
             state: State::Detecting(Vec::new(), 0),
@@ -81,7 +88,11 @@ impl Normalizer {
             dead: 0,
         };
         if let Some(idx) = forced {
-            s.decide_as(Detection { format: idx, sampled: 0, matched: 0 });
+            s.decide_as(Detection {
+                format: idx,
+                sampled: 0,
+                matched: 0,
+            });
         }
         s
     }
@@ -96,7 +107,10 @@ enum Item {
 enum State {
     /// Collecting the first lines; the count is of non-blank valid lines.
     Detecting(Vec<Item>, usize),
-    Ready { fmt: usize, agg: Aggregator },
+    Ready {
+        fmt: usize,
+        agg: Aggregator,
+    },
 }
 
 /// The normalization state of one source.
@@ -193,7 +207,9 @@ impl Stream<'_> {
             return Item::Dead(DeadLetter::new(
                 &line,
                 None,
-                format!("record is {total} bytes, over the limit of {max} bytes (max_record_bytes); its head is kept"),
+                format!(
+                    "record is {total} bytes, over the limit of {max} bytes (max_record_bytes); its head is kept"
+                ),
             ));
         }
         if line.bytes.len() > max {
@@ -204,18 +220,27 @@ impl Stream<'_> {
             return Item::Dead(DeadLetter::new(
                 &cut,
                 None,
-                format!("record is {total} bytes, over the limit of {max} bytes (max_record_bytes); its head is kept"),
+                format!(
+                    "record is {total} bytes, over the limit of {max} bytes (max_record_bytes); its head is kept"
+                ),
             ));
         }
         if let Err(e) = std::str::from_utf8(&line.bytes) {
             return Item::Dead(DeadLetter::new(
                 &line,
                 None,
-                format!("invalid UTF-8 at byte {} of the record (binary data or a non-UTF-8 encoding)", e.valid_up_to()),
+                format!(
+                    "invalid UTF-8 at byte {} of the record (binary data or a non-UTF-8 encoding)",
+                    e.valid_up_to()
+                ),
             ));
         }
         if let Some(i) = memchr::memchr(0, &line.bytes) {
-            return Item::Dead(DeadLetter::new(&line, None, format!("NUL byte at byte {i} of the record (binary data)")));
+            return Item::Dead(DeadLetter::new(
+                &line,
+                None,
+                format!("NUL byte at byte {i} of the record (binary data)"),
+            ));
         }
         if line.bytes.iter().all(|c| c.is_ascii_whitespace()) {
             return Item::Blank(line);
@@ -224,7 +249,9 @@ impl Stream<'_> {
     }
 
     fn decide(&mut self, out: &mut Vec<Output>) {
-        let State::Detecting(items, _) = std::mem::replace(&mut self.state, State::Detecting(Vec::new(), 0)) else {
+        let State::Detecting(items, _) =
+            std::mem::replace(&mut self.state, State::Detecting(Vec::new(), 0))
+        else {
             return;
         };
         let sample: Vec<Str> = items
@@ -244,12 +271,13 @@ impl Stream<'_> {
     fn decide_as(&mut self, d: Detection) {
         let fmt = &self.norm.reg.formats[d.format];
         self.path_fields.clear();
-        if let (Some((re, fields)), Some(path)) = (&fmt.source_path, self.source.path()) {
-            if let Some(caps) = re.captures(path) {
-                for (key, group) in fields {
-                    if let Some(m) = caps.name(group) {
-                        self.path_fields.push((key.clone(), Value::Str(Str::from(m.as_str()))));
-                    }
+        if let (Some((re, fields)), Some(path)) = (&fmt.source_path, self.source.path())
+            && let Some(caps) = re.captures(path)
+        {
+            for (key, group) in fields {
+                if let Some(m) = caps.name(group) {
+                    self.path_fields
+                        .push((key.clone(), Value::Str(Str::from(m.as_str()))));
                 }
             }
         }
@@ -259,7 +287,9 @@ impl Stream<'_> {
     }
 
     fn handle(&mut self, item: Item, out: &mut Vec<Output>) {
-        let State::Ready { agg, .. } = &mut self.state else { unreachable!("handle after decide") };
+        let State::Ready { agg, .. } = &mut self.state else {
+            unreachable!("handle after decide")
+        };
         let closed = match item {
             Item::Dead(d) => {
                 self.dead += 1;
@@ -282,7 +312,9 @@ impl Stream<'_> {
     }
 
     fn process(&mut self, rec: RawRecord, out: &mut Vec<Output>) {
-        let State::Ready { fmt, .. } = &self.state else { unreachable!() };
+        let State::Ready { fmt, .. } = &self.state else {
+            unreachable!()
+        };
         let fmt_idx = *fmt;
         let reg = &self.norm.reg;
         let format = &reg.formats[fmt_idx];
@@ -299,9 +331,20 @@ impl Stream<'_> {
             return;
         }
         let original = to_str(&rec.bytes);
-        let text = if format.strip_ansi { crate::ansi::strip(&original) } else { original.clone() };
+        let text = if format.strip_ansi {
+            crate::ansi::strip(&original)
+        } else {
+            original.clone()
+        };
         self.events.clear();
-        let result = format.parse(reg, &text, &self.time, &mut self.scratch, 0, &mut self.events);
+        let result = format.parse(
+            reg,
+            &text,
+            &self.time,
+            &mut self.scratch,
+            0,
+            &mut self.events,
+        );
         if let Err(reject) = result {
             match format.on_mismatch {
                 OnMismatch::Dlq => {
@@ -321,7 +364,11 @@ impl Stream<'_> {
             self.finish_event(&mut ev, &rec, &original);
             if let Some(Value::Str(ds)) = ev.get_id(f::EVENT_DATASET) {
                 // Datasets are few and usually the same `Str`: compare pointers first.
-                match self.by_dataset.iter_mut().find(|(k, _)| (k.as_ptr() == ds.as_ptr() && k.len() == ds.len()) || k == ds) {
+                match self
+                    .by_dataset
+                    .iter_mut()
+                    .find(|(k, _)| (k.as_ptr() == ds.as_ptr() && k.len() == ds.len()) || k == ds)
+                {
                     Some((_, n)) => *n += 1,
                     None => self.by_dataset.push((ds.clone(), 1)),
                 }
@@ -346,7 +393,10 @@ impl Stream<'_> {
                         a.push(Value::from(TAG_TIMESTAMP_INFERRED));
                         ev.set(f::TAGS, Value::Array(a));
                     }
-                    Some(other) => ev.set(f::TAGS, Value::Array(vec![other, Value::from(TAG_TIMESTAMP_INFERRED)])),
+                    Some(other) => ev.set(
+                        f::TAGS,
+                        Value::Array(vec![other, Value::from(TAG_TIMESTAMP_INFERRED)]),
+                    ),
                 }
             }
         }

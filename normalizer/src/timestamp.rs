@@ -22,7 +22,9 @@ use schema::time::days_in_month;
 /// A layout could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
-    #[error("unsupported directive %{0} in timestamp layout (supported: %Y %y %m %d %e %H %I %M %S %p %b %B %h %a %A %f %3f %6f %9f %.f %z %Z %T %F %s %%)")]
+    #[error(
+        "unsupported directive %{0} in timestamp layout (supported: %Y %y %m %d %e %H %I %M %S %p %b %B %h %a %A %f %3f %6f %9f %.f %z %Z %T %F %s %%)"
+    )]
     Unsupported(char),
     #[error("timestamp layout ends with a lone %")]
     Trailing,
@@ -101,7 +103,11 @@ impl Zone {
             return Ok(Zone::Utc);
         }
         if let Some(off) = parse_offset(s.as_bytes()).filter(|(_, n)| *n == s.len()) {
-            return Ok(if off.0 == 0 { Zone::Utc } else { Zone::Fixed(off.0) });
+            return Ok(if off.0 == 0 {
+                Zone::Utc
+            } else {
+                Zone::Fixed(off.0)
+            });
         }
         s.parse::<chrono_tz::Tz>()
             .map(Zone::Named)
@@ -111,7 +117,10 @@ impl Zone {
 
 impl Default for TimeContext {
     fn default() -> Self {
-        TimeContext { zone: Zone::Utc, reference: Timestamp::now() }
+        TimeContext {
+            zone: Zone::Utc,
+            reference: Timestamp::now(),
+        }
     }
 }
 
@@ -126,7 +135,10 @@ impl Layout {
             "unix_auto" => Kind::Unix(UnixUnit::Auto),
             _ => Kind::Tokens(compile_tokens(layout)?),
         };
-        Ok(Layout { kind, source: layout.to_string() })
+        Ok(Layout {
+            kind,
+            source: layout.to_string(),
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -138,7 +150,10 @@ impl Layout {
         match &self.kind {
             Kind::Rfc3339 => Timestamp::parse_rfc3339(s).or_else(|| {
                 // ISO 8601 without a zone: read in the context zone.
-                let l = Layout { kind: Kind::Tokens(ISO_LOCAL.to_vec()), source: String::new() };
+                let l = Layout {
+                    kind: Kind::Tokens(ISO_LOCAL.to_vec()),
+                    source: String::new(),
+                };
                 l.parse(s, ctx)
             }),
             Kind::Unix(unit) => parse_unix(s, *unit),
@@ -172,7 +187,9 @@ fn compile_tokens(layout: &str) -> Result<Vec<Tok>, LayoutError> {
             i += 1;
             continue;
         }
-        let Some(&c) = b.get(i + 1) else { return Err(LayoutError::Trailing) };
+        let Some(&c) = b.get(i + 1) else {
+            return Err(LayoutError::Trailing);
+        };
         i += 2;
         match c {
             b'Y' => toks.push(Tok::Year4),
@@ -199,8 +216,20 @@ fn compile_tokens(layout: &str) -> Result<Vec<Tok>, LayoutError> {
             b'z' => toks.push(Tok::Offset),
             b'Z' => toks.push(Tok::ZoneName),
             b's' => toks.push(Tok::Epoch),
-            b'T' => toks.extend([Tok::Hour, Tok::Lit(b':'), Tok::Minute, Tok::Lit(b':'), Tok::Second]),
-            b'F' => toks.extend([Tok::Year4, Tok::Lit(b'-'), Tok::Month, Tok::Lit(b'-'), Tok::Day]),
+            b'T' => toks.extend([
+                Tok::Hour,
+                Tok::Lit(b':'),
+                Tok::Minute,
+                Tok::Lit(b':'),
+                Tok::Second,
+            ]),
+            b'F' => toks.extend([
+                Tok::Year4,
+                Tok::Lit(b'-'),
+                Tok::Month,
+                Tok::Lit(b'-'),
+                Tok::Day,
+            ]),
             b'%' => toks.push(Tok::Lit(b'%')),
             other => return Err(LayoutError::Unsupported(other as char)),
         }
@@ -228,7 +257,17 @@ fn num(b: &[u8], pos: &mut usize, max: usize, exact: bool) -> Option<u32> {
 }
 
 const MONTHS_FULL: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
     "december",
 ];
 
@@ -255,13 +294,25 @@ fn month_name(b: &[u8], pos: &mut usize) -> Option<u32> {
     };
     // The full name when it is written out ("November").
     let full = MONTHS_FULL[m].as_bytes();
-    let n = if rest.len() >= full.len() && rest[3..full.len()].eq_ignore_ascii_case(&full[3..]) { full.len() } else { 3 };
+    let n = if rest.len() >= full.len() && rest[3..full.len()].eq_ignore_ascii_case(&full[3..]) {
+        full.len()
+    } else {
+        3
+    };
     *pos += n;
     Some(m as u32 + 1)
 }
 
 fn weekday_name(b: &[u8], pos: &mut usize) -> Option<()> {
-    const DAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    const DAYS: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     let rest = &b[*pos..];
     for d in DAYS {
         if rest.len() >= d.len() && rest[..d.len()].eq_ignore_ascii_case(d.as_bytes()) {
@@ -269,7 +320,11 @@ fn weekday_name(b: &[u8], pos: &mut usize) -> Option<()> {
             return Some(());
         }
     }
-    if rest.len() >= 3 && DAYS.iter().any(|d| rest[..3].eq_ignore_ascii_case(&d.as_bytes()[..3])) {
+    if rest.len() >= 3
+        && DAYS
+            .iter()
+            .any(|d| rest[..3].eq_ignore_ascii_case(&d.as_bytes()[..3]))
+    {
         *pos += 3;
         return Some(());
     }
@@ -279,7 +334,8 @@ fn weekday_name(b: &[u8], pos: &mut usize) -> Option<()> {
 use schema::time::parse_offset;
 
 fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> {
-    let (mut year, mut month, mut day, mut hour, mut min, mut sec, mut nanos) = (None, 1u32, 1u32, 0u32, 0u32, 0u32, 0u32);
+    let (mut year, mut month, mut day, mut hour, mut min, mut sec, mut nanos) =
+        (None, 1u32, 1u32, 0u32, 0u32, 0u32, 0u32);
     let mut pm: Option<bool> = None;
     let mut offset: Option<i32> = None;
     let mut epoch: Option<Timestamp> = None;
@@ -334,7 +390,12 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> 
                 let rest = &b[pos..];
                 let n = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
                 match &rest[..n] {
-                    z if z.eq_ignore_ascii_case(b"utc") || z.eq_ignore_ascii_case(b"gmt") || z == b"Z" => offset = Some(0),
+                    z if z.eq_ignore_ascii_case(b"utc")
+                        || z.eq_ignore_ascii_case(b"gmt")
+                        || z == b"Z" =>
+                    {
+                        offset = Some(0)
+                    }
                     _ => return None,
                 }
                 pos += n;
@@ -344,7 +405,10 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> 
                 while pos < b.len() && (b[pos].is_ascii_digit() || b[pos] == b'.') {
                     pos += 1;
                 }
-                epoch = Some(parse_unix(std::str::from_utf8(&b[start..pos]).ok()?, UnixUnit::Seconds)?);
+                epoch = Some(parse_unix(
+                    std::str::from_utf8(&b[start..pos]).ok()?,
+                    UnixUnit::Seconds,
+                )?);
             }
         }
     }
@@ -403,7 +467,9 @@ fn local_to_utc(
                 LocalResult::None => {
                     // In a spring-forward gap: the wall time does not exist;
                     // read it with the offset in force before the gap.
-                    let before = tz.from_local_datetime(&(dt - chrono::Duration::hours(3))).earliest()?;
+                    let before = tz
+                        .from_local_datetime(&(dt - chrono::Duration::hours(3)))
+                        .earliest()?;
                     let off = chrono::Offset::fix(before.offset()).local_minus_utc();
                     return Some(naive.minus_offset(off));
                 }
@@ -478,66 +544,157 @@ mod tests {
     use proptest::prelude::*;
 
     fn utc_ctx() -> TimeContext {
-        TimeContext { zone: Zone::Utc, reference: Timestamp::from_civil(2026, 11, 30, 12, 0, 0, 0).unwrap() }
+        TimeContext {
+            zone: Zone::Utc,
+            reference: Timestamp::from_civil(2026, 11, 30, 12, 0, 0, 0).unwrap(),
+        }
     }
 
     fn p(layout: &str, s: &str) -> Option<String> {
-        Layout::compile(layout).unwrap().parse(s, &utc_ctx()).map(|t| t.to_rfc3339())
+        Layout::compile(layout)
+            .unwrap()
+            .parse(s, &utc_ctx())
+            .map(|t| t.to_rfc3339())
     }
 
     #[test]
     fn sample_layouts() {
-        assert_eq!(p("%Y/%m/%d %H:%M:%S", "2026/11/30 00:30:56").as_deref(), Some("2026-11-30T00:30:56Z"));
-        assert_eq!(p("%Y-%m-%d %H:%M:%S.%3f", "2026-11-30 00:36:36.631").as_deref(), Some("2026-11-30T00:36:36.631Z"));
-        assert_eq!(p("%Y-%m-%d %H:%M:%S,%3f", "2026-11-30 00:39:46,605").as_deref(), Some("2026-11-30T00:39:46.605Z"));
-        assert_eq!(p("%Y-%m-%dT%H:%M:%S,%3f", "2026-11-30T00:43:13,439").as_deref(), Some("2026-11-30T00:43:13.439Z"));
+        assert_eq!(
+            p("%Y/%m/%d %H:%M:%S", "2026/11/30 00:30:56").as_deref(),
+            Some("2026-11-30T00:30:56Z")
+        );
+        assert_eq!(
+            p("%Y-%m-%d %H:%M:%S.%3f", "2026-11-30 00:36:36.631").as_deref(),
+            Some("2026-11-30T00:36:36.631Z")
+        );
+        assert_eq!(
+            p("%Y-%m-%d %H:%M:%S,%3f", "2026-11-30 00:39:46,605").as_deref(),
+            Some("2026-11-30T00:39:46.605Z")
+        );
+        assert_eq!(
+            p("%Y-%m-%dT%H:%M:%S,%3f", "2026-11-30T00:43:13,439").as_deref(),
+            Some("2026-11-30T00:43:13.439Z")
+        );
         assert_eq!(
             p("%d/%b/%Y:%H:%M:%S %z", "30/Nov/2026:00:34:12 +0100").as_deref(),
             Some("2026-11-29T23:34:12Z")
         );
-        assert_eq!(p("%d/%b/%Y %H:%M:%S", "30/Nov/2026 00:41:06").as_deref(), Some("2026-11-30T00:41:06Z"));
-        assert_eq!(p("%Y-%m-%d %H:%M:%S %z", "2026-11-30 00:32:29 +0000").as_deref(), Some("2026-11-30T00:32:29Z"));
-        assert_eq!(p("rfc3339", "2026-11-30T00:32:29.123456Z").as_deref(), Some("2026-11-30T00:32:29.123456Z"));
-        assert_eq!(p("rfc3339", "2026-11-30T00:32:29").as_deref(), Some("2026-11-30T00:32:29Z"));
-        assert_eq!(p("unix", "1795999170").as_deref(), Some("2026-11-30T00:39:30Z"));
-        assert_eq!(p("unix", "1795999170.25").as_deref(), Some("2026-11-30T00:39:30.250Z"));
-        assert_eq!(p("unix_auto", "1795999170250").as_deref(), Some("2026-11-30T00:39:30.250Z"));
-        assert_eq!(p("unix_ns", "1795999191760650939").as_deref(), Some("2026-11-30T00:39:51.760650939Z"));
-        assert_eq!(p("%I:%M %p %d %B %Y", "12:05 am 01 January 2026").as_deref(), Some("2026-01-01T00:05:00Z"));
-        assert_eq!(p("%a, %d %b %Y %T %Z", "Mon, 30 Nov 2026 00:00:01 GMT").as_deref(), Some("2026-11-30T00:00:01Z"));
+        assert_eq!(
+            p("%d/%b/%Y %H:%M:%S", "30/Nov/2026 00:41:06").as_deref(),
+            Some("2026-11-30T00:41:06Z")
+        );
+        assert_eq!(
+            p("%Y-%m-%d %H:%M:%S %z", "2026-11-30 00:32:29 +0000").as_deref(),
+            Some("2026-11-30T00:32:29Z")
+        );
+        assert_eq!(
+            p("rfc3339", "2026-11-30T00:32:29.123456Z").as_deref(),
+            Some("2026-11-30T00:32:29.123456Z")
+        );
+        assert_eq!(
+            p("rfc3339", "2026-11-30T00:32:29").as_deref(),
+            Some("2026-11-30T00:32:29Z")
+        );
+        assert_eq!(
+            p("unix", "1795999170").as_deref(),
+            Some("2026-11-30T00:39:30Z")
+        );
+        assert_eq!(
+            p("unix", "1795999170.25").as_deref(),
+            Some("2026-11-30T00:39:30.250Z")
+        );
+        assert_eq!(
+            p("unix_auto", "1795999170250").as_deref(),
+            Some("2026-11-30T00:39:30.250Z")
+        );
+        assert_eq!(
+            p("unix_ns", "1795999191760650939").as_deref(),
+            Some("2026-11-30T00:39:51.760650939Z")
+        );
+        assert_eq!(
+            p("%I:%M %p %d %B %Y", "12:05 am 01 January 2026").as_deref(),
+            Some("2026-01-01T00:05:00Z")
+        );
+        assert_eq!(
+            p("%a, %d %b %Y %T %Z", "Mon, 30 Nov 2026 00:00:01 GMT").as_deref(),
+            Some("2026-11-30T00:00:01Z")
+        );
     }
 
     #[test]
     fn rejects() {
-        assert_eq!(p("%Y/%m/%d %H:%M:%S", "2026/11/31 00:30:56"), None, "November has 30 days");
-        assert_eq!(p("%Y/%m/%d %H:%M:%S", "2026/11/30 00:30:56x"), None, "trailing text");
+        assert_eq!(
+            p("%Y/%m/%d %H:%M:%S", "2026/11/31 00:30:56"),
+            None,
+            "November has 30 days"
+        );
+        assert_eq!(
+            p("%Y/%m/%d %H:%M:%S", "2026/11/30 00:30:56x"),
+            None,
+            "trailing text"
+        );
         assert_eq!(p("%Y/%m/%d %H:%M:%S", "2026/11/30 25:30:56"), None);
         assert_eq!(p("%d/%b/%Y", "30/Foo/2026"), None);
         assert_eq!(p("unix", "12a"), None);
-        assert_eq!(Layout::compile("%Q").unwrap_err(), LayoutError::Unsupported('Q'));
+        assert_eq!(
+            Layout::compile("%Q").unwrap_err(),
+            LayoutError::Unsupported('Q')
+        );
         assert_eq!(Layout::compile("abc").unwrap_err(), LayoutError::Empty);
     }
 
     #[test]
     fn year_inference() {
         let l = Layout::compile("%b %e %H:%M:%S").unwrap();
-        let ctx = TimeContext { zone: Zone::Utc, reference: Timestamp::from_civil(2027, 1, 2, 0, 0, 0, 0).unwrap() };
-        assert_eq!(l.parse("Dec 31 23:59:59", &ctx).unwrap().to_rfc3339(), "2026-12-31T23:59:59Z");
-        assert_eq!(l.parse("Jan  2 10:00:00", &ctx).unwrap().to_rfc3339(), "2027-01-02T10:00:00Z");
-        assert_eq!(l.parse("Jan 2 23:00:00", &ctx).unwrap().to_rfc3339(), "2027-01-02T23:00:00Z", "less than a day ahead");
-        assert_eq!(l.parse("Jan 3 10:00:00", &ctx).unwrap().to_rfc3339(), "2026-01-03T10:00:00Z", "more than a day ahead");
+        let ctx = TimeContext {
+            zone: Zone::Utc,
+            reference: Timestamp::from_civil(2027, 1, 2, 0, 0, 0, 0).unwrap(),
+        };
+        assert_eq!(
+            l.parse("Dec 31 23:59:59", &ctx).unwrap().to_rfc3339(),
+            "2026-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            l.parse("Jan  2 10:00:00", &ctx).unwrap().to_rfc3339(),
+            "2027-01-02T10:00:00Z"
+        );
+        assert_eq!(
+            l.parse("Jan 2 23:00:00", &ctx).unwrap().to_rfc3339(),
+            "2027-01-02T23:00:00Z",
+            "less than a day ahead"
+        );
+        assert_eq!(
+            l.parse("Jan 3 10:00:00", &ctx).unwrap().to_rfc3339(),
+            "2026-01-03T10:00:00Z",
+            "more than a day ahead"
+        );
     }
 
     #[test]
     fn named_zones_and_dst() {
-        let ctx = TimeContext { zone: Zone::parse("Europe/Berlin").unwrap(), reference: Timestamp(0) };
+        let ctx = TimeContext {
+            zone: Zone::parse("Europe/Berlin").unwrap(),
+            reference: Timestamp(0),
+        };
         let l = Layout::compile("%Y-%m-%d %H:%M:%S").unwrap();
-        assert_eq!(l.parse("2026-07-01 12:00:00", &ctx).unwrap().to_rfc3339(), "2026-07-01T10:00:00Z");
-        assert_eq!(l.parse("2026-12-01 12:00:00", &ctx).unwrap().to_rfc3339(), "2026-12-01T11:00:00Z");
+        assert_eq!(
+            l.parse("2026-07-01 12:00:00", &ctx).unwrap().to_rfc3339(),
+            "2026-07-01T10:00:00Z"
+        );
+        assert_eq!(
+            l.parse("2026-12-01 12:00:00", &ctx).unwrap().to_rfc3339(),
+            "2026-12-01T11:00:00Z"
+        );
         // Fold (25 Oct 2026, 02:30 happens twice): the earlier instant.
-        assert_eq!(l.parse("2026-10-25 02:30:00", &ctx).unwrap().to_rfc3339(), "2026-10-25T00:30:00Z");
+        assert_eq!(
+            l.parse("2026-10-25 02:30:00", &ctx).unwrap().to_rfc3339(),
+            "2026-10-25T00:30:00Z"
+        );
         // Gap (29 Mar 2026, 02:30 does not exist): read with the winter offset.
-        assert_eq!(l.parse("2026-03-29 02:30:00", &ctx).unwrap().to_rfc3339(), "2026-03-29T01:30:00Z");
+        assert_eq!(
+            l.parse("2026-03-29 02:30:00", &ctx).unwrap().to_rfc3339(),
+            "2026-03-29T01:30:00Z"
+        );
         assert_eq!(Zone::parse("+05:30").unwrap(), Zone::Fixed(19800));
         assert!(Zone::parse("Mars/Base").is_err());
     }

@@ -9,7 +9,8 @@ use normalizer::{Normalizer, Options, Output, Registry};
 use proptest::prelude::*;
 use schema::{RawRecord, Source, Timestamp};
 
-static NORM: LazyLock<Normalizer> = LazyLock::new(|| Normalizer::new(Registry::builtin(), Options::default()));
+static NORM: LazyLock<Normalizer> =
+    LazyLock::new(|| Normalizer::new(Registry::builtin(), Options::default()));
 
 /// Real lines from the samples, one or two per format.
 const REAL: &[&str] = &[
@@ -32,7 +33,12 @@ const REAL: &[&str] = &[
 ];
 
 fn format_names() -> Vec<String> {
-    let mut names: Vec<String> = NORM.registry().formats().iter().map(|f| f.name.clone()).collect();
+    let mut names: Vec<String> = NORM
+        .registry()
+        .formats()
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
     names.push(String::new()); // auto-detection
     names
 }
@@ -69,7 +75,10 @@ fn check(format: &str, lines: &[Vec<u8>]) -> Result<Vec<Output>, TestCaseError> 
         match o {
             Output::Event(e) => {
                 let original = e.original().expect("every event keeps its original");
-                let off = e.get("log.offset").and_then(|v| v.as_i64()).expect("log.offset") as u64;
+                let off = e
+                    .get("log.offset")
+                    .and_then(|v| v.as_i64())
+                    .expect("log.offset") as u64;
                 if offsets.insert(off) {
                     covered += original.matches('\n').count() as u64 + 1;
                 }
@@ -83,7 +92,12 @@ fn check(format: &str, lines: &[Vec<u8>]) -> Result<Vec<Output>, TestCaseError> 
             }
         }
     }
-    prop_assert_eq!(covered + stream.blank_lines(), lines.len() as u64, "lines lost or duplicated: {:?}", out);
+    prop_assert_eq!(
+        covered + stream.blank_lines(),
+        lines.len() as u64,
+        "lines lost or duplicated: {:?}",
+        out
+    );
     Ok(out)
 }
 

@@ -60,7 +60,10 @@ impl DeadLetter {
                 kept = &kept[..e.valid_up_to()];
                 (Some(String::from_utf8_lossy(kept).into_owned()), None)
             }
-            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(kept))),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(kept)),
+            ),
         };
         let lines = 1 + memchr_count(b'\n', &raw.bytes) as u64;
         DeadLetter {
@@ -83,7 +86,9 @@ impl DeadLetter {
     pub fn original_bytes(&self) -> Vec<u8> {
         match (&self.original, &self.original_base64) {
             (Some(s), _) => s.as_bytes().to_vec(),
-            (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default(),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .unwrap_or_default(),
             (None, None) => Vec::new(),
         }
     }

@@ -32,15 +32,25 @@ fn bit(id: FieldId) -> u128 {
 
 impl Event {
     pub fn new() -> Event {
-        Event { fields: Vec::with_capacity(32), known: 0 }
+        Event {
+            fields: Vec::with_capacity(32),
+            known: 0,
+        }
     }
 
     pub fn with_capacity(n: usize) -> Event {
-        Event { fields: Vec::with_capacity(n), known: 0 }
+        Event {
+            fields: Vec::with_capacity(n),
+            known: 0,
+        }
     }
 
     fn recompute_known(&mut self) {
-        self.known = self.fields.iter().filter_map(|(k, _)| k.id()).fold(0, |m, id| m | bit(id));
+        self.known = self
+            .fields
+            .iter()
+            .filter_map(|(k, _)| k.id())
+            .fold(0, |m, id| m | bit(id));
     }
 
     /// Number of top-level entries (registered fields and trees).
@@ -76,11 +86,11 @@ impl Event {
             return;
         }
         for (k, v) in self.fields.iter_mut() {
-            if let FieldKey::Known(k) = k {
-                if *k == id {
-                    *v = value;
-                    return;
-                }
+            if let FieldKey::Known(k) = k
+                && *k == id
+            {
+                *v = value;
+                return;
             }
         }
         self.fields.push((FieldKey::Known(id), value));
@@ -124,10 +134,10 @@ impl Event {
             return None;
         }
         for (k, v) in &self.fields {
-            if let FieldKey::Known(k) = k {
-                if *k == id {
-                    return Some(v);
-                }
+            if let FieldKey::Known(k) = k
+                && *k == id
+            {
+                return Some(v);
             }
         }
         None
@@ -137,25 +147,24 @@ impl Event {
     /// tree stored under a prefix of it. Arrays are not walked (see
     /// [`Event::for_each_value`]).
     pub fn get(&self, path: &str) -> Option<&Value> {
-        if let Some(id) = FieldId::lookup(path) {
-            if let Some(v) = self.get_id(id) {
-                return Some(v);
-            }
+        if let Some(id) = FieldId::lookup(path)
+            && let Some(v) = self.get_id(id)
+        {
+            return Some(v);
         }
         for (k, v) in &self.fields {
             let name = k.name();
-            if let FieldKey::Custom(_) = k {
-                if name == path {
-                    return Some(v);
-                }
+            if let FieldKey::Custom(_) = k
+                && name == path
+            {
+                return Some(v);
             }
             // Only objects and documents have paths below them.
-            if matches!(v, Value::Object(_) | Value::Json(_) | Value::Array(_)) {
-                if let Some(rest) = strip_segment_prefix(path, name) {
-                    if let Some(found) = walk(v, rest) {
-                        return Some(found);
-                    }
-                }
+            if matches!(v, Value::Object(_) | Value::Json(_) | Value::Array(_))
+                && let Some(rest) = strip_segment_prefix(path, name)
+                && let Some(found) = walk(v, rest)
+            {
+                return Some(found);
             }
         }
         None
@@ -246,15 +255,17 @@ fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     if let Value::Json(doc) = v {
         return doc.at(path);
     }
-    let Value::Object(members) = v else { return None };
+    let Value::Object(members) = v else {
+        return None;
+    };
     for (k, child) in members {
         if **k == *path {
             return Some(child);
         }
-        if let Some(rest) = strip_segment_prefix(path, k) {
-            if let Some(found) = walk(child, rest) {
-                return Some(found);
-            }
+        if let Some(rest) = strip_segment_prefix(path, k)
+            && let Some(found) = walk(child, rest)
+        {
+            return Some(found);
         }
     }
     None
@@ -314,7 +325,12 @@ mod tests {
     use crate::field::f;
 
     fn obj(members: Vec<(&'static str, Value)>) -> Value {
-        Value::Object(members.into_iter().map(|(k, v)| (Str::from_static(k), v)).collect())
+        Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (Str::from_static(k), v))
+                .collect(),
+        )
     }
 
     #[test]
@@ -330,7 +346,11 @@ mod tests {
         assert_eq!(e.get("custom"), None);
         e.set_default(f::URL_PATH, "/c");
         assert_eq!(e.get_str(f::URL_PATH), Some("/b"));
-        assert_eq!(e.remove("url.path").and_then(|v| v.as_str().map(str::to_owned)), Some("/b".into()));
+        assert_eq!(
+            e.remove("url.path")
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            Some("/b".into())
+        );
         assert_eq!(e.get_id(f::URL_PATH), None);
     }
 
@@ -349,7 +369,10 @@ mod tests {
                             "containers",
                             Value::Array(vec![
                                 obj(vec![("image", "a:1".into())]),
-                                obj(vec![("image", Value::Array(vec!["b:2".into(), "c:3".into()]))]),
+                                obj(vec![(
+                                    "image",
+                                    Value::Array(vec!["b:2".into(), "c:3".into()]),
+                                )]),
                             ]),
                         )]),
                     )]),
@@ -357,16 +380,24 @@ mod tests {
                 ("app.kubernetes.io/name", "dotted-key".into()),
             ]),
         );
-        assert_eq!(e.get("kubernetes.audit.verb").and_then(Value::as_str), Some("create"));
         assert_eq!(
-            e.get("kubernetes.audit.app.kubernetes.io/name").and_then(Value::as_str),
+            e.get("kubernetes.audit.verb").and_then(Value::as_str),
+            Some("create")
+        );
+        assert_eq!(
+            e.get("kubernetes.audit.app.kubernetes.io/name")
+                .and_then(Value::as_str),
             Some("dotted-key")
         );
-        assert_eq!(e.get("kubernetes.audit.requestObject.spec.containers.image"), None);
+        assert_eq!(
+            e.get("kubernetes.audit.requestObject.spec.containers.image"),
+            None
+        );
         let mut seen = vec![];
-        e.for_each_value("kubernetes.audit.requestObject.spec.containers.image", &mut |v| {
-            seen.push(v.as_str().unwrap().to_string())
-        });
+        e.for_each_value(
+            "kubernetes.audit.requestObject.spec.containers.image",
+            &mut |v| seen.push(v.as_str().unwrap().to_string()),
+        );
         assert_eq!(seen, ["a:1", "b:2", "c:3"]);
         assert_eq!(e.get("kubernetes.auditx"), None);
     }
@@ -377,6 +408,9 @@ mod tests {
         assert_eq!(cmp_keys(&k("a.b"), &k("a.b-c")), Ordering::Less);
         assert_eq!(cmp_keys(&k("a.b.c"), &k("a.b-c")), Ordering::Less);
         assert_eq!(cmp_keys(&k("@timestamp"), &k("url.path")), Ordering::Less);
-        assert_eq!(cmp_keys(&k("url.path"), &k("url.original")), Ordering::Greater);
+        assert_eq!(
+            cmp_keys(&k("url.path"), &k("url.original")),
+            Ordering::Greater
+        );
     }
 }

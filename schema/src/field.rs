@@ -31,7 +31,10 @@ pub enum FieldType {
 impl FieldType {
     /// True for the string-like types (keyword, wildcard, text).
     pub fn is_text(self) -> bool {
-        matches!(self, FieldType::Keyword | FieldType::Wildcard | FieldType::Text)
+        matches!(
+            self,
+            FieldType::Keyword | FieldType::Wildcard | FieldType::Text
+        )
     }
 }
 
@@ -174,7 +177,11 @@ mod tests {
     #[test]
     fn registry_is_sorted_and_lookup_round_trips() {
         let reg = registry();
-        assert!(reg.len() > 2600, "ECS 9.4 has 2,604 fields, we have {}", reg.len());
+        assert!(
+            reg.len() > 2600,
+            "ECS 9.4 has 2,604 fields, we have {}",
+            reg.len()
+        );
         for w in reg.windows(2) {
             assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
         }
@@ -191,7 +198,11 @@ mod tests {
         // ordered by id.
         for d in registry() {
             assert!(
-                d.name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'.' || c == b'@'),
+                d.name.bytes().all(|c| c.is_ascii_lowercase()
+                    || c.is_ascii_digit()
+                    || c == b'_'
+                    || c == b'.'
+                    || c == b'@'),
                 "{}",
                 d.name
             );

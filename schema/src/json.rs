@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serializer as _;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::event::{Event, cmp_keys};
 use crate::field::{FieldKey, f, is_object_prefix};
@@ -72,10 +72,12 @@ fn flatten_into(fields: &mut Vec<(FieldKey, Value)>, path: &mut String, v: Value
     }
     let key = FieldKey::new(path);
     let v = match (&key, v) {
-        (FieldKey::Known(id), Value::Str(s)) if *id == f::AT_TIMESTAMP => match Timestamp::parse_rfc3339(&s) {
-            Some(t) => Value::Time(t),
-            None => Value::Str(s),
-        },
+        (FieldKey::Known(id), Value::Str(s)) if *id == f::AT_TIMESTAMP => {
+            match Timestamp::parse_rfc3339(&s) {
+                Some(t) => Value::Time(t),
+                None => Value::Str(s),
+            }
+        }
         (_, v) => v,
     };
     push_replace(fields, key, v);
@@ -136,7 +138,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
+        Ok(i64::try_from(v)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(v as f64)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -217,7 +221,10 @@ struct TrieNode {
 
 impl PathTrie {
     pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> PathTrie {
-        let mut t = PathTrie { nodes: vec![TrieNode::default()], paths: Vec::new() };
+        let mut t = PathTrie {
+            nodes: vec![TrieNode::default()],
+            paths: Vec::new(),
+        };
         for p in paths {
             if p.is_empty() || t.paths.iter().any(|q| q == p) {
                 continue;
@@ -281,7 +288,13 @@ pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Vec<Option<Valu
         de.end()?;
         return Err(JsonError::NotAnObject("not an object"));
     }
-    ExtractSeed { src, trie, node: 0, out: &mut out }.deserialize(&mut de)?;
+    ExtractSeed {
+        src,
+        trie,
+        node: 0,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
     de.end()?;
     Ok(out)
 }
@@ -324,11 +337,11 @@ impl ExtractSeed<'_, '_> {
     /// A whole value was built at this node: fill every path at or under it.
     fn fill(&mut self, v: Value) {
         let below = &self.trie.nodes[self.node].below;
-        if let [(idx, rest)] = &below[..] {
-            if rest.is_empty() {
-                self.out[*idx] = Some(v);
-                return;
-            }
+        if let [(idx, rest)] = &below[..]
+            && rest.is_empty()
+        {
+            self.out[*idx] = Some(v);
+            return;
         }
         for (idx, rest) in below {
             if let Some(found) = v.at(rest) {
@@ -367,10 +380,20 @@ impl<'de> Visitor<'de> for ExtractSeed<'_, '_> {
                     if c.terminal.is_some() {
                         // Wanted whole (and possibly paths below it too).
                         let v = map.next_value_seed(ValueSeed { src: self.src })?;
-                        let mut sub = ExtractSeed { src: self.src, trie: self.trie, node: child, out: &mut *self.out };
+                        let mut sub = ExtractSeed {
+                            src: self.src,
+                            trie: self.trie,
+                            node: child,
+                            out: &mut *self.out,
+                        };
                         sub.fill(v);
                     } else {
-                        map.next_value_seed(ExtractSeed { src: self.src, trie: self.trie, node: child, out: &mut *self.out })?;
+                        map.next_value_seed(ExtractSeed {
+                            src: self.src,
+                            trie: self.trie,
+                            node: child,
+                            out: &mut *self.out,
+                        })?;
                     }
                 }
                 None => {
@@ -386,11 +409,26 @@ impl<'de> Visitor<'de> for ExtractSeed<'_, '_> {
 /// of members named one of `keys`, without building the rest of the
 /// document: (key index, value) in document order. Used to read a few keys
 /// out of large nested documents (the images of a Kubernetes object).
-pub fn find_keys(src: &Str, text: &str, under: &str, keys: &[&str]) -> Result<Vec<(usize, Value)>, JsonError> {
-    let path: Vec<&str> = if under.is_empty() { Vec::new() } else { under.split('.').collect() };
+pub fn find_keys(
+    src: &Str,
+    text: &str,
+    under: &str,
+    keys: &[&str],
+) -> Result<Vec<(usize, Value)>, JsonError> {
+    let path: Vec<&str> = if under.is_empty() {
+        Vec::new()
+    } else {
+        under.split('.').collect()
+    };
     let mut out = Vec::new();
     let mut de = serde_json::Deserializer::from_str(text);
-    FindSeed { src, path: &path, keys, out: &mut out }.deserialize(&mut de)?;
+    FindSeed {
+        src,
+        path: &path,
+        keys,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
     de.end()?;
     Ok(out)
 }
@@ -417,7 +455,12 @@ impl<'de> Visitor<'de> for FindSeed<'_, '_> {
     skip_scalars!();
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq
-            .next_element_seed(FindSeed { src: self.src, path: self.path, keys: self.keys, out: &mut *self.out })?
+            .next_element_seed(FindSeed {
+                src: self.src,
+                path: self.path,
+                keys: self.keys,
+                out: &mut *self.out,
+            })?
             .is_some()
         {}
         Ok(())
@@ -427,7 +470,12 @@ impl<'de> Visitor<'de> for FindSeed<'_, '_> {
             match self.path.split_first() {
                 Some((first, rest)) => {
                     if *first == &*key {
-                        map.next_value_seed(FindSeed { src: self.src, path: rest, keys: self.keys, out: &mut *self.out })?;
+                        map.next_value_seed(FindSeed {
+                            src: self.src,
+                            path: rest,
+                            keys: self.keys,
+                            out: &mut *self.out,
+                        })?;
                     } else {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
@@ -437,7 +485,12 @@ impl<'de> Visitor<'de> for FindSeed<'_, '_> {
                         let v = map.next_value_seed(ValueSeed { src: self.src })?;
                         self.out.push((i, v));
                     }
-                    None => map.next_value_seed(FindSeed { src: self.src, path: &[], keys: self.keys, out: &mut *self.out })?,
+                    None => map.next_value_seed(FindSeed {
+                        src: self.src,
+                        path: &[],
+                        keys: self.keys,
+                        out: &mut *self.out,
+                    })?,
                 },
             }
         }
@@ -485,16 +538,25 @@ struct Level<'a> {
 /// segments are the same `&'static str` (interned), so the writer compares
 /// them by address.
 static SEGMENTS: std::sync::LazyLock<Vec<Box<[&'static str]>>> = std::sync::LazyLock::new(|| {
-    let mut interned: rustc_hash::FxHashMap<&'static str, &'static str> = rustc_hash::FxHashMap::default();
+    let mut interned: rustc_hash::FxHashMap<&'static str, &'static str> =
+        rustc_hash::FxHashMap::default();
     crate::field::registry()
         .iter()
-        .map(|d| d.name.split('.').map(|seg| *interned.entry(seg).or_insert(seg)).collect())
+        .map(|d| {
+            d.name
+                .split('.')
+                .map(|seg| *interned.entry(seg).or_insert(seg))
+                .collect()
+        })
         .collect()
 });
 
 /// For each registered field and segment, the bytes written for it:
 /// `"seg":{` for parents, `"leaf":` for the last one.
-static KEY_BYTES: std::sync::LazyLock<Vec<Box<[Box<[u8]>]>>> = std::sync::LazyLock::new(|| {
+/// Per field, per segment: the bytes to write.
+type KeyBytes = Vec<Box<[Box<[u8]>]>>;
+
+static KEY_BYTES: std::sync::LazyLock<KeyBytes> = std::sync::LazyLock::new(|| {
     SEGMENTS
         .iter()
         .map(|segs| {
@@ -502,7 +564,9 @@ static KEY_BYTES: std::sync::LazyLock<Vec<Box<[Box<[u8]>]>>> = std::sync::LazyLo
                 .enumerate()
                 .map(|(i, seg)| {
                     let tail: &[u8] = if i + 1 == segs.len() { b":" } else { b":{" };
-                    [b"\"", seg.as_bytes(), b"\"", tail].concat().into_boxed_slice()
+                    [b"\"", seg.as_bytes(), b"\"", tail]
+                        .concat()
+                        .into_boxed_slice()
                 })
                 .collect()
         })
@@ -547,7 +611,11 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
     // Registered keys sort by id (their names use only [a-z0-9_@.], where
     // byte order is segment order); the few others by segments; then merge.
     // (id << 16 | index): sorting plain integers is the cheapest sort.
-    let Scratch { known, custom, order } = scratch;
+    let Scratch {
+        known,
+        custom,
+        order,
+    } = scratch;
     known.clear();
     custom.clear();
     order.clear();
@@ -566,8 +634,10 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
     while a < known.len() || b < custom.len() {
         let take_known = b == custom.len()
             || (a < known.len()
-                && cmp_keys(&fields[known_index(known[a]) as usize].0, &fields[custom[b] as usize].0)
-                    != std::cmp::Ordering::Greater);
+                && cmp_keys(
+                    &fields[known_index(known[a]) as usize].0,
+                    &fields[custom[b] as usize].0,
+                ) != std::cmp::Ordering::Greater);
         if take_known {
             order.push(known_index(known[a]));
             a += 1;
@@ -578,7 +648,13 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
     }
     let segments = &*SEGMENTS;
     let key_bytes = &*KEY_BYTES;
-    let empty = Level { name: "", interned: false, first: true, last_key: "", last_interned: false };
+    let empty = Level {
+        name: "",
+        interned: false,
+        first: true,
+        last_key: "",
+        last_interned: false,
+    };
     let mut stack: [Level<'_>; MAX_DEPTH + 1] = std::array::from_fn(|_| Level { ..empty });
     let mut depth = 0usize; // open objects below the root
     out.push(b'{');
@@ -599,7 +675,12 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         let mut common = 0;
         while common < depth
             && common < parents
-            && same_segment(stack[common + 1].name, stack[common + 1].interned, segs[common], interned)
+            && same_segment(
+                stack[common + 1].name,
+                stack[common + 1].interned,
+                segs[common],
+                interned,
+            )
         {
             common += 1;
         }
@@ -627,17 +708,29 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
             level.last_key = segs[j];
             level.last_interned = interned;
             depth += 1;
-            stack[depth] = Level { name: segs[j], interned, first: true, last_key: "", last_interned: false };
+            stack[depth] = Level {
+                name: segs[j],
+                interned,
+                first: true,
+                last_key: "",
+                last_interned: false,
+            };
             j += 1;
         }
         // The rest of the name from segment j (segments may be interned
         // copies, so count the bytes rather than compare addresses).
         let offset: usize = segs[..j].iter().map(|s| s.len() + 1).sum();
-        let leaf = if j == parents { segs[j] } else { &name[offset..] };
+        let leaf = if j == parents {
+            segs[j]
+        } else {
+            &name[offset..]
+        };
         let level = &mut stack[depth];
         comma(level, out);
         match key {
-            FieldKey::Known(id) if j == parents => out.extend_from_slice(&key_bytes[id.0 as usize][j]),
+            FieldKey::Known(id) if j == parents => {
+                out.extend_from_slice(&key_bytes[id.0 as usize][j])
+            }
             _ => {
                 write_key(leaf, key, out);
                 out.push(b':');
@@ -645,7 +738,8 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         }
         // ECS array fields are arrays in the document even when one value
         // is stored as a scalar.
-        let wrap = matches!(key, FieldKey::Known(id) if id.def().array) && !matches!(value, Value::Array(_));
+        let wrap = matches!(key, FieldKey::Known(id) if id.def().array)
+            && !matches!(value, Value::Array(_));
         if wrap {
             out.push(b'[');
         }
@@ -734,7 +828,14 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
                 0x0c => b"\\f",
                 0..=0x1f => {
                     out.extend_from_slice(&b[start..i]);
-                    out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+                    out.extend_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[(c >> 4) as usize],
+                        HEX[(c & 15) as usize],
+                    ]);
                     i += 1;
                     start = i;
                     continue;
@@ -854,12 +955,21 @@ mod tests {
     fn nests_dotted_keys() {
         let mut e = Event::new();
         e.set(f::URL_PATH, "/x");
-        e.set(f::AT_TIMESTAMP, Timestamp::from_civil(2026, 11, 30, 0, 0, 1, 0).unwrap());
+        e.set(
+            f::AT_TIMESTAMP,
+            Timestamp::from_civil(2026, 11, 30, 0, 0, 1, 0).unwrap(),
+        );
         e.set(f::HTTP_RESPONSE_STATUS_CODE, 404i64);
         e.set(f::HTTP_REQUEST_METHOD, "GET");
-        e.set(f::SOURCE_IP, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+        e.set(
+            f::SOURCE_IP,
+            "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+        );
         e.set(f::URL_QUERY, "a=\"b\"\n");
-        e.insert("kubernetes.audit", Value::Object(vec![(Str::from_static("verb"), "get".into())]));
+        e.insert(
+            "kubernetes.audit",
+            Value::Object(vec![(Str::from_static("verb"), "get".into())]),
+        );
         assert_eq!(
             to_json(&e),
             json!({
@@ -876,15 +986,24 @@ mod tests {
     fn ecs_array_fields_are_written_as_arrays() {
         let mut e = Event::new();
         e.set(f::EVENT_CATEGORY, "web");
-        e.set(f::EVENT_TYPE, crate::value::str_array(&["user", "creation"]));
+        e.set(
+            f::EVENT_TYPE,
+            crate::value::str_array(&["user", "creation"]),
+        );
         e.set(f::EVENT_KIND, "event");
-        assert_eq!(to_json(&e), json!({"event": {"category": ["web"], "type": ["user", "creation"], "kind": "event"}}));
+        assert_eq!(
+            to_json(&e),
+            json!({"event": {"category": ["web"], "type": ["user", "creation"], "kind": "event"}})
+        );
     }
 
     #[test]
     fn very_deep_keys_stay_valid_json() {
         let mut e = Event::new();
-        let deep = (0..30).map(|i| format!("k{i}")).collect::<Vec<_>>().join(".");
+        let deep = (0..30)
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(".");
         e.insert(deep.as_str(), 1i64);
         e.insert("k0.other", 2i64);
         let v = to_json(&e);
@@ -893,7 +1012,10 @@ mod tests {
         for i in 0..MAX_DEPTH {
             cur = &cur[format!("k{i}")];
         }
-        let rest = (MAX_DEPTH..30).map(|i| format!("k{i}")).collect::<Vec<_>>().join(".");
+        let rest = (MAX_DEPTH..30)
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(".");
         assert_eq!(cur[rest.as_str()], 1);
     }
 
@@ -903,7 +1025,10 @@ mod tests {
         e.insert("a.b", 1i64);
         e.insert("a.b.c", 2i64);
         e.insert("a.b-c", 3i64);
-        e.insert("k", Value::Object(vec![(Str::from_static("x"), 1i64.into())]));
+        e.insert(
+            "k",
+            Value::Object(vec![(Str::from_static("x"), 1i64.into())]),
+        );
         e.insert("k.y", 2i64);
         let s = e.to_json_string();
         assert_eq!(s, r#"{"a":{"b":1,"b.c":2,"b-c":3},"k":{"x":1},"k.y":2}"#);
@@ -915,10 +1040,16 @@ mod tests {
             r#"{"@timestamp":"2026-11-30T00:00:01.5Z","event":{"dataset":"x.y","category":["web"]},"url.path":"/a","kubernetes":{"audit":{"verb":"get","n":[1,2.5,null,true]}},"big":18446744073709551615,"esc":"a\"b"}"#,
         );
         let e = Event::from_json(&src).unwrap();
-        assert_eq!(e.timestamp().unwrap().to_rfc3339(), "2026-11-30T00:00:01.500Z");
+        assert_eq!(
+            e.timestamp().unwrap().to_rfc3339(),
+            "2026-11-30T00:00:01.500Z"
+        );
         assert_eq!(e.dataset(), Some("x.y"));
         assert_eq!(e.get_str(f::URL_PATH), Some("/a"));
-        assert_eq!(e.get("kubernetes.audit.verb").and_then(Value::as_str), Some("get"));
+        assert_eq!(
+            e.get("kubernetes.audit.verb").and_then(Value::as_str),
+            Some("get")
+        );
         assert_eq!(e.get("esc").and_then(Value::as_str), Some("a\"b"));
         let again = Event::from_json(&Str::from(e.to_json_string())).unwrap();
         assert_eq!(to_json(&again), to_json(&e));
@@ -926,11 +1057,17 @@ mod tests {
 
     #[test]
     fn errors_are_typed() {
-        assert!(matches!(Event::from_json(&Str::from("[1]")), Err(JsonError::NotAnObject("an array"))));
+        assert!(matches!(
+            Event::from_json(&Str::from("[1]")),
+            Err(JsonError::NotAnObject("an array"))
+        ));
         let err = Event::from_json(&Str::from(r#"{"a": "#)).unwrap_err();
         assert!(err.to_string().contains("EOF"), "{err}");
         let deep = "[".repeat(100_000);
-        assert!(parse_value(&Str::from(deep)).is_err(), "deep nesting is refused, not a stack overflow");
+        assert!(
+            parse_value(&Str::from(deep)).is_err(),
+            "deep nesting is refused, not a stack overflow"
+        );
     }
 
     #[test]
@@ -938,24 +1075,48 @@ mod tests {
         let src = Str::from(
             r#"{"verb":"create","user":{"username":"alice","groups":["a","b"]},"objectRef":{"resource":"pods","name":"x"},"sourceIPs":["10.0.0.1","10.0.0.2"],"big":{"deep":[1,2,{"x":"y"}]},"spec":{"containers":[{"image":"i1"},{"image":"i2"}]},"weird\"key":1}"#,
         );
-        let trie = PathTrie::new(["verb", "user.username", "user.groups", "objectRef", "objectRef.name", "sourceIPs", "missing.path", "spec.containers.1.image", "spec.containers"]);
+        let trie = PathTrie::new([
+            "verb",
+            "user.username",
+            "user.groups",
+            "objectRef",
+            "objectRef.name",
+            "sourceIPs",
+            "missing.path",
+            "spec.containers.1.image",
+            "spec.containers",
+        ]);
         let got = extract(&src, &src, &trie).unwrap();
-        let text = |i: usize| got[i].as_ref().map(|v| {
-            let mut o = Vec::new();
-            write_value(v, &mut o);
-            String::from_utf8(o).unwrap()
-        });
+        let text = |i: usize| {
+            got[i].as_ref().map(|v| {
+                let mut o = Vec::new();
+                write_value(v, &mut o);
+                String::from_utf8(o).unwrap()
+            })
+        };
         assert_eq!(text(0).as_deref(), Some(r#""create""#));
         assert_eq!(text(1).as_deref(), Some(r#""alice""#));
         assert_eq!(text(2).as_deref(), Some(r#"["a","b"]"#));
-        assert_eq!(text(3).as_deref(), Some(r#"{"resource":"pods","name":"x"}"#));
+        assert_eq!(
+            text(3).as_deref(),
+            Some(r#"{"resource":"pods","name":"x"}"#)
+        );
         assert_eq!(text(4).as_deref(), Some(r#""x""#));
         assert_eq!(text(5).as_deref(), Some(r#"["10.0.0.1","10.0.0.2"]"#));
         assert_eq!(text(6), None);
         assert_eq!(text(7).as_deref(), Some(r#""i2""#));
-        assert_eq!(text(8).as_deref(), Some(r#"[{"image":"i1"},{"image":"i2"}]"#));
-        assert!(extract(&src, &src[..src.len() - 2], &trie).is_err(), "truncated documents are refused");
-        assert!(matches!(extract(&src, "[1]", &trie), Err(JsonError::NotAnObject(_))));
+        assert_eq!(
+            text(8).as_deref(),
+            Some(r#"[{"image":"i1"},{"image":"i2"}]"#)
+        );
+        assert!(
+            extract(&src, &src[..src.len() - 2], &trie).is_err(),
+            "truncated documents are refused"
+        );
+        assert!(matches!(
+            extract(&src, "[1]", &trie),
+            Err(JsonError::NotAnObject(_))
+        ));
     }
 
     #[test]
@@ -964,9 +1125,24 @@ mod tests {
             r#"{"kind":"x","requestObject":{"spec":{"containers":[{"image":"a:1","securityContext":{"privileged":true}},{"image":"b:2"}],"image":"top"}},"responseObject":{"image":"not-this"}}"#,
         );
         let got = find_keys(&src, &src, "requestObject", &["image", "privileged"]).unwrap();
-        let flat: Vec<(usize, String)> = got.iter().map(|(i, v)| (*i, v.to_text().unwrap().into_owned())).collect();
-        assert_eq!(flat, [(0, "a:1".into()), (1, "true".into()), (0, "b:2".into()), (0, "top".into())]);
-        assert!(find_keys(&src, &src, "absent", &["image"]).unwrap().is_empty());
+        let flat: Vec<(usize, String)> = got
+            .iter()
+            .map(|(i, v)| (*i, v.to_text().unwrap().into_owned()))
+            .collect();
+        assert_eq!(
+            flat,
+            [
+                (0, "a:1".into()),
+                (1, "true".into()),
+                (0, "b:2".into()),
+                (0, "top".into())
+            ]
+        );
+        assert!(
+            find_keys(&src, &src, "absent", &["image"])
+                .unwrap()
+                .is_empty()
+        );
         assert!(find_keys(&src, &src[..20], "requestObject", &["image"]).is_err());
     }
 
@@ -983,17 +1159,32 @@ mod tests {
         assert_eq!(e.get("vendor.doc.a.b").and_then(Value::as_i64), Some(1));
         assert!(!doc.is_parsed(), "an extracted path needs no parse");
         let mut ds = Vec::new();
-        e.for_each_value("vendor.doc.c.d", &mut |v| ds.push(v.as_str().unwrap().to_string()));
+        e.for_each_value("vendor.doc.c.d", &mut |v| {
+            ds.push(v.as_str().unwrap().to_string())
+        });
         assert_eq!(ds, ["x", "y"]);
         assert!(doc.is_parsed(), "other paths parse the document once");
-        let asked = RawJson::new(text.clone(), std::sync::Arc::new(crate::rawjson::Asked::new(vec!["x.y".to_string()])), vec![None]);
+        let asked = RawJson::new(
+            text.clone(),
+            std::sync::Arc::new(crate::rawjson::Asked::new(vec!["x.y".to_string()])),
+            vec![None],
+        );
         assert_eq!(asked.at("x.y.z"), None);
-        assert!(!asked.is_parsed(), "a path looked for and not found is known absent");
-        assert_eq!(e.to_json_string(), r#"{"vendor":{"doc":{"a":{"b":1},"c":[{"d":"x"},{"d":"y"}]}}}"#);
+        assert!(
+            !asked.is_parsed(),
+            "a path looked for and not found is known absent"
+        );
+        assert_eq!(
+            e.to_json_string(),
+            r#"{"vendor":{"doc":{"a":{"b":1},"c":[{"d":"x"},{"d":"y"}]}}}"#
+        );
         let pretty = RawJson::unparsed(Str::from("{\n  \"a\": 1\n}"));
         let mut out = Vec::new();
         write_value(&Value::Json(std::sync::Arc::new(pretty)), &mut out);
-        assert_eq!(out, br#"{"a":1}"#, "multi-line documents are compacted for NDJSON");
+        assert_eq!(
+            out, br#"{"a":1}"#,
+            "multi-line documents are compacted for NDJSON"
+        );
     }
 
     #[test]
@@ -1002,7 +1193,10 @@ mod tests {
         let v = parse_value(&src).unwrap();
         let s = v.member("k").unwrap().as_str().unwrap();
         let base = src.as_ptr() as usize;
-        assert!((s.as_ptr() as usize) >= base && (s.as_ptr() as usize) < base + src.len(), "long strings are slices");
+        assert!(
+            (s.as_ptr() as usize) >= base && (s.as_ptr() as usize) < base + src.len(),
+            "long strings are slices"
+        );
         assert_eq!(v.member("short").unwrap().as_str(), Some("x"));
     }
 

@@ -22,11 +22,19 @@ pub struct Source {
 
 impl Source {
     pub fn file(path: impl Into<String>) -> Arc<Source> {
-        Arc::new(Source { kind: "file", name: path.into(), format: None })
+        Arc::new(Source {
+            kind: "file",
+            name: path.into(),
+            format: None,
+        })
     }
 
     pub fn stdin() -> Arc<Source> {
-        Arc::new(Source { kind: "stdin", name: "stdin".into(), format: None })
+        Arc::new(Source {
+            kind: "stdin",
+            name: "stdin".into(),
+            format: None,
+        })
     }
 
     /// The path, for file sources.

@@ -37,7 +37,11 @@ pub struct Asked {
 
 impl Asked {
     pub fn new(paths: Vec<String>) -> Asked {
-        let index = paths.iter().enumerate().map(|(i, p)| (p.clone(), i as u32)).collect();
+        let index = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i as u32))
+            .collect();
         Asked { paths, index }
     }
 
@@ -56,7 +60,12 @@ impl RawJson {
     /// values, by index, `None` for those absent.
     pub fn new(text: Str, asked: Arc<Asked>, found: Vec<Option<Value>>) -> RawJson {
         debug_assert_eq!(found.len(), asked.paths.len());
-        RawJson { text, found, asked, tree: OnceLock::new() }
+        RawJson {
+            text,
+            found,
+            asked,
+            tree: OnceLock::new(),
+        }
     }
 
     /// A document with nothing extracted: every lookup parses it.
@@ -76,7 +85,8 @@ impl RawJson {
 
     /// The whole document, parsed on first use.
     pub fn tree(&self) -> &Value {
-        self.tree.get_or_init(|| crate::json::parse_value(&self.text).unwrap_or(Value::Null))
+        self.tree
+            .get_or_init(|| crate::json::parse_value(&self.text).unwrap_or(Value::Null))
     }
 
     /// True once the whole tree has been parsed.

@@ -44,7 +44,10 @@ impl Str {
         }
         let mut buf = [0u8; INLINE];
         buf[..s.len()].copy_from_slice(s.as_bytes());
-        Some(Str(Repr::Inline { len: s.len() as u8, buf }))
+        Some(Str(Repr::Inline {
+            len: s.len() as u8,
+            buf,
+        }))
     }
 
     /// A `Str` for `sub`, which must lie within `self`: an inline copy when
@@ -201,13 +204,24 @@ mod tests {
         let base = Str::from(long.as_str());
         let sub = base.slice_ref(&base[10..90]);
         assert_eq!(sub.len(), 80);
-        assert_eq!(sub.as_ptr(), base[10..].as_ptr(), "long slices share the buffer");
+        assert_eq!(
+            sub.as_ptr(),
+            base[10..].as_ptr(),
+            "long slices share the buffer"
+        );
         let short = base.slice_ref(&base[0..5]);
         assert_eq!(&*short, "xxxxx");
-        assert_ne!(short.as_ptr(), base.as_ptr(), "short slices are inline copies");
+        assert_ne!(
+            short.as_ptr(),
+            base.as_ptr(),
+            "short slices are inline copies"
+        );
         let st = Str::from_static("a static string that is rather long indeed");
         assert_eq!(&*st.slice_ref(&st[2..40]), &st[2..40]);
-        assert_eq!(Str::from("é".repeat(15)), Str::from("é".repeat(15).as_str()));
+        assert_eq!(
+            Str::from("é".repeat(15)),
+            Str::from("é".repeat(15).as_str())
+        );
         assert!(Str::try_from(Bytes::from_static(b"\xff")).is_err());
         assert_eq!(Str::default(), "");
     }

@@ -52,7 +52,15 @@ impl Timestamp {
     /// field is out of range (month 13, day 31 in April, hour 24, ...) or the
     /// time is outside what i64 nanoseconds hold (1677 to 2262).
     /// A leap second (`sec == 60`) is folded into the next second's start.
-    pub fn from_civil(year: i64, month: u32, day: u32, hour: u32, min: u32, sec: u32, nanos: u32) -> Option<Timestamp> {
+    pub fn from_civil(
+        year: i64,
+        month: u32,
+        day: u32,
+        hour: u32,
+        min: u32,
+        sec: u32,
+        nanos: u32,
+    ) -> Option<Timestamp> {
         if !(1..=12).contains(&month)
             || day == 0
             || day > days_in_month(year, month)
@@ -67,7 +75,9 @@ impl Timestamp {
         let days = days_from_civil(year, month, day);
         let secs = days * 86_400 + (hour * 3600 + min * 60 + sec) as i64;
         // i64 nanoseconds cover the years 1677 to 2262.
-        secs.checked_mul(NANOS_PER_SEC)?.checked_add(nanos as i64).map(Timestamp)
+        secs.checked_mul(NANOS_PER_SEC)?
+            .checked_add(nanos as i64)
+            .map(Timestamp)
     }
 
     pub fn from_unix_seconds(secs: i64) -> Option<Timestamp> {
@@ -126,9 +136,9 @@ impl Timestamp {
         out.extend_from_slice(&buf[..19]);
         let ns = self.subsec_nanos();
         if ns != 0 {
-            let (digits, value) = if ns % 1_000_000 == 0 {
+            let (digits, value) = if ns.is_multiple_of(1_000_000) {
                 (3, ns / 1_000_000)
-            } else if ns % 1_000 == 0 {
+            } else if ns.is_multiple_of(1_000) {
                 (6, ns / 1_000)
             } else {
                 (9, ns)
@@ -161,7 +171,12 @@ impl Timestamp {
             return None;
         }
         let year = digits(&b[0..4])? as i64;
-        if b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let month = digits(&b[5..7])?;
@@ -192,7 +207,8 @@ impl Timestamp {
         if i + n != b.len() {
             return None;
         }
-        Timestamp::from_civil(year, month, day, hour, min, sec, nanos).map(|t| t.minus_offset(offset))
+        Timestamp::from_civil(year, month, day, hour, min, sec, nanos)
+            .map(|t| t.minus_offset(offset))
     }
 }
 
@@ -267,7 +283,9 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("2026-13-30T00:30:56Z"), None);
         assert_eq!(Timestamp::parse_rfc3339("2026-11-30T00:30:56.Z"), None);
         assert_eq!(
-            Timestamp::parse_rfc3339("2019-03-29T14:05:44.123456789Z").unwrap().subsec_nanos(),
+            Timestamp::parse_rfc3339("2019-03-29T14:05:44.123456789Z")
+                .unwrap()
+                .subsec_nanos(),
             123_456_789
         );
     }

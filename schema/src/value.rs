@@ -113,10 +113,10 @@ impl Value {
                     if **k == *path {
                         return Some(child);
                     }
-                    if let Some(rest) = path.strip_prefix(&**k).and_then(|r| r.strip_prefix('.')) {
-                        if let Some(found) = child.at(rest) {
-                            return Some(found);
-                        }
+                    if let Some(rest) = path.strip_prefix(&**k).and_then(|r| r.strip_prefix('.'))
+                        && let Some(found) = child.at(rest)
+                    {
+                        return Some(found);
                     }
                 }
                 None
@@ -132,7 +132,10 @@ impl Value {
 
     /// The member of an object value.
     pub fn member(&self, key: &str) -> Option<&Value> {
-        self.as_object()?.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+        self.as_object()?
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
     }
 
     /// Scalar values rendered as text the way they are serialized
@@ -211,6 +214,11 @@ impl From<Vec<Value>> for Value {
 pub fn str_array(items: &'static [&'static str]) -> Value {
     match items {
         [one] => Value::Str(Str::from_static(one)),
-        _ => Value::Array(items.iter().map(|s| Value::Str(Str::from_static(s))).collect()),
+        _ => Value::Array(
+            items
+                .iter()
+                .map(|s| Value::Str(Str::from_static(s)))
+                .collect(),
+        ),
     }
 }

@@ -21,7 +21,11 @@ pub fn mlsoc() -> Command {
 pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = mlsoc();
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("spawn mlsoc");
     if let Some(input) = stdin {
         use std::io::Write;
@@ -56,5 +60,7 @@ pub fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 pub fn s<'a>(v: &'a Value, path: &str) -> &'a str {
-    at(v, path).and_then(Value::as_str).unwrap_or_else(|| panic!("no string at {path} in {v}"))
+    at(v, path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {path} in {v}"))
 }

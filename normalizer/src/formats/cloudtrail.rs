@@ -7,10 +7,40 @@ use crate::steps::NamedStep;
 
 /// event.type from an AWS API action name.
 pub(crate) fn action_type(name: &str) -> &'static str {
-    const CREATE: &[&str] = &["Create", "Put", "Add", "Attach", "Run", "Start", "Import", "Register", "Upload", "Copy", "Restore", "Associate", "Post"];
-    const DELETE: &[&str] = &["Delete", "Remove", "Detach", "Terminate", "Deregister", "Stop", "Disassociate", "Revoke", "Abort"];
-    const CHANGE: &[&str] = &["Update", "Modify", "Set", "Change", "Enable", "Disable", "Reset", "Rotate", "Tag", "Untag", "Replace", "Complete"];
-    const ACCESS: &[&str] = &["Get", "List", "Describe", "Head", "Lookup", "Search", "Invoke", "Converse", "Retrieve", "Select", "Download", "Batch", "Query", "Scan", "Assume", "Generate", "Decrypt"];
+    const CREATE: &[&str] = &[
+        "Create",
+        "Put",
+        "Add",
+        "Attach",
+        "Run",
+        "Start",
+        "Import",
+        "Register",
+        "Upload",
+        "Copy",
+        "Restore",
+        "Associate",
+        "Post",
+    ];
+    const DELETE: &[&str] = &[
+        "Delete",
+        "Remove",
+        "Detach",
+        "Terminate",
+        "Deregister",
+        "Stop",
+        "Disassociate",
+        "Revoke",
+        "Abort",
+    ];
+    const CHANGE: &[&str] = &[
+        "Update", "Modify", "Set", "Change", "Enable", "Disable", "Reset", "Rotate", "Tag",
+        "Untag", "Replace", "Complete",
+    ];
+    const ACCESS: &[&str] = &[
+        "Get", "List", "Describe", "Head", "Lookup", "Search", "Invoke", "Converse", "Retrieve",
+        "Select", "Download", "Batch", "Query", "Scan", "Assume", "Generate", "Decrypt",
+    ];
     let starts = |set: &[&str]| set.iter().any(|p| name.starts_with(p));
     if starts(CREATE) {
         "creation"
@@ -28,13 +58,22 @@ pub(crate) fn action_type(name: &str) -> &'static str {
 pub static CLOUDTRAIL: NamedStep = NamedStep {
     name: "cloudtrail",
     doc: "CloudTrail: outcome from errorCode, event.type from the action, user name from the identity, ML component from the event source (s3, bedrock, sagemaker)",
-    paths: &["aws.cloudtrail.responseElements.ConsoleLogin", "aws.cloudtrail.requestParameters.modelId", "aws.cloudtrail.requestParameters.modelName", "aws.cloudtrail.requestParameters.endpointName", "aws.cloudtrail.requestParameters.modelPackageGroupName", "aws.cloudtrail.userIdentity.sessionContext.sessionIssuer.userName", "aws.cloudtrail.userIdentity.type"],
+    paths: &[
+        "aws.cloudtrail.responseElements.ConsoleLogin",
+        "aws.cloudtrail.requestParameters.modelId",
+        "aws.cloudtrail.requestParameters.modelName",
+        "aws.cloudtrail.requestParameters.endpointName",
+        "aws.cloudtrail.requestParameters.modelPackageGroupName",
+        "aws.cloudtrail.userIdentity.sessionContext.sessionIssuer.userName",
+        "aws.cloudtrail.userIdentity.type",
+    ],
     run: |ctx| {
         let ev = &mut ctx.event;
         // Failed console sign-ins carry no errorCode: the failure is in
         // responseElements.ConsoleLogin (and errorMessage).
         let failed = ev.get_id(f::ERROR_CODE).is_some()
-            || get_path(ev, "aws.cloudtrail.responseElements.ConsoleLogin").as_deref() == Some("Failure");
+            || get_path(ev, "aws.cloudtrail.responseElements.ConsoleLogin").as_deref()
+                == Some("Failure");
         ev.set(f::EVENT_OUTCOME, if failed { "failure" } else { "success" });
         let action = get(ev, f::EVENT_ACTION).unwrap_or_default();
         let source = get(ev, f::EVENT_PROVIDER).unwrap_or_default();
@@ -49,18 +88,31 @@ pub static CLOUDTRAIL: NamedStep = NamedStep {
                 let mut t = vec![base];
                 if action.contains("Group") {
                     t.push("group");
-                } else if action.contains("User") || action.contains("AccessKey") || action.contains("LoginProfile") {
+                } else if action.contains("User")
+                    || action.contains("AccessKey")
+                    || action.contains("LoginProfile")
+                {
                     t.push("user");
                 }
                 (&["iam"], t)
             }
-            "sts" | "signin" | "sso" => {
-                (&["authentication"], vec![if action == "ConsoleLogin" || action.starts_with("Assume") { "start" } else { "info" }])
-            }
+            "sts" | "signin" | "sso" => (
+                &["authentication"],
+                vec![
+                    if action == "ConsoleLogin" || action.starts_with("Assume") {
+                        "start"
+                    } else {
+                        "info"
+                    },
+                ],
+            ),
             _ => (&["api"], vec![action_type(&action)]),
         };
         ev.set(f::EVENT_CATEGORY, schema::value::str_array(category));
-        ev.set(f::EVENT_TYPE, Value::Array(types.into_iter().map(Value::from).collect()));
+        ev.set(
+            f::EVENT_TYPE,
+            Value::Array(types.into_iter().map(Value::from).collect()),
+        );
         let component = if service == "s3" {
             Some("s3")
         } else if service.starts_with("bedrock") {
@@ -73,31 +125,40 @@ pub static CLOUDTRAIL: NamedStep = NamedStep {
         if let Some(c) = component {
             ev.set(f::MLOPS_COMPONENT, c);
         }
-        for key in ["modelId", "modelName", "endpointName", "modelPackageGroupName"] {
+        for key in [
+            "modelId",
+            "modelName",
+            "endpointName",
+            "modelPackageGroupName",
+        ] {
             if let Some(m) = get_path(ev, &format!("aws.cloudtrail.requestParameters.{key}")) {
                 ev.set(f::MLOPS_MODEL_NAME, m);
                 break;
             }
         }
         if ev.get_id(f::USER_NAME).is_none() {
-            let name = get_path(ev, "aws.cloudtrail.userIdentity.sessionContext.sessionIssuer.userName")
-                .or_else(|| {
-                    (get_path(ev, "aws.cloudtrail.userIdentity.type").as_deref() == Some("Root")).then(|| Str::from_static("root"))
-                })
-                .or_else(|| {
-                    let arn = get(ev, f::USER_ID)?;
-                    let last = arn.rsplit(['/', ':']).next()?;
-                    (!last.is_empty()).then(|| arn.slice_ref(last))
-                });
+            let name = get_path(
+                ev,
+                "aws.cloudtrail.userIdentity.sessionContext.sessionIssuer.userName",
+            )
+            .or_else(|| {
+                (get_path(ev, "aws.cloudtrail.userIdentity.type").as_deref() == Some("Root"))
+                    .then(|| Str::from_static("root"))
+            })
+            .or_else(|| {
+                let arn = get(ev, f::USER_ID)?;
+                let last = arn.rsplit(['/', ':']).next()?;
+                (!last.is_empty()).then(|| arn.slice_ref(last))
+            });
             if let Some(n) = name {
                 ev.set(f::USER_NAME, n);
             }
         }
         // An AWS service calling on someone's behalf logs its name, not an IP.
-        if ev.get_id(f::SOURCE_IP).is_none() {
-            if let Some(Value::Str(addr)) = ev.get_id(f::SOURCE_ADDRESS).cloned() {
-                ev.set(f::SOURCE_DOMAIN, addr);
-            }
+        if ev.get_id(f::SOURCE_IP).is_none()
+            && let Some(Value::Str(addr)) = ev.get_id(f::SOURCE_ADDRESS).cloned()
+        {
+            ev.set(f::SOURCE_DOMAIN, addr);
         }
         Ok(())
     },
@@ -128,12 +189,21 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(text(&events[0], "user.name"), "root");
         assert_eq!(text(&events[0], "mlops.component"), "bedrock");
-        assert_eq!(text(&events[0], "mlops.model.name"), "anthropic.claude-3-haiku-20240307-v1:0");
+        assert_eq!(
+            text(&events[0], "mlops.model.name"),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
         assert_eq!(text(&events[0], "event.sequence"), "0");
-        assert!(text(&events[0], "event.original").starts_with(r#"{"eventVersion":"1.10","userIdentity":{"type":"Root""#));
+        assert!(
+            text(&events[0], "event.original")
+                .starts_with(r#"{"eventVersion":"1.10","userIdentity":{"type":"Root""#)
+        );
         assert_eq!(text(&events[1], "event.outcome"), "failure");
         assert_eq!(text(&events[1], "event.category"), "iam");
-        assert!(parse_all("aws.cloudtrail", r#"{"Records":[{"eventVersion":"1.10"}]}"#).is_err(), "a record without eventName");
+        assert!(
+            parse_all("aws.cloudtrail", r#"{"Records":[{"eventVersion":"1.10"}]}"#).is_err(),
+            "a record without eventName"
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ fn argo_command(obj: &Value) -> Option<Str> {
     let spec = obj.at("spec").map(|s| s.at("workflowSpec").unwrap_or(s))?;
     let entry = spec.at("entrypoint")?.as_str()?;
     let templates = spec.at("templates")?.as_array()?;
-    let t = templates.iter().find(|t| t.at("name").and_then(Value::as_str) == Some(entry))?;
+    let t = templates
+        .iter()
+        .find(|t| t.at("name").and_then(Value::as_str) == Some(entry))?;
     if let Some(c) = t.at("container") {
         let words: Vec<&str> = ["command", "args"]
             .iter()
@@ -81,13 +83,19 @@ fn scan(v: &Value, depth: usize, out: &mut Scan) {
 pub static K8S_AUDIT: NamedStep = NamedStep {
     name: "k8s_audit",
     doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images, privileged containers, storage URIs and job command lines (RayJob, Argo) from the request object",
-    paths: &["kubernetes.audit.objectRef.apiGroup", "kubernetes.audit.objectRef.subresource"],
+    paths: &[
+        "kubernetes.audit.objectRef.apiGroup",
+        "kubernetes.audit.objectRef.subresource",
+    ],
     run: |ctx| {
         let ev = &mut ctx.event;
         let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
         ev.set(f::EVENT_TYPE, verb_type(&verb));
         let group = get_path(ev, "kubernetes.audit.objectRef.apiGroup");
-        let resource = ev.get_str(f::ORCHESTRATOR_RESOURCE_TYPE).unwrap_or("").to_string();
+        let resource = ev
+            .get_str(f::ORCHESTRATOR_RESOURCE_TYPE)
+            .unwrap_or("")
+            .to_string();
         let component = match group.as_deref() {
             Some("serving.kserve.io") => Some("kserve"),
             Some("kubeflow.org") => Some("kubeflow"),
@@ -105,7 +113,12 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
                     ev.set(f::MLOPS_MODEL_NAME, n);
                 }
             }
-            (Some("argo"), _) | (Some("kubeflow"), "pipelineruns" | "runs" | "experiments" | "pytorchjobs" | "tfjobs" | "mpijobs") | (Some("ray"), "rayjobs") => {
+            (Some("argo"), _)
+            | (
+                Some("kubeflow"),
+                "pipelineruns" | "runs" | "experiments" | "pytorchjobs" | "tfjobs" | "mpijobs",
+            )
+            | (Some("ray"), "rayjobs") => {
                 if let Some(n) = name {
                     ev.set(f::MLOPS_JOB_ID, n);
                 }
@@ -124,14 +137,20 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             };
             let mut found = Scan::default();
             if let Some(doc) = &doc {
-                let hits = schema::json::find_keys(doc.source(), doc.text(), "requestObject", &["image", "privileged", "storageUri"])
-                    .map_err(|e| Reject::new(e.to_string()))?;
+                let hits = schema::json::find_keys(
+                    doc.source(),
+                    doc.text(),
+                    "requestObject",
+                    &["image", "privileged", "storageUri"],
+                )
+                .map_err(|e| Reject::new(e.to_string()))?;
                 for (key, v) in hits {
                     match (key, v) {
-                        (0, Value::Str(s)) if !s.is_empty() => {
-                            if !found.images.iter().any(|i| i.as_str() == Some(&s)) {
-                                found.images.push(Value::Str(s));
-                            }
+                        (0, Value::Str(s))
+                            if !s.is_empty()
+                                && !found.images.iter().any(|i| i.as_str() == Some(&s)) =>
+                        {
+                            found.images.push(Value::Str(s));
                         }
                         (1, Value::Bool(true)) => found.privileged = true,
                         (2, Value::Str(s)) => {
@@ -155,11 +174,21 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             }
             let entrypoint = match (component, &doc) {
                 // RayJob: spec.entrypoint is the command line.
-                (Some("ray"), Some(doc)) => schema::json::find_keys(doc.source(), doc.text(), "requestObject.spec", &["entrypoint"])
-                    .ok()
-                    .and_then(|hits| hits.into_iter().find_map(|(_, v)| v.as_str().map(Str::from))),
+                (Some("ray"), Some(doc)) => schema::json::find_keys(
+                    doc.source(),
+                    doc.text(),
+                    "requestObject.spec",
+                    &["entrypoint"],
+                )
+                .ok()
+                .and_then(|hits| {
+                    hits.into_iter()
+                        .find_map(|(_, v)| v.as_str().map(Str::from))
+                }),
                 // Argo: spec.entrypoint names a template; its command runs.
-                (Some("argo"), _) => ev.get("kubernetes.audit.requestObject").and_then(argo_command),
+                (Some("argo"), _) => ev
+                    .get("kubernetes.audit.requestObject")
+                    .and_then(argo_command),
                 _ => None,
             };
             if let Some(e) = entrypoint {
@@ -183,14 +212,23 @@ mod tests {
         assert_eq!(text(&e, "@timestamp"), "2026-11-30T10:20:00.123456Z");
         assert_eq!(text(&e, "mlops.component"), "kserve");
         assert_eq!(text(&e, "mlops.model.name"), "fraud");
-        assert_eq!(text(&e, "mlops.model.storage_uri"), "s3://attacker-bucket/model");
+        assert_eq!(
+            text(&e, "mlops.model.storage_uri"),
+            "s3://attacker-bucket/model"
+        );
         assert_eq!(text(&e, "mlops.workload.images"), "evil/miner:1");
         assert_eq!(text(&e, "mlops.workload.privileged"), "true");
         assert_eq!(text(&e, "source.ip"), "203.0.113.50");
         assert_eq!(text(&e, "event.type"), "creation");
         assert_eq!(text(&e, "event.outcome"), "success");
-        assert_eq!(text(&e, "url.path"), "/apis/serving.kserve.io/v1beta1/namespaces/models/inferenceservices");
-        assert_eq!(text(&e, "kubernetes.audit.requestObject.kind"), "InferenceService");
+        assert_eq!(
+            text(&e, "url.path"),
+            "/apis/serving.kserve.io/v1beta1/namespaces/models/inferenceservices"
+        );
+        assert_eq!(
+            text(&e, "kubernetes.audit.requestObject.kind"),
+            "InferenceService"
+        );
     }
 
     #[test]
@@ -200,7 +238,13 @@ mod tests {
         assert_eq!(text(&e, "event.action"), "create/exec");
         assert_eq!(text(&e, "url.query"), "command=sh");
         assert_eq!(text(&e, "mlops.component"), "kubernetes");
-        assert!(parse("kubernetes.audit", &exec[..exec.len() - 10]).is_err(), "truncated");
-        assert!(parse("kubernetes.audit", r#"{"kind":"Event","apiVersion":"v1"}"#).is_err(), "not an audit event");
+        assert!(
+            parse("kubernetes.audit", &exec[..exec.len() - 10]).is_err(),
+            "truncated"
+        );
+        assert!(
+            parse("kubernetes.audit", r#"{"kind":"Event","apiVersion":"v1"}"#).is_err(),
+            "not an audit event"
+        );
     }
 }

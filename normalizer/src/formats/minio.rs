@@ -8,23 +8,35 @@ use crate::steps::NamedStep;
 pub static MINIO_AUDIT: NamedStep = NamedStep {
     name: "minio_audit",
     doc: "MinIO audit: outcome from the status code, event.type from the API name, client address from remotehost, server host and port, duration",
-    paths: &["minio.audit.remotehost", "minio.audit.requestHost", "minio.audit.api.timeToResponse"],
+    paths: &[
+        "minio.audit.remotehost",
+        "minio.audit.requestHost",
+        "minio.audit.api.timeToResponse",
+    ],
     run: |ctx| {
         let ev = &mut ctx.event;
         if let Some(code) = ev.get_i64(f::HTTP_RESPONSE_STATUS_CODE) {
-            ev.set(f::EVENT_OUTCOME, if code < 400 { "success" } else { "failure" });
+            ev.set(
+                f::EVENT_OUTCOME,
+                if code < 400 { "success" } else { "failure" },
+            );
         }
         let action = get(ev, f::EVENT_ACTION).unwrap_or_default();
         ev.set(f::EVENT_TYPE, super::cloudtrail::action_type(&action));
         if let Some(host) = get_path(ev, "minio.audit.remotehost") {
-            let h = host.rsplit_once(':').filter(|(a, p)| !a.contains(':') && p.bytes().all(|c| c.is_ascii_digit())).map_or(&*host, |(a, _)| a);
+            let h = host
+                .rsplit_once(':')
+                .filter(|(a, p)| !a.contains(':') && p.bytes().all(|c| c.is_ascii_digit()))
+                .map_or(&*host, |(a, _)| a);
             match crate::convert::parse_ip(h) {
                 Some(ip) => ev.set(f::SOURCE_IP, ip),
                 None => ev.set(f::SOURCE_ADDRESS, host.slice_ref(h)),
             }
         }
         if let Some(host) = get_path(ev, "minio.audit.requestHost") {
-            match host.rsplit_once(':').filter(|(h, p)| !h.contains(':') && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())) {
+            match host.rsplit_once(':').filter(|(h, p)| {
+                !h.contains(':') && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())
+            }) {
                 Some((h, p)) => {
                     ev.set(f::URL_DOMAIN, host.slice_ref(h));
                     if let Ok(port) = p.parse::<i64>() {
@@ -36,10 +48,10 @@ pub static MINIO_AUDIT: NamedStep = NamedStep {
         }
         if ev.get_id(f::EVENT_DURATION).is_none() {
             // Older MinIO writes timeToResponse as text ("5238411ns").
-            if let Some(t) = get_path(ev, "minio.audit.api.timeToResponse") {
-                if let Some(ns) = t.strip_suffix("ns").and_then(|n| n.parse::<i64>().ok()) {
-                    ev.set(f::EVENT_DURATION, ns);
-                }
+            if let Some(t) = get_path(ev, "minio.audit.api.timeToResponse")
+                && let Some(ns) = t.strip_suffix("ns").and_then(|n| n.parse::<i64>().ok())
+            {
+                ev.set(f::EVENT_DURATION, ns);
             }
         }
         Ok(())
@@ -59,6 +71,12 @@ mod tests {
         assert_eq!(text(&e, "event.type"), "deletion");
         assert_eq!(text(&e, "aws.s3.object.key"), "fraud/train.parquet");
         assert_eq!(text(&e, "user.name"), "svc-notebook");
-        assert!(parse("minio.audit", r#"{"version":"1","time":"2026-11-30T10:40:00Z"}"#).is_err());
+        assert!(
+            parse(
+                "minio.audit",
+                r#"{"version":"1","time":"2026-11-30T10:40:00Z"}"#
+            )
+            .is_err()
+        );
     }
 }

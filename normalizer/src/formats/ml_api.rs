@@ -74,7 +74,9 @@ pub fn mlflow(ev: &mut Event, strict: bool) -> bool {
 
 fn mlflow_params(ev: &mut Event, r: &Req, endpoint: &str) {
     let Some(query) = &r.query else { return };
-    let models = endpoint.starts_with("registered-models") || endpoint.starts_with("model-versions") || endpoint == "get-artifact";
+    let models = endpoint.starts_with("registered-models")
+        || endpoint.starts_with("model-versions")
+        || endpoint == "get-artifact";
     let users = endpoint.starts_with("users");
     for kv in query.split('&') {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -109,20 +111,26 @@ fn mlflow_artifacts(ev: &mut Event, r: &Req, rest: &str) {
         let decoded = decode(p);
         // <experiment_id>/<run_id>/artifacts/<path inside the run>
         let mut parts = decoded.splitn(3, '/');
-        if let (Some(exp), Some(run), Some(inner)) = (parts.next(), parts.next(), parts.next()) {
-            if exp.bytes().all(|c| c.is_ascii_digit())
-                && !exp.is_empty()
-                && run.len() == 32
-                && run.bytes().all(|c| c.is_ascii_hexdigit())
-                && inner.starts_with("artifacts/")
-            {
-                ev.set(f::MLOPS_EXPERIMENT_ID, Str::from(exp));
-                ev.set(f::MLOPS_RUN_ID, Str::from(run));
-            }
+        if let (Some(exp), Some(run), Some(inner)) = (parts.next(), parts.next(), parts.next())
+            && exp.bytes().all(|c| c.is_ascii_digit())
+            && !exp.is_empty()
+            && run.len() == 32
+            && run.bytes().all(|c| c.is_ascii_hexdigit())
+            && inner.starts_with("artifacts/")
+        {
+            ev.set(f::MLOPS_EXPERIMENT_ID, Str::from(exp));
+            ev.set(f::MLOPS_RUN_ID, Str::from(run));
         }
         set_text(ev, f::MLOPS_ARTIFACT_PATH, &r.path, decoded);
     } else if rest == "artifacts" || rest == "artifacts/" {
-        set_api(ev, if &*r.method == "GET" { "artifacts/list" } else { "artifacts" });
+        set_api(
+            ev,
+            if &*r.method == "GET" {
+                "artifacts/list"
+            } else {
+                "artifacts"
+            },
+        );
         set_q(ev, r, "path", f::MLOPS_ARTIFACT_PATH);
     } else {
         set_api_owned(ev, format!("artifacts/{}", rest.trim_end_matches('/')));
@@ -153,7 +161,10 @@ pub fn jupyter(ev: &mut Event, strict: bool) -> bool {
             ("DELETE", false, _) => "kernels/delete",
             _ => "kernels/get",
         };
-    } else if let Some(rest) = path.strip_prefix("/api/terminals").or_else(|| path.strip_prefix("/terminals/websocket")) {
+    } else if let Some(rest) = path
+        .strip_prefix("/api/terminals")
+        .or_else(|| path.strip_prefix("/terminals/websocket"))
+    {
         let name = rest.trim_start_matches('/').trim_end_matches('/');
         if !name.is_empty() {
             set_text(ev, f::MLOPS_TERMINAL_NAME, &r.path, decode(name));
@@ -239,7 +250,10 @@ pub fn ray(ev: &mut Event, strict: bool) -> bool {
     let Some(r) = req(ev) else { return false };
     let path: &str = &r.path;
     let m = &*r.method;
-    if let Some(rest) = path.strip_prefix("/api/jobs").or_else(|| path.strip_prefix("/api/job_agent/jobs")) {
+    if let Some(rest) = path
+        .strip_prefix("/api/jobs")
+        .or_else(|| path.strip_prefix("/api/job_agent/jobs"))
+    {
         let rest = rest.trim_start_matches('/');
         let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
         let tail = tail.trim_end_matches('/');
@@ -268,7 +282,11 @@ pub fn ray(ev: &mut Event, strict: bool) -> bool {
         }
     } else if path.starts_with("/worker/") || path.starts_with("/task/") {
         set_api_owned(ev, path[1..].to_string());
-    } else if path == "/api/cluster_status" || path == "/nodes" || path.starts_with("/nodes/") || path == "/logical/actors" {
+    } else if path == "/api/cluster_status"
+        || path == "/nodes"
+        || path.starts_with("/nodes/")
+        || path == "/logical/actors"
+    {
         set_api(ev, "cluster/status");
     } else if path.starts_with("/api/serve/") {
         set_api(ev, "serve");
@@ -288,7 +306,11 @@ pub fn torchserve(ev: &mut Event, strict: bool) -> bool {
     let Some(r) = req(ev) else { return false };
     let path: &str = &r.path;
     let m = &*r.method;
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     if strict && !matches!(segs.first(), Some(&"predictions") | Some(&"explanations")) {
         return model_server(ev);
     }
@@ -306,7 +328,9 @@ pub fn torchserve(ev: &mut Event, strict: bool) -> bool {
         (_, ["models"]) => set_api(ev, "models/list"),
         (_, ["models", name, rest @ ..]) => {
             ev.set(f::MLOPS_MODEL_NAME, Str::from(decode(name).as_ref()));
-            let version = rest.first().filter(|v| **v != "all" && **v != "set-default");
+            let version = rest
+                .first()
+                .filter(|v| **v != "all" && **v != "set-default");
             if let Some(v) = version {
                 ev.set(f::MLOPS_MODEL_VERSION, Str::from(decode(v).as_ref()));
             }
@@ -323,7 +347,14 @@ pub fn torchserve(ev: &mut Event, strict: bool) -> bool {
             if let Some(v) = rest.first() {
                 ev.set(f::MLOPS_MODEL_VERSION, Str::from(decode(v).as_ref()));
             }
-            set_api(ev, if *kind == "predictions" { "predictions" } else { "explanations" });
+            set_api(
+                ev,
+                if *kind == "predictions" {
+                    "predictions"
+                } else {
+                    "explanations"
+                },
+            );
             ev.set(f::MLOPS_INFERENCE_PROTOCOL, "torchserve");
         }
         (_, ["ping"]) => set_api(ev, "ping"),
@@ -349,8 +380,14 @@ fn model_url(ev: &mut Event, r: &Req) {
 pub fn model_server(ev: &mut Event) -> bool {
     let Some(r) = req(ev) else { return false };
     let path: &str = &r.path;
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let (api, component, protocol): (&'static str, Option<&'static str>, &'static str) = match segs.as_slice() {
+    let segs: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (api, component, protocol): (&'static str, Option<&'static str>, &'static str) = match segs
+        .as_slice()
+    {
         ["v1", "models", rest @ ..] if !rest.is_empty() => {
             let (name, verb) = rest[0].split_once(':').unwrap_or((rest[0], ""));
             ev.set(f::MLOPS_MODEL_NAME, Str::from(decode(name).as_ref()));
@@ -428,11 +465,16 @@ pub fn s3(ev: &mut Event) -> bool {
     let rest = &path[1..];
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     let valid_bucket = (3..=63).contains(&bucket.len())
-        && bucket.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
+        && bucket
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
     if !valid_bucket {
         return false;
     }
-    ev.set(schema::FieldId::lookup("aws.s3.bucket.name").expect("registered"), r.path.slice_ref(bucket));
+    ev.set(
+        schema::FieldId::lookup("aws.s3.bucket.name").expect("registered"),
+        r.path.slice_ref(bucket),
+    );
     let query = r.query.as_deref().unwrap_or("");
     let api = if key.is_empty() {
         match m {
@@ -446,7 +488,12 @@ pub fn s3(ev: &mut Event) -> bool {
             _ => "BucketRequest",
         }
     } else {
-        set_text(ev, schema::FieldId::lookup("aws.s3.object.key").expect("registered"), &r.path, decode(key));
+        set_text(
+            ev,
+            schema::FieldId::lookup("aws.s3.object.key").expect("registered"),
+            &r.path,
+            decode(key),
+        );
         match m {
             "PUT" if query.contains("partNumber") => "UploadPart",
             "PUT" => "PutObject",
@@ -545,38 +592,76 @@ mod tests {
 
     #[test]
     fn mlflow_paths() {
-        let mut e = ev("GET", "/get-artifact", Some("path=..%2F..%2Fetc%2Fpasswd&run_uuid=2bcd46739e31467c860907ededcfd79f"));
+        let mut e = ev(
+            "GET",
+            "/get-artifact",
+            Some("path=..%2F..%2Fetc%2Fpasswd&run_uuid=2bcd46739e31467c860907ededcfd79f"),
+        );
         assert!(mlflow(&mut e, false));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("get-artifact"));
-        assert_eq!(s(&e, "mlops.artifact.path").as_deref(), Some("../../etc/passwd"));
-        assert_eq!(s(&e, "mlops.run.id").as_deref(), Some("2bcd46739e31467c860907ededcfd79f"));
+        assert_eq!(
+            s(&e, "mlops.artifact.path").as_deref(),
+            Some("../../etc/passwd")
+        );
+        assert_eq!(
+            s(&e, "mlops.run.id").as_deref(),
+            Some("2bcd46739e31467c860907ededcfd79f")
+        );
         assert_eq!(s(&e, "mlops.component").as_deref(), Some("mlflow"));
 
-        let mut e = ev("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/a41281a34b64491c88721ce233f166e2/artifacts/model/model.pkl", None);
+        let mut e = ev(
+            "PUT",
+            "/api/2.0/mlflow-artifacts/artifacts/1/a41281a34b64491c88721ce233f166e2/artifacts/model/model.pkl",
+            None,
+        );
         assert!(mlflow(&mut e, false));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("artifacts/upload"));
         assert_eq!(s(&e, "mlops.experiment.id").as_deref(), Some("1"));
-        assert_eq!(s(&e, "mlops.run.id").as_deref(), Some("a41281a34b64491c88721ce233f166e2"));
+        assert_eq!(
+            s(&e, "mlops.run.id").as_deref(),
+            Some("a41281a34b64491c88721ce233f166e2")
+        );
         assert_eq!(
             s(&e, "mlops.artifact.path").as_deref(),
             Some("1/a41281a34b64491c88721ce233f166e2/artifacts/model/model.pkl")
         );
 
-        let mut e = ev("GET", "/api/2.0/mlflow-artifacts/artifacts/%2e%2e/%2e%2e/etc/passwd", None);
+        let mut e = ev(
+            "GET",
+            "/api/2.0/mlflow-artifacts/artifacts/%2e%2e/%2e%2e/etc/passwd",
+            None,
+        );
         assert!(mlflow(&mut e, false));
-        assert_eq!(s(&e, "mlops.artifact.path").as_deref(), Some("../../etc/passwd"));
+        assert_eq!(
+            s(&e, "mlops.artifact.path").as_deref(),
+            Some("../../etc/passwd")
+        );
         assert_eq!(s(&e, "mlops.experiment.id"), None);
 
-        let mut e = ev("DELETE", "/api/2.0/mlflow/registered-models/alias", Some("name=fraud-classifier&alias=champion"));
+        let mut e = ev(
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/alias",
+            Some("name=fraud-classifier&alias=champion"),
+        );
         assert!(mlflow(&mut e, false));
-        assert_eq!(s(&e, "mlops.api").as_deref(), Some("registered-models/alias"));
-        assert_eq!(s(&e, "mlops.model.name").as_deref(), Some("fraud-classifier"));
+        assert_eq!(
+            s(&e, "mlops.api").as_deref(),
+            Some("registered-models/alias")
+        );
+        assert_eq!(
+            s(&e, "mlops.model.name").as_deref(),
+            Some("fraud-classifier")
+        );
         assert_eq!(s(&e, "mlops.model.alias").as_deref(), Some("champion"));
 
         let mut e = ev("PATCH", "/api/2.0/mlflow/users/update-admin", None);
         assert!(mlflow(&mut e, false));
         assert_eq!(s(&e, "event.action").as_deref(), Some("users/update-admin"));
-        let mut e = ev("GET", "/api/3.0/mlflow/users/permissions/list", Some("username=admin"));
+        let mut e = ev(
+            "GET",
+            "/api/3.0/mlflow/users/permissions/list",
+            Some("username=admin"),
+        );
         assert!(mlflow(&mut e, false));
         assert_eq!(s(&e, "user.target.name").as_deref(), Some("admin"));
         assert!(!mlflow(&mut ev("GET", "/api/2.0/other/x", None), false));
@@ -585,13 +670,23 @@ mod tests {
 
     #[test]
     fn jupyter_paths() {
-        let mut e = ev("GET", "/api/kernels/ac03d592-4518-42cf-9410-7ca9f7e9f36a/channels", None);
+        let mut e = ev(
+            "GET",
+            "/api/kernels/ac03d592-4518-42cf-9410-7ca9f7e9f36a/channels",
+            None,
+        );
         assert!(jupyter(&mut e, false));
-        assert_eq!(s(&e, "mlops.kernel.id").as_deref(), Some("ac03d592-4518-42cf-9410-7ca9f7e9f36a"));
+        assert_eq!(
+            s(&e, "mlops.kernel.id").as_deref(),
+            Some("ac03d592-4518-42cf-9410-7ca9f7e9f36a")
+        );
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("kernels/channels"));
         let mut e = ev("GET", "/api/contents/..%2F..%2Fetc%2Fpasswd", None);
         assert!(jupyter(&mut e, false));
-        assert_eq!(s(&e, "mlops.notebook.path").as_deref(), Some("../../etc/passwd"));
+        assert_eq!(
+            s(&e, "mlops.notebook.path").as_deref(),
+            Some("../../etc/passwd")
+        );
         let mut e = ev("POST", "/api/terminals", None);
         assert!(jupyter(&mut e, false));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("terminals/create"));
@@ -602,7 +697,11 @@ mod tests {
 
     #[test]
     fn jupyter_behind_proxies() {
-        let mut e = ev("POST", "/notebook/kubeflow-user/alice-nb/api/terminals", None);
+        let mut e = ev(
+            "POST",
+            "/notebook/kubeflow-user/alice-nb/api/terminals",
+            None,
+        );
         assert!(jupyter(&mut e, true));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("terminals/create"));
         let mut e = ev("GET", "/user/bob/api/kernels/k1/channels", None);
@@ -620,16 +719,27 @@ mod tests {
         assert!(ray(&mut e, false));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("jobs/stop"));
         assert_eq!(s(&e, "mlops.job.id").as_deref(), Some("shadowray-sleeper"));
-        let mut e = ev("GET", "/api/v0/logs/file", Some("filename=../../etc/passwd"));
+        let mut e = ev(
+            "GET",
+            "/api/v0/logs/file",
+            Some("filename=../../etc/passwd"),
+        );
         assert!(ray(&mut e, false));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("logs/file"));
     }
 
     #[test]
     fn torchserve_and_model_servers() {
-        let mut e = ev("POST", "/models", Some("url=http%3A%2F%2F203.0.113.7%2Fevil.mar&initial_workers=1&model_name=backdoor"));
+        let mut e = ev(
+            "POST",
+            "/models",
+            Some("url=http%3A%2F%2F203.0.113.7%2Fevil.mar&initial_workers=1&model_name=backdoor"),
+        );
         assert!(torchserve(&mut e, false));
-        assert_eq!(s(&e, "mlops.model.url").as_deref(), Some("http://203.0.113.7/evil.mar"));
+        assert_eq!(
+            s(&e, "mlops.model.url").as_deref(),
+            Some("http://203.0.113.7/evil.mar")
+        );
         assert_eq!(s(&e, "mlops.model.name").as_deref(), Some("backdoor"));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("models/register"));
         let mut e = ev("PUT", "/models/fraud-scorer/1.0/set-default", None);
@@ -654,7 +764,10 @@ mod tests {
         assert!(mlflow(&mut ev("GET", "/health", None), false));
         assert!(!torchserve(&mut ev("GET", "/models", None), true));
         assert!(torchserve(&mut ev("POST", "/predictions/m", None), true));
-        assert!(torchserve(&mut ev("POST", "/v2/models/m/infer", None), true), "falls through to model_server");
+        assert!(
+            torchserve(&mut ev("POST", "/v2/models/m/infer", None), true),
+            "falls through to model_server"
+        );
         assert!(!jupyter(&mut ev("GET", "/login", None), true));
         assert!(jupyter(&mut ev("POST", "/api/kernels", None), true));
         assert!(ray(&mut ev("POST", "/api/jobs/", None), true));
@@ -666,7 +779,10 @@ mod tests {
         let mut e = ev("PUT", "/ml-models/fraud/v3/model.pkl", None);
         assert!(s3(&mut e));
         assert_eq!(s(&e, "aws.s3.bucket.name").as_deref(), Some("ml-models"));
-        assert_eq!(s(&e, "aws.s3.object.key").as_deref(), Some("fraud/v3/model.pkl"));
+        assert_eq!(
+            s(&e, "aws.s3.object.key").as_deref(),
+            Some("fraud/v3/model.pkl")
+        );
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("PutObject"));
         let mut e = ev("GET", "/ml-models", Some("list-type=2&encoding-type=url"));
         assert!(s3(&mut e));

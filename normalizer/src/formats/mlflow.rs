@@ -10,7 +10,8 @@ use schema::f;
 use super::util::get;
 use crate::steps::NamedStep;
 
-static ADMIN_CREATED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Created admin user '([^']*)'").unwrap());
+static ADMIN_CREATED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^Created admin user '([^']*)'").unwrap());
 static HANDLER_ERROR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Error in (\w+): ").unwrap());
 
 /// Security-relevant server messages.
@@ -19,13 +20,20 @@ pub static MLFLOW_SERVER: NamedStep = NamedStep {
     doc: "MLflow server messages: admin user creation (user.target.name), handler errors (error.type)",
     paths: &[],
     run: |ctx| {
-        let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
+        let Some(msg) = get(&ctx.event, f::MESSAGE) else {
+            return Ok(());
+        };
         if let Some(c) = ADMIN_CREATED.captures(&msg) {
             let m = c.get(1).expect("group");
-            ctx.event.set(f::USER_TARGET_NAME, msg.slice_ref(m.as_str()));
+            ctx.event
+                .set(f::USER_TARGET_NAME, msg.slice_ref(m.as_str()));
             ctx.event.set(f::EVENT_ACTION, "admin-user-created");
-            ctx.event.set(f::EVENT_CATEGORY, schema::value::str_array(&["iam"]));
-            ctx.event.set(f::EVENT_TYPE, schema::value::str_array(&["user", "creation"]));
+            ctx.event
+                .set(f::EVENT_CATEGORY, schema::value::str_array(&["iam"]));
+            ctx.event.set(
+                f::EVENT_TYPE,
+                schema::value::str_array(&["user", "creation"]),
+            );
         } else if let Some(c) = HANDLER_ERROR.captures(&msg) {
             let m = c.get(1).expect("group");
             ctx.event.set(f::ERROR_TYPE, msg.slice_ref(m.as_str()));
@@ -79,18 +87,36 @@ mod tests {
         assert_eq!(text(&e, "mlops.api"), "users/update-admin");
         assert_eq!(text(&e, "user_agent.original"), "python-requests/2.32.3");
         assert_eq!(text(&e, "http.response.body.bytes"), "17");
-        assert!(parse("mlflow.gunicorn_access", r#"127.0.0.1 - - [30/Nov/2026:00:34:40 +0000] "GET / HTTP/1.1" 200 x "-" "-""#).is_err());
+        assert!(
+            parse(
+                "mlflow.gunicorn_access",
+                r#"127.0.0.1 - - [30/Nov/2026:00:34:40 +0000] "GET / HTTP/1.1" 200 x "-" "-""#
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn server_lines() {
-        let e = parse("mlflow.server", "2026/11/30 00:32:28 INFO mlflow.server.auth: Created admin user 'admin'.").unwrap();
+        let e = parse(
+            "mlflow.server",
+            "2026/11/30 00:32:28 INFO mlflow.server.auth: Created admin user 'admin'.",
+        )
+        .unwrap();
         assert_eq!(text(&e, "log.logger"), "mlflow.server.auth");
         assert_eq!(text(&e, "user.target.name"), "admin");
-        let e = parse("mlflow.server", "[2026-11-30 00:32:29 +0000] [14264] [INFO] Starting gunicorn 26.2.0").unwrap();
+        let e = parse(
+            "mlflow.server",
+            "[2026-11-30 00:32:29 +0000] [14264] [INFO] Starting gunicorn 26.2.0",
+        )
+        .unwrap();
         assert_eq!(text(&e, "process.pid"), "14264");
         assert_eq!(text(&e, "log.logger"), "gunicorn");
-        let e = parse("mlflow.server", "2026/11/30 00:31:08 INFO:     Received SIGTERM, exiting.").unwrap();
+        let e = parse(
+            "mlflow.server",
+            "2026/11/30 00:31:08 INFO:     Received SIGTERM, exiting.",
+        )
+        .unwrap();
         assert_eq!(text(&e, "message"), "Received SIGTERM, exiting.");
         let e = parse("mlflow.server", "2026/11/30 00:30:59 ERROR mlflow.server.handlers: Error in get_model_version_artifact_handler: When an mlflow-artifacts URI was supplied\n1. Set the MLFLOW_TRACKING_URI").unwrap();
         assert_eq!(text(&e, "error.type"), "get_model_version_artifact_handler");

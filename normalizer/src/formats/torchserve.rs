@@ -6,31 +6,33 @@ use std::sync::LazyLock;
 use regex::Regex;
 use schema::{Str, f};
 
-
 use super::util::get;
 use crate::steps::{NamedStep, Reject};
 
 /// Worker thread names: `W-9000-fraud-scorer_1.0` (+ `-stdout`/`-stderr`).
 static WORKER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^W-\d+-(.+)_([^_]+?)(?:-(?:stdout|stderr))?$").unwrap());
-static UNREGISTERED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^Model (\S+) unregistered\.").unwrap());
+static UNREGISTERED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^Model (\S+) unregistered\.").unwrap());
 
 pub static TORCHSERVE_LOG: NamedStep = NamedStep {
     name: "torchserve_log",
     doc: "TorchServe log: model name/version from worker thread names, model unregistration",
     paths: &[],
     run: |ctx| {
-        if let Some(thread) = get(&ctx.event, f::PROCESS_THREAD_NAME) {
-            if let Some(c) = WORKER.captures(&thread) {
-                ctx.event.set_default(f::MLOPS_MODEL_NAME, thread.slice_ref(&c[1]));
-                ctx.event.set_default(f::MLOPS_MODEL_VERSION, thread.slice_ref(&c[2]));
-            }
+        if let Some(thread) = get(&ctx.event, f::PROCESS_THREAD_NAME)
+            && let Some(c) = WORKER.captures(&thread)
+        {
+            ctx.event
+                .set_default(f::MLOPS_MODEL_NAME, thread.slice_ref(&c[1]));
+            ctx.event
+                .set_default(f::MLOPS_MODEL_VERSION, thread.slice_ref(&c[2]));
         }
-        if let Some(msg) = get(&ctx.event, f::MESSAGE) {
-            if let Some(c) = UNREGISTERED.captures(&msg) {
-                ctx.event.set(f::MLOPS_MODEL_NAME, msg.slice_ref(&c[1]));
-                ctx.event.set(f::EVENT_ACTION, "model-unregistered");
-            }
+        if let Some(msg) = get(&ctx.event, f::MESSAGE)
+            && let Some(c) = UNREGISTERED.captures(&msg)
+        {
+            ctx.event.set(f::MLOPS_MODEL_NAME, msg.slice_ref(&c[1]));
+            ctx.event.set(f::EVENT_ACTION, "model-unregistered");
         }
         Ok(())
     },
@@ -41,7 +43,10 @@ pub static TORCHSERVE_METRIC: NamedStep = NamedStep {
     doc: "TorchServe metric dimensions and context (`k:v,...` lists): model name/version, level, host name, request id",
     paths: &[],
     run: |ctx| {
-        for key in ["torchserve.metric.dimensions_raw", "torchserve.metric.context_raw"] {
+        for key in [
+            "torchserve.metric.dimensions_raw",
+            "torchserve.metric.context_raw",
+        ] {
             if let Some(schema::Value::Str(list)) = ctx.event.remove(key) {
                 metric_pairs(&mut ctx.event, &list)?;
             }
@@ -53,7 +58,9 @@ pub static TORCHSERVE_METRIC: NamedStep = NamedStep {
 /// Parses the `k:v,k:v` lists of a metrics line.
 pub(crate) fn metric_pairs(ev: &mut schema::Event, list: &Str) -> Result<(), Reject> {
     for pair in list.split(',') {
-        let Some((k, v)) = pair.split_once(':') else { continue };
+        let Some((k, v)) = pair.split_once(':') else {
+            continue;
+        };
         let v = list.slice_ref(v);
         match k {
             "ModelName" => ev.set(f::MLOPS_MODEL_NAME, v),
@@ -78,7 +85,10 @@ mod tests {
         assert_eq!(text(&e, "mlops.model.url"), "file:///etc/passwd");
         assert_eq!(text(&e, "event.duration"), "4000000");
         assert_eq!(text(&e, "source.port"), "59398");
-        assert!(e.get("http.response.body.bytes").is_none(), "the last number is a duration");
+        assert!(
+            e.get("http.response.body.bytes").is_none(),
+            "the last number is a duration"
+        );
         let e = parse("torchserve.log", r#"2026-11-30T00:43:13,439 [INFO ] epollEventLoopGroup-3-1 ACCESS_LOG - /127.0.0.1:59344 "POST /models?url=http%3A%2F%2F203.0.113.7%2Fevil.mar HTTP/1.1" 400 44"#).unwrap();
         assert_eq!(text(&e, "event.dataset"), "torchserve.access");
         assert_eq!(text(&e, "process.thread.name"), "epollEventLoopGroup-3-1");
@@ -91,10 +101,25 @@ mod tests {
         assert_eq!(text(&e, "mlops.metric.unit"), "ms");
         assert_eq!(text(&e, "mlops.metric.value"), "0.05");
         assert_eq!(text(&e, "mlops.model.name"), "fraud-scorer");
-        assert_eq!(text(&e, "mlops.inference.request_id"), "86d5dd95-3f05-463a-aecb-d8398f57c4e7");
+        assert_eq!(
+            text(&e, "mlops.inference.request_id"),
+            "86d5dd95-3f05-463a-aecb-d8398f57c4e7"
+        );
         assert_eq!(text(&e, "event.kind"), "metric");
         assert!(e.get("torchserve.metric.dimensions_raw").is_none());
-        assert!(parse("torchserve.metrics", "2026-11-30T00:43:11,081 - PredictionTime.ms:fast|#x|#y").is_err());
-        assert!(parse("torchserve.access", r#"2026-11-30T00:43:13,941 - /127.0.0.1:59398 "GET / HTTP/1.1" 500"#).is_err());
+        assert!(
+            parse(
+                "torchserve.metrics",
+                "2026-11-30T00:43:11,081 - PredictionTime.ms:fast|#x|#y"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "torchserve.access",
+                r#"2026-11-30T00:43:13,941 - /127.0.0.1:59398 "GET / HTTP/1.1" 500"#
+            )
+            .is_err()
+        );
     }
 }

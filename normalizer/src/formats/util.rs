@@ -104,8 +104,14 @@ mod tests {
         assert_eq!(decode("%2e%2e/x"), "../x");
         assert_eq!(decode("%ff"), "\u{fffd}");
         assert_eq!(decode_query("a+b%20c"), "a b c");
-        assert_eq!(query_param("path=..%2F..&run_uuid=2b", "path").as_deref(), Some("../.."));
-        assert_eq!(query_param("x&run_uuid=2b", "run_uuid").as_deref(), Some("2b"));
+        assert_eq!(
+            query_param("path=..%2F..&run_uuid=2b", "path").as_deref(),
+            Some("../..")
+        );
+        assert_eq!(
+            query_param("x&run_uuid=2b", "run_uuid").as_deref(),
+            Some("2b")
+        );
         assert_eq!(query_param("x=1", "y"), None);
     }
 }

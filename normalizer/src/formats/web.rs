@@ -18,13 +18,30 @@ mod tests {
         assert_eq!(text(&e, "client.address"), "203.0.113.4");
         assert_eq!(text(&e, "client.ip"), "203.0.113.4");
         assert!(e.get("client.domain").is_none());
-        let e = parse("combined", r#"10.0.0.1 - - [30/Nov/2026:10:15:02 +0000] "\x16\x03\x01\x02\x00" 400 157 "-" "-""#).unwrap();
+        let e = parse(
+            "combined",
+            r#"10.0.0.1 - - [30/Nov/2026:10:15:02 +0000] "\x16\x03\x01\x02\x00" 400 157 "-" "-""#,
+        )
+        .unwrap();
         assert_eq!(text(&e, "http.request.line"), r"\x16\x03\x01\x02\x00");
         let e = parse("common", r#"10.0.4.21 - jane [30/Nov/2026:10:15:02 +0000] "GET /predictions/fraud HTTP/1.1" 200 512"#).unwrap();
         assert_eq!(text(&e, "mlops.component"), "torchserve");
         assert_eq!(text(&e, "user.name"), "jane");
-        assert!(parse("common", r#"10.0.4.21 - jane [30/Nov/2026:10:15:02 +0000] "GET / HTTP/1.1" 200 5x"#).is_err());
-        assert!(parse("combined", r#"10.0.4.21 - jane [30/Nov/2026:10:15:02] "GET / HTTP/1.1" 200 5 "-" "-""#).is_err(), "no zone");
+        assert!(
+            parse(
+                "common",
+                r#"10.0.4.21 - jane [30/Nov/2026:10:15:02 +0000] "GET / HTTP/1.1" 200 5x"#
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "combined",
+                r#"10.0.4.21 - jane [30/Nov/2026:10:15:02] "GET / HTTP/1.1" 200 5 "-" "-""#
+            )
+            .is_err(),
+            "no zone"
+        );
     }
 
     #[test]
@@ -34,10 +51,16 @@ mod tests {
         assert_eq!(text(&e, "mlops.component"), "kserve");
         assert_eq!(text(&e, "event.duration"), "12000000");
         assert_eq!(text(&e, "http.request.bytes"), "311");
-        assert_eq!(text(&e, "nginx_ingress_controller.upstream.name"), "kserve-fraud-predictor-80");
+        assert_eq!(
+            text(&e, "nginx_ingress_controller.upstream.name"),
+            "kserve-fraud-predictor-80"
+        );
         let e = parse("moto", "127.0.0.1 - - [30/Nov/2026 00:41:33] \"\u{1b}[31m\u{1b}[1mGET /ml-models/fraud/model.pkl HTTP/1.1\u{1b}[0m\" 403 -").unwrap();
         assert_eq!(text(&e, "aws.s3.bucket.name"), "ml-models");
         assert_eq!(text(&e, "http.response.status_code"), "403");
-        assert!(text(&e, "event.original").contains('\u{1b}'), "the original keeps the colour codes");
+        assert!(
+            text(&e, "event.original").contains('\u{1b}'),
+            "the original keeps the colour codes"
+        );
     }
 }
