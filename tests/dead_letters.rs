@@ -5,45 +5,8 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 
-use common::{ndjson, read_ndjson, run, s};
-use serde_json::Value;
-
-struct Run {
-    code: i32,
-    events: Vec<Value>,
-    dead: Vec<Value>,
-    summary: Value,
-    stderr: String,
-}
-
-fn normalize(dir: &Path, args: &[&str]) -> Run {
-    let events = dir.join("events.ndjson");
-    let dlq = dir.join("dlq.ndjson");
-    let summary = dir.join("summary.json");
-    let mut all = vec![
-        "normalize",
-        "-o",
-        events.to_str().unwrap(),
-        "--dlq",
-        dlq.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-        "--now",
-        "2026-11-30T12:00:00Z",
-    ];
-    all.extend_from_slice(args);
-    let out = run(&all, None);
-    Run {
-        code: out.status.code().expect("exited, not killed by a signal"),
-        events: read_ndjson(&events),
-        dead: read_ndjson(&dlq),
-        summary: serde_json::from_slice(&std::fs::read(&summary).unwrap_or_default())
-            .unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::{ndjson, normalize, run, s};
 
 #[test]
 fn invalid_utf8_and_nul_bytes() {

@@ -7,48 +7,27 @@ mod common;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use common::{at, read_ndjson, run};
+use common::{at, normalize};
 use serde_json::Value;
 
 #[test]
 fn every_sample_line_becomes_an_event_or_a_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.ndjson");
-    let dlq = dir.path().join("dlq.ndjson");
-    let summary = dir.path().join("summary.json");
-    let out = run(
-        &[
-            "normalize",
-            "samples",
-            "-o",
-            events.to_str().unwrap(),
-            "--dlq",
-            dlq.to_str().unwrap(),
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--now",
-            "2026-11-30T12:00:00Z",
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "mlsoc failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let r = normalize(dir.path(), &["samples"]);
+    assert_eq!(r.code, 0, "mlsoc failed: {}", r.stderr);
+    let summary = r.summary;
 
     // Outputs per source file: (offset, original bytes).
     let mut by_file: BTreeMap<String, Vec<(u64, Vec<u8>)>> = BTreeMap::new();
-    for e in read_ndjson(&events) {
-        let path = at(&e, "log.file.path")
+    for e in &r.events {
+        let path = at(e, "log.file.path")
             .and_then(Value::as_str)
             .expect("file events carry log.file.path")
             .to_string();
-        let off = at(&e, "log.offset")
+        let off = at(e, "log.offset")
             .and_then(Value::as_u64)
             .expect("log.offset");
-        let orig = at(&e, "event.original")
+        let orig = at(e, "event.original")
             .and_then(Value::as_str)
             .expect("event.original");
         by_file
@@ -56,7 +35,7 @@ fn every_sample_line_becomes_an_event_or_a_dead_letter() {
             .or_default()
             .push((off, orig.as_bytes().to_vec()));
     }
-    for d in read_ndjson(&dlq) {
+    for d in &r.dead {
         assert_eq!(
             d["truncated"].as_bool(),
             None,

@@ -64,3 +64,41 @@ pub fn s<'a>(v: &'a Value, path: &str) -> &'a str {
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no string at {path} in {v}"))
 }
+
+/// What `mlsoc normalize` produced, read back.
+pub struct Run {
+    pub code: i32,
+    pub events: Vec<Value>,
+    pub dead: Vec<Value>,
+    pub summary: Value,
+    pub stderr: String,
+}
+
+/// Runs `mlsoc normalize ARGS` with events, dead letters and the summary
+/// written to files in `dir`, and the clock pinned.
+pub fn normalize(dir: &Path, args: &[&str]) -> Run {
+    let events = dir.join("events.ndjson");
+    let dlq = dir.join("dlq.ndjson");
+    let summary = dir.join("summary.json");
+    let mut all = vec![
+        "normalize",
+        "-o",
+        events.to_str().unwrap(),
+        "--dlq",
+        dlq.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--now",
+        "2026-11-30T12:00:00Z",
+    ];
+    all.extend_from_slice(args);
+    let out = run(&all, None);
+    Run {
+        code: out.status.code().expect("exited, not killed by a signal"),
+        events: read_ndjson(&events),
+        dead: read_ndjson(&dlq),
+        summary: serde_json::from_slice(&std::fs::read(&summary).unwrap_or_default())
+            .unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
