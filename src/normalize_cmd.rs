@@ -493,7 +493,7 @@ fn process(
                         overflow_len: None,
                     },
                 };
-                b.outs.push(Output::Dead(DeadLetter::new(
+                b.outs.push(Output::dead(DeadLetter::new(
                     &rec,
                     stream.format_name(),
                     reason.clone(),

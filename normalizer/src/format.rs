@@ -47,6 +47,7 @@ pub struct Ctx<'a> {
     pub event: Event,
     pub time: &'a TimeContext,
     temps: &'a mut Vec<Option<Str>>,
+    ts_cache: Option<&'a mut TsCache>,
 }
 
 impl<'a> Ctx<'a> {
@@ -55,6 +56,20 @@ impl<'a> Ctx<'a> {
             event: Event::new(),
             time,
             temps,
+            ts_cache: None,
+        }
+    }
+
+    fn cached(
+        time: &'a TimeContext,
+        temps: &'a mut Vec<Option<Str>>,
+        cache: &'a mut TsCache,
+    ) -> Ctx<'a> {
+        Ctx {
+            event: Event::new(),
+            time,
+            temps,
+            ts_cache: Some(cache),
         }
     }
 
@@ -186,6 +201,16 @@ pub struct Format {
 pub struct Scratch {
     spans: Vec<Option<Span>>,
     temps: Vec<Option<Str>>,
+    ts_cache: TsCache,
+}
+
+/// The last timestamp text parsed and its value: consecutive records of a
+/// busy log often carry the same second.
+#[derive(Default)]
+pub(crate) struct TsCache {
+    rule: usize,
+    raw: Vec<u8>,
+    ts: Option<schema::Timestamp>,
 }
 
 impl Format {
@@ -260,7 +285,7 @@ impl Format {
             },
             Body::Builtin(_, parser) => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
                 match parser(text, &mut ctx).and_then(|()| self.finish(&mut ctx, &[], &[])) {
                     Ok(()) => {
                         out.push(ctx.event);
@@ -271,7 +296,7 @@ impl Format {
             }
             Body::Plain => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
                 ctx.event.set(f::MESSAGE, text.clone());
                 self.finish(&mut ctx, &[], &[])?;
                 out.push(ctx.event);
@@ -325,7 +350,7 @@ impl Format {
                         d.source()
                     )));
                 }
-                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
                 let mut result = Ok(());
                 for (slot, span) in spans.iter().enumerate() {
                     if let Some((a, b)) = *span
@@ -355,7 +380,7 @@ impl Format {
                         re.as_str()
                     )));
                 }
-                let mut ctx = Ctx::new(time, &mut scratch.temps);
+                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
                 for (group, target) in targets {
                     if let Some((a, b)) = locs.get(*group) {
                         self.assign(&mut ctx, target, text, a, b)?;
@@ -456,6 +481,15 @@ impl Format {
         rule: &TimestampRule,
         raw: &str,
     ) -> Result<(), Reject> {
+        let key = rule as *const TimestampRule as usize;
+        if let Some(c) = ctx.ts_cache.as_deref() {
+            if c.rule == key && c.raw == raw.as_bytes() {
+                if let Some(t) = c.ts {
+                    ctx.event.set(f::AT_TIMESTAMP, t);
+                    return Ok(());
+                }
+            }
+        }
         let zoned;
         let time = match rule.zone {
             Some(z) => {
@@ -470,6 +504,12 @@ impl Format {
         for l in &rule.layouts {
             if let Some(t) = l.parse(raw, time) {
                 ctx.event.set(f::AT_TIMESTAMP, t);
+                if let Some(c) = ctx.ts_cache.as_deref_mut() {
+                    c.rule = key;
+                    c.raw.clear();
+                    c.raw.extend_from_slice(raw.as_bytes());
+                    c.ts = Some(t);
+                }
                 return Ok(());
             }
         }
@@ -574,7 +614,7 @@ impl Format {
             }
         }
         self.reset_temps(scratch);
-        let mut ctx = Ctx::new(time, &mut scratch.temps);
+        let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
         for (key, ty, array, idx) in &j.fields {
             if let Some(v) = vals[*idx]
                 .as_ref()

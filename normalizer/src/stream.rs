@@ -38,7 +38,15 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 pub enum Output {
     Event(Event),
-    Dead(DeadLetter),
+    /// Boxed: dead letters are rare and large, events are many and small.
+    Dead(Box<DeadLetter>),
+}
+
+impl Output {
+    /// A dead-letter output.
+    pub fn dead(d: DeadLetter) -> Output {
+        Output::Dead(Box::new(d))
+    }
 }
 
 /// Tag added to events whose `@timestamp` was not in the record.
@@ -293,7 +301,7 @@ impl Stream<'_> {
         let closed = match item {
             Item::Dead(d) => {
                 self.dead += 1;
-                out.push(Output::Dead(d));
+                out.push(Output::Dead(Box::new(d)));
                 return;
             }
             Item::Blank(r) => {
@@ -320,7 +328,7 @@ impl Stream<'_> {
         let format = &reg.formats[fmt_idx];
         if let Some(total) = rec.overflow_len {
             self.dead += 1;
-            out.push(Output::Dead(DeadLetter::new(
+            out.push(Output::dead(DeadLetter::new(
                 &rec,
                 Some(&format.name),
                 format!(
@@ -349,7 +357,7 @@ impl Stream<'_> {
             match format.on_mismatch {
                 OnMismatch::Dlq => {
                     self.dead += 1;
-                    out.push(Output::Dead(DeadLetter::new(
+                    out.push(Output::dead(DeadLetter::new(
                         &rec,
                         Some(&format.name),
                         format!("does not match format {}: {}", format.name, reject.0),
@@ -419,4 +427,70 @@ fn to_str(b: &bytes::Bytes) -> Str {
     // SAFETY: `check` validated every line as UTF-8, and multi-line records
     // are valid lines joined with `\n`.
     unsafe { Str::from_bytes_unchecked(b.clone()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Registry;
+
+    fn run(lines: &[&str], format: &str) -> Vec<Output> {
+        let norm = Normalizer::new(Registry::builtin(), Options::default());
+        let source = Arc::new(Source {
+            kind: "file",
+            name: "t.log".into(),
+            format: Some(format.into()),
+        });
+        let mut s = norm.stream(source.clone(), Some(Timestamp(0)));
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            s.push(
+                RawRecord {
+                    bytes: bytes::Bytes::copy_from_slice(l.as_bytes()),
+                    source: source.clone(),
+                    offset: i as u64,
+                    line: i as u64 + 1,
+                    received: Timestamp(0),
+                    overflow_len: None,
+                },
+                &mut out,
+            );
+        }
+        s.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn repeated_timestamps_are_parsed_once_and_stay_right() {
+        let line =
+            |t: &str| format!(r#"{t} INFO:     127.0.0.1:1 - "GET /health HTTP/1.1" 200 OK"#);
+        let lines = [
+            line("2026/11/30 00:30:56"),
+            line("2026/11/30 00:30:56"),
+            line("2026/11/30 00:30:57"),
+            line("2026/13/30 00:30:57"),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let out = run(&refs, "mlflow.uvicorn_access");
+        let times: Vec<String> = out
+            .iter()
+            .map(|o| match o {
+                Output::Event(e) => format!("{} {}", e.dataset().unwrap(), e.timestamp().unwrap()),
+                Output::Dead(d) => format!("dead {}", d.reason),
+            })
+            .collect();
+        assert_eq!(times[0], "mlflow.access 2026-11-30T00:30:56Z");
+        assert_eq!(times[1], "mlflow.access 2026-11-30T00:30:56Z");
+        assert_eq!(times[2], "mlflow.access 2026-11-30T00:30:57Z");
+        // Month 13 is not taken from the cache: the line matches no pattern
+        // and becomes a message event whose time is inferred.
+        let Output::Event(last) = &out[3] else {
+            panic!("{:?}", out[3])
+        };
+        assert_eq!(
+            last.get("tags").and_then(Value::as_str),
+            Some(TAG_TIMESTAMP_INFERRED)
+        );
+        assert!(last.get("http.response.status_code").is_none());
+    }
 }
