@@ -482,13 +482,13 @@ impl Format {
         raw: &str,
     ) -> Result<(), Reject> {
         let key = rule as *const TimestampRule as usize;
-        if let Some(c) = ctx.ts_cache.as_deref() {
-            if c.rule == key && c.raw == raw.as_bytes() {
-                if let Some(t) = c.ts {
-                    ctx.event.set(f::AT_TIMESTAMP, t);
-                    return Ok(());
-                }
-            }
+        if let Some(c) = ctx.ts_cache.as_deref()
+            && c.rule == key
+            && c.raw == raw.as_bytes()
+            && let Some(t) = c.ts
+        {
+            ctx.event.set(f::AT_TIMESTAMP, t);
+            return Ok(());
         }
         let zoned;
         let time = match rule.zone {
