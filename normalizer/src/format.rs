@@ -73,6 +73,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Runs `f` with a step input, when present. A capture is lent to `f`
+    /// (taken out and put back, no reference count touched); a field's
+    /// value is cloned, since `f` may change the event it lives in.
+    pub fn with_src<R>(&mut self, src: &Src, f: impl FnOnce(&mut Ctx<'a>, &Str) -> R) -> Option<R> {
+        match src {
+            Src::Temp(i) => {
+                let s = self.temps.get_mut(*i)?.take()?;
+                let r = f(self, &s);
+                self.temps[*i] = Some(s);
+                Some(r)
+            }
+            Src::Field(_) => {
+                let s = self.read(src)?;
+                Some(f(self, &s))
+            }
+        }
+    }
+
     /// Reads a step input.
     pub fn read(&self, src: &Src) -> Option<Str> {
         match src {

@@ -226,15 +226,11 @@ impl Step {
                 port,
                 domain,
             } => {
-                if let Some(s) = ctx.read(from) {
-                    addr(ctx, s, *address, *ip, *port, *domain);
-                }
+                ctx.with_src(from, |ctx, s| addr(ctx, s, *address, *ip, *port, *domain));
                 Ok(())
             }
             Step::RequestLine { from } => {
-                if let Some(s) = ctx.read(from) {
-                    request_line(ctx, s);
-                }
+                ctx.with_src(from, request_line);
                 Ok(())
             }
             Step::Url => {
@@ -254,12 +250,12 @@ impl Step {
                 Ok(())
             }
             Step::Level { from } => {
-                if let Some(s) = ctx.read(from) {
-                    let level = normalize_level(&s);
+                ctx.with_src(from, |ctx, s| {
+                    let level = normalize_level(s);
                     if !level.is_empty() {
                         ctx.event.set(f::LOG_LEVEL, level);
                     }
-                }
+                });
                 Ok(())
             }
             Step::TypeByLevel => {
@@ -309,7 +305,7 @@ impl Step {
 /// Splits `host:port` forms into address/ip/port/domain fields.
 fn addr(
     ctx: &mut Ctx<'_>,
-    s: Str,
+    s: &Str,
     address: FieldId,
     ip_id: FieldId,
     port_id: FieldId,
@@ -355,8 +351,8 @@ fn addr(
     }
 }
 
-fn request_line(ctx: &mut Ctx<'_>, s: Str) {
-    let line = &*s;
+fn request_line(ctx: &mut Ctx<'_>, s: &Str) {
+    let line: &str = s;
     let parsed = (|| {
         let (method, rest) = line.split_once(' ')?;
         if method.is_empty()
@@ -384,7 +380,7 @@ fn request_line(ctx: &mut Ctx<'_>, s: Str) {
                 ctx.event.set(f::HTTP_VERSION, s.slice_ref(v));
             }
         }
-        None if !line.is_empty() && line != "-" => ctx.event.set(f::HTTP_REQUEST_LINE, s),
+        None if !line.is_empty() && line != "-" => ctx.event.set(f::HTTP_REQUEST_LINE, s.clone()),
         None => {}
     }
 }
@@ -527,7 +523,7 @@ mod tests {
             let e = with_ctx(|ctx| {
                 addr(
                     ctx,
-                    Str::from(input),
+                    &Str::from(input),
                     f::SOURCE_ADDRESS,
                     f::SOURCE_IP,
                     f::SOURCE_PORT,
@@ -540,7 +536,7 @@ mod tests {
         let e = with_ctx(|ctx| {
             addr(
                 ctx,
-                Str::from("gateway.internal:443"),
+                &Str::from("gateway.internal:443"),
                 f::SOURCE_ADDRESS,
                 f::SOURCE_IP,
                 f::SOURCE_PORT,
@@ -556,17 +552,17 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        let e = with_ctx(|ctx| request_line(ctx, Str::from("GET /a b?x=1 HTTP/1.1")));
+        let e = with_ctx(|ctx| request_line(ctx, &Str::from("GET /a b?x=1 HTTP/1.1")));
         assert_eq!(s(&e, f::HTTP_REQUEST_METHOD).as_deref(), Some("GET"));
         assert_eq!(s(&e, f::URL_ORIGINAL).as_deref(), Some("/a b?x=1"));
         assert_eq!(s(&e, f::HTTP_VERSION).as_deref(), Some("1.1"));
-        let e = with_ctx(|ctx| request_line(ctx, Str::from("\\x16\\x03\\x01")));
+        let e = with_ctx(|ctx| request_line(ctx, &Str::from("\\x16\\x03\\x01")));
         assert_eq!(
             s(&e, f::HTTP_REQUEST_LINE).as_deref(),
             Some("\\x16\\x03\\x01")
         );
         assert_eq!(e.get_id(f::HTTP_REQUEST_METHOD), None);
-        let e = with_ctx(|ctx| request_line(ctx, Str::from("-")));
+        let e = with_ctx(|ctx| request_line(ctx, &Str::from("-")));
         assert!(e.is_empty());
     }
 

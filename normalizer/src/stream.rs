@@ -339,15 +339,14 @@ impl Stream<'_> {
             return;
         }
         let original = to_str(&rec.bytes);
-        let text = if format.strip_ansi {
-            crate::ansi::strip(&original)
-        } else {
-            original.clone()
-        };
+        // Most lines have no escape sequence: parse `original` itself then.
+        let stripped = (format.strip_ansi && memchr::memchr(0x1b, original.as_bytes()).is_some())
+            .then(|| crate::ansi::strip(&original));
+        let text = stripped.as_ref().unwrap_or(&original);
         self.events.clear();
         let result = format.parse(
             reg,
-            &text,
+            text,
             &self.time,
             &mut self.scratch,
             0,
@@ -364,7 +363,7 @@ impl Stream<'_> {
                     )));
                     return;
                 }
-                OnMismatch::Message => self.events.push(format.message_event(&text)),
+                OnMismatch::Message => self.events.push(format.message_event(text)),
             }
         }
         let mut events = std::mem::take(&mut self.events);

@@ -25,6 +25,29 @@ enum Repr {
     Shared(ByteString),
 }
 
+/// Copies `src` (at most [`INLINE`] bytes) to the front of `dst` with two
+/// possibly overlapping fixed-size moves instead of a `memcpy` call: short
+/// strings are copied once per captured field, so this is on the hot path.
+#[inline(always)]
+fn copy_short(dst: &mut [u8; INLINE], src: &[u8]) {
+    let n = src.len();
+    debug_assert!(n <= INLINE);
+    if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
 /// An immutable UTF-8 string: inline when short, a shared slice when long.
 #[derive(Clone)]
 pub struct Str(Repr);
@@ -43,7 +66,7 @@ impl Str {
             return None;
         }
         let mut buf = [0u8; INLINE];
-        buf[..s.len()].copy_from_slice(s.as_bytes());
+        copy_short(&mut buf, s.as_bytes());
         Some(Str(Repr::Inline {
             len: s.len() as u8,
             buf,
@@ -197,6 +220,19 @@ impl fmt::Display for Str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_copy_every_length() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for start in 0..4 {
+            for len in 0..=INLINE {
+                let sub = &text[start..start + len];
+                let s = Str::inline(sub).expect("short");
+                assert_eq!(&*s, sub, "start {start} len {len}");
+            }
+        }
+        assert!(Str::inline(&text[..INLINE + 1]).is_none());
+    }
 
     #[test]
     fn short_inline_long_shared() {
