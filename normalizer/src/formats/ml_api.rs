@@ -10,8 +10,7 @@
 use schema::{Event, Str, f};
 
 use super::util::{decode, decode_query, get, query_param, set_api, set_api_owned, set_text};
-use crate::format::Ctx;
-use crate::steps::{NamedStep, Reject};
+use crate::steps::NamedStep;
 
 struct Req {
     method: Str,
@@ -510,55 +509,59 @@ pub fn s3(ev: &mut Event) -> bool {
     true
 }
 
-fn step(recognize: fn(&mut Event, bool) -> bool) -> impl Fn(&mut Ctx<'_>) -> Result<(), Reject> {
-    move |ctx| {
-        recognize(&mut ctx.event, false);
-        Ok(())
-    }
-}
-
-fn step1(recognize: fn(&mut Event) -> bool) -> impl Fn(&mut Ctx<'_>) -> Result<(), Reject> {
-    move |ctx| {
-        recognize(&mut ctx.event);
-        Ok(())
-    }
-}
-
 pub static MLFLOW: NamedStep = NamedStep {
     name: "mlflow",
     doc: "MLflow REST API: mlops.api, run/experiment/model/version/alias/artifact path from the URL",
     paths: &[],
-    run: |ctx| step(mlflow)(ctx),
+    run: |ctx| {
+        mlflow(&mut ctx.event, false);
+        Ok(())
+    },
 };
 pub static JUPYTER: NamedStep = NamedStep {
     name: "jupyter_api",
     doc: "Jupyter Server API: mlops.api, kernel/session ids, terminal names, contents paths from the URL",
     paths: &[],
-    run: |ctx| step(jupyter)(ctx),
+    run: |ctx| {
+        jupyter(&mut ctx.event, false);
+        Ok(())
+    },
 };
 pub static RAY: NamedStep = NamedStep {
     name: "ray_api",
     doc: "Ray dashboard and Jobs API: mlops.api, job submission id from the URL",
     paths: &[],
-    run: |ctx| step(ray)(ctx),
+    run: |ctx| {
+        ray(&mut ctx.event, false);
+        Ok(())
+    },
 };
 pub static TORCHSERVE: NamedStep = NamedStep {
     name: "torchserve",
     doc: "TorchServe management and inference APIs: mlops.api, model name/version, model archive URL",
     paths: &[],
-    run: |ctx| step(torchserve)(ctx),
+    run: |ctx| {
+        torchserve(&mut ctx.event, false);
+        Ok(())
+    },
 };
 pub static MODEL_SERVER: NamedStep = NamedStep {
     name: "model_server",
     doc: "KServe v1 and Open Inference Protocol v2 (KServe, Triton): mlops.api, model name/version, protocol",
     paths: &[],
-    run: |ctx| step1(model_server)(ctx),
+    run: |ctx| {
+        model_server(&mut ctx.event);
+        Ok(())
+    },
 };
 pub static S3: NamedStep = NamedStep {
     name: "s3",
     doc: "Path-style S3 requests: aws.s3.bucket.name, aws.s3.object.key, the S3 operation as mlops.api",
     paths: &[],
-    run: |ctx| step1(s3)(ctx),
+    run: |ctx| {
+        s3(&mut ctx.event);
+        Ok(())
+    },
 };
 pub static ML_API: NamedStep = NamedStep {
     name: "ml_api",
