@@ -431,12 +431,10 @@ impl Format {
             Target::Skip => {}
             Target::Temp(i) => ctx.temps[*i] = Some(text.slice_ref(s)),
             Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
-            Target::Field(id, ty) => match if ty.is_text() {
-                Some(Value::Str(text.slice_ref(s)))
-            } else {
-                crate::convert::str_to_value(s, *ty)
-                    .or_else(|| text_to_value(text.slice_ref(s), *ty))
-            } {
+            Target::Field(id, ty) if ty.is_text() => ctx.event.set_slice(*id, text, s),
+            Target::Field(id, ty) => match crate::convert::str_to_value(s, *ty)
+                .or_else(|| text_to_value(text.slice_ref(s), *ty))
+            {
                 Some(v) => ctx.event.set(*id, v),
                 None => {
                     return Err(Reject::new(format!(
@@ -564,7 +562,7 @@ impl Format {
             for (i, item) in items.iter().enumerate() {
                 match self.map_json(j, text, item, time, scratch) {
                     Ok(mut ev) => {
-                        ev.set(f::EVENT_ORIGINAL, text.slice_ref(item));
+                        ev.set_slice(f::EVENT_ORIGINAL, text, item);
                         ev.set(f::EVENT_SEQUENCE, i as i64);
                         out.push(ev);
                     }

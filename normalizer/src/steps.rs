@@ -322,7 +322,7 @@ fn addr(
         && let (Ok(ip), Ok(port)) = (h.parse::<std::net::Ipv4Addr>(), p.parse::<u16>())
     {
         ctx.event.set(ip_id, std::net::IpAddr::V4(ip));
-        ctx.event.set(address, s.slice_ref(h));
+        ctx.event.set_slice(address, s, h);
         ctx.event.set(port_id, port as i64);
         return;
     }
@@ -336,16 +336,16 @@ fn addr(
                 (h.trim_start_matches('[').trim_end_matches(']'), Some(port))
             }
             (None, Ok(port)) if !h.contains(':') && !h.is_empty() => {
-                ctx.event.set(domain, s.slice_ref(h));
+                ctx.event.set_slice(domain, s, h);
                 (h, Some(port))
             }
             _ => (t, None),
         }
     } else {
-        ctx.event.set(domain, s.slice_ref(t));
+        ctx.event.set_slice(domain, s, t);
         (t, None)
     };
-    ctx.event.set(address, s.slice_ref(host));
+    ctx.event.set_slice(address, s, host);
     if let Some(p) = port {
         ctx.event.set(port_id, p as i64);
     }
@@ -374,10 +374,10 @@ fn request_line(ctx: &mut Ctx<'_>, s: &Str) {
     })();
     match parsed {
         Some((method, target, version)) => {
-            ctx.event.set(f::HTTP_REQUEST_METHOD, s.slice_ref(method));
-            ctx.event.set(f::URL_ORIGINAL, s.slice_ref(target));
+            ctx.event.set_slice(f::HTTP_REQUEST_METHOD, s, method);
+            ctx.event.set_slice(f::URL_ORIGINAL, s, target);
             if let Some(v) = version.filter(|v| !v.is_empty()) {
-                ctx.event.set(f::HTTP_VERSION, s.slice_ref(v));
+                ctx.event.set_slice(f::HTTP_VERSION, s, v);
             }
         }
         None if !line.is_empty() && line != "-" => ctx.event.set(f::HTTP_REQUEST_LINE, s.clone()),
@@ -392,14 +392,14 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
     if let Some(i) = memchr::memchr(b'#', rest.as_bytes()) {
         let frag = &rest[i + 1..];
         if !frag.is_empty() {
-            ctx.event.set(f::URL_FRAGMENT, s.slice_ref(frag));
+            ctx.event.set_slice(f::URL_FRAGMENT, s, frag);
         }
         rest = &rest[..i];
     }
     if let Some(i) = memchr::memchr(b'?', rest.as_bytes()) {
         let q = &rest[i + 1..];
         if !q.is_empty() {
-            ctx.event.set(f::URL_QUERY, s.slice_ref(q));
+            ctx.event.set_slice(f::URL_QUERY, s, q);
         }
         rest = &rest[..i];
     }
@@ -432,7 +432,7 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
             _ => (hostport, None),
         };
         if !host.is_empty() {
-            ctx.event.set(f::URL_DOMAIN, s.slice_ref(host));
+            ctx.event.set_slice(f::URL_DOMAIN, s, host);
         }
         if let Some(p) = port {
             ctx.event.set(f::URL_PORT, p as i64);
@@ -440,7 +440,7 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
         rest = path;
     }
     if !rest.is_empty() {
-        ctx.event.set(f::URL_PATH, s.slice_ref(rest));
+        ctx.event.set_slice(f::URL_PATH, s, rest);
         let last = match memchr::memrchr(b'/', rest.as_bytes()) {
             Some(i) => &rest[i + 1..],
             None => rest,
@@ -452,7 +452,7 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
                 && ext.len() <= 16
                 && ext.bytes().all(|c| c.is_ascii_alphanumeric())
             {
-                ctx.event.set(f::URL_EXTENSION, s.slice_ref(ext));
+                ctx.event.set_slice(f::URL_EXTENSION, s, ext);
             }
         }
     }

@@ -265,7 +265,7 @@ impl Stream<'_> {
         let sample: Vec<Str> = items
             .iter()
             .filter_map(|i| match i {
-                Item::Line(r) => Some(to_str(&r.bytes)),
+                Item::Line(r) => Some(to_str(r.bytes.clone())),
                 _ => None,
             })
             .collect();
@@ -319,7 +319,7 @@ impl Stream<'_> {
         }
     }
 
-    fn process(&mut self, rec: RawRecord, out: &mut Vec<Output>) {
+    fn process(&mut self, mut rec: RawRecord, out: &mut Vec<Output>) {
         let State::Ready { fmt, .. } = &self.state else {
             unreachable!()
         };
@@ -338,7 +338,9 @@ impl Stream<'_> {
             )));
             return;
         }
-        let original = to_str(&rec.bytes);
+        // The record's bytes move into `event.original` (no reference count
+        // touched); a dead-letter record gets them back.
+        let mut original = to_str(std::mem::take(&mut rec.bytes));
         // Most lines have no escape sequence: parse `original` itself then.
         let stripped = (format.strip_ansi && memchr::memchr(0x1b, original.as_bytes()).is_some())
             .then(|| crate::ansi::strip(&original));
@@ -355,6 +357,7 @@ impl Stream<'_> {
         if let Err(reject) = result {
             match format.on_mismatch {
                 OnMismatch::Dlq => {
+                    rec.bytes = original.to_bytes();
                     self.dead += 1;
                     out.push(Output::dead(DeadLetter::new(
                         &rec,
@@ -367,8 +370,14 @@ impl Stream<'_> {
             }
         }
         let mut events = std::mem::take(&mut self.events);
-        for mut ev in events.drain(..) {
-            self.finish_event(&mut ev, &rec, &original);
+        let n = events.len();
+        for (i, mut ev) in events.drain(..).enumerate() {
+            let original = if i + 1 == n {
+                std::mem::take(&mut original)
+            } else {
+                original.clone()
+            };
+            self.finish_event(&mut ev, &rec, original);
             if let Some(Value::Str(ds)) = ev.get_id(f::EVENT_DATASET) {
                 // Datasets are few and usually the same `Str`: compare pointers first.
                 match self
@@ -385,8 +394,8 @@ impl Stream<'_> {
         self.events = events;
     }
 
-    fn finish_event(&mut self, ev: &mut Event, rec: &RawRecord, original: &Str) {
-        ev.set_default(f::EVENT_ORIGINAL, original.clone());
+    fn finish_event(&mut self, ev: &mut Event, rec: &RawRecord, original: Str) {
+        ev.set_default(f::EVENT_ORIGINAL, original);
         ev.set_default(f::EVENT_KIND, "event");
         match ev.timestamp() {
             Some(t) => self.last_ts = Some(t),
@@ -421,11 +430,11 @@ impl Stream<'_> {
 }
 
 /// The bytes of a checked record as text.
-fn to_str(b: &bytes::Bytes) -> Str {
-    debug_assert!(std::str::from_utf8(b).is_ok());
+fn to_str(b: bytes::Bytes) -> Str {
+    debug_assert!(std::str::from_utf8(&b).is_ok());
     // SAFETY: `check` validated every line as UTF-8, and multi-line records
     // are valid lines joined with `\n`.
-    unsafe { Str::from_bytes_unchecked(b.clone()) }
+    unsafe { Str::from_bytes_unchecked(b) }
 }
 
 #[cfg(test)]

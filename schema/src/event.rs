@@ -77,14 +77,32 @@ impl Event {
     }
 
     /// Sets a registered field (the fast path for parsers).
-    #[inline]
+    ///
+    /// Inlined, so that a value built by the caller goes straight into its
+    /// slot instead of being written to the stack and read back (see
+    /// [`Event::set_slice`]).
+    #[inline(always)]
     pub fn set(&mut self, id: FieldId, value: impl Into<Value>) {
         let value = value.into();
-        if self.known & bit(id) == 0 {
-            self.known |= bit(id);
-            self.fields.push((FieldKey::Known(id), value));
-            return;
+        if self.known & bit(id) != 0 {
+            return self.replace(id, value);
         }
+        self.known |= bit(id);
+        self.push_known(id, value);
+    }
+
+    #[inline(always)]
+    fn push_known(&mut self, id: FieldId, value: Value) {
+        self.fields.reserve(1);
+        let len = self.fields.len();
+        self.fields.spare_capacity_mut()[0].write((FieldKey::Known(id), value));
+        // SAFETY: the slot at `len` was reserved and has just been written.
+        unsafe { self.fields.set_len(len + 1) };
+    }
+
+    /// `set` of a field that may be present already.
+    #[inline(never)]
+    fn replace(&mut self, id: FieldId, value: Value) {
         for (k, v) in self.fields.iter_mut() {
             if let FieldKey::Known(k) = k
                 && *k == id
@@ -93,15 +111,38 @@ impl Event {
                 return;
             }
         }
-        self.fields.push((FieldKey::Known(id), value));
+        self.push_known(id, value);
+    }
+
+    /// Sets a registered field to `sub`, a slice of `base` (see
+    /// [`Str::slice_ref`]). The string is built in its slot of the event
+    /// rather than built elsewhere and moved: a just-written short string
+    /// read back for the move stalled on store forwarding, measured as a
+    /// quarter of the time of `set` on the access-log benchmark.
+    #[inline]
+    pub fn set_slice(&mut self, id: FieldId, base: &Str, sub: &str) {
+        if self.known & bit(id) != 0 {
+            for (k, v) in self.fields.iter_mut() {
+                if let FieldKey::Known(k) = k
+                    && *k == id
+                {
+                    *v = Value::Str(base.slice_ref(sub));
+                    return;
+                }
+            }
+        }
+        self.known |= bit(id);
+        self.push_known(id, Value::Str(base.slice_ref(sub)));
     }
 
     /// Sets a registered field only if it has no value yet.
+    #[inline(always)]
     pub fn set_default(&mut self, id: FieldId, value: impl Into<Value>) {
-        if self.get_id(id).is_none() {
-            self.known |= bit(id);
-            self.fields.push((FieldKey::Known(id), value.into()));
+        if self.known & bit(id) != 0 && self.get_id(id).is_some() {
+            return;
         }
+        self.known |= bit(id);
+        self.push_known(id, value.into());
     }
 
     /// Removes a field (by exact key) and returns its value.
@@ -352,6 +393,20 @@ mod tests {
             Some("/b".into())
         );
         assert_eq!(e.get_id(f::URL_PATH), None);
+    }
+
+    #[test]
+    fn set_slice_builds_and_replaces() {
+        let line =
+            Str::from("GET /api/2.0/mlflow/registered-models/search?max_results=100 HTTP/1.1");
+        let mut e = Event::new();
+        e.set_slice(f::HTTP_REQUEST_METHOD, &line, &line[..3]);
+        e.set_slice(f::URL_ORIGINAL, &line, &line[4..60]);
+        e.set_slice(f::URL_ORIGINAL, &line, &line[4..8]);
+        e.set_default(f::HTTP_REQUEST_METHOD, "POST");
+        assert_eq!(e.len(), 2);
+        assert_eq!(e.get_str(f::HTTP_REQUEST_METHOD), Some("GET"));
+        assert_eq!(e.get_str(f::URL_ORIGINAL), Some("/api"));
     }
 
     #[test]

@@ -65,12 +65,17 @@ impl Str {
         if s.len() > INLINE {
             return None;
         }
-        let mut buf = [0u8; INLINE];
-        copy_short(&mut buf, s.as_bytes());
-        Some(Str(Repr::Inline {
+        // Built where it is returned and filled there: a buffer filled on
+        // the stack and then moved was read back before its stores had
+        // landed (a store-forwarding stall, seen in `perf annotate`).
+        let mut out = Str(Repr::Inline {
             len: s.len() as u8,
-            buf,
-        }))
+            buf: [0u8; INLINE],
+        });
+        if let Repr::Inline { buf, .. } = &mut out.0 {
+            copy_short(buf, s.as_bytes());
+        }
+        Some(out)
     }
 
     /// A `Str` for `sub`, which must lie within `self`: an inline copy when
@@ -100,6 +105,16 @@ impl Str {
         // SAFETY: the caller guarantees UTF-8.
         let s = unsafe { ByteString::from_bytes_unchecked(b) };
         Str(Repr::Shared(s))
+    }
+
+    /// The string's bytes: shared with `self` when it is a shared slice,
+    /// copied otherwise.
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.0 {
+            Repr::Shared(b) => b.as_bytes().clone(),
+            Repr::Static(s) => Bytes::from_static(s.as_bytes()),
+            Repr::Inline { .. } => Bytes::copy_from_slice(self.as_bytes()),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -260,5 +275,8 @@ mod tests {
         );
         assert!(Str::try_from(Bytes::from_static(b"\xff")).is_err());
         assert_eq!(Str::default(), "");
+        for s in [base.clone(), short, st] {
+            assert_eq!(&s.to_bytes()[..], s.as_bytes());
+        }
     }
 }

@@ -30,7 +30,7 @@ pub static MINIO_AUDIT: NamedStep = NamedStep {
                 .map_or(&*host, |(a, _)| a);
             match crate::convert::parse_ip(h) {
                 Some(ip) => ev.set(f::SOURCE_IP, ip),
-                None => ev.set(f::SOURCE_ADDRESS, host.slice_ref(h)),
+                None => ev.set_slice(f::SOURCE_ADDRESS, &host, h),
             }
         }
         if let Some(host) = get_path(ev, "minio.audit.requestHost") {
@@ -38,7 +38,7 @@ pub static MINIO_AUDIT: NamedStep = NamedStep {
                 !h.contains(':') && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())
             }) {
                 Some((h, p)) => {
-                    ev.set(f::URL_DOMAIN, host.slice_ref(h));
+                    ev.set_slice(f::URL_DOMAIN, &host, h);
                     if let Ok(port) = p.parse::<i64>() {
                         ev.set(f::URL_PORT, port);
                     }

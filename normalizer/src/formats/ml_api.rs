@@ -149,7 +149,7 @@ pub fn jupyter(ev: &mut Event, strict: bool) -> bool {
         let rest = rest.trim_start_matches('/');
         let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
         if !id.is_empty() {
-            ev.set(f::MLOPS_KERNEL_ID, r.path.slice_ref(id));
+            ev.set_slice(f::MLOPS_KERNEL_ID, &r.path, id);
         }
         api = match (m, id.is_empty(), tail) {
             ("POST", true, _) => "kernels/create",
@@ -181,7 +181,7 @@ pub fn jupyter(ev: &mut Event, strict: bool) -> bool {
     } else if let Some(rest) = path.strip_prefix("/api/sessions") {
         let id = rest.trim_start_matches('/');
         if !id.is_empty() {
-            ev.set(f::MLOPS_SESSION_ID, r.path.slice_ref(id));
+            ev.set_slice(f::MLOPS_SESSION_ID, &r.path, id);
         }
         api = match (m, id.is_empty()) {
             ("POST", true) => "sessions/create",

@@ -36,7 +36,7 @@ pub static MLFLOW_SERVER: NamedStep = NamedStep {
             );
         } else if let Some(c) = HANDLER_ERROR.captures(&msg) {
             let m = c.get(1).expect("group");
-            ctx.event.set(f::ERROR_TYPE, msg.slice_ref(m.as_str()));
+            ctx.event.set_slice(f::ERROR_TYPE, &msg, m.as_str());
         }
         Ok(())
     },

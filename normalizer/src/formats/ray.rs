@@ -49,10 +49,10 @@ pub static RAY_LOG: NamedStep = NamedStep {
         };
         let ev = &mut ctx.event;
         if let Some(c) = START.captures(&msg) {
-            ev.set(f::MLOPS_JOB_ID, msg.slice_ref(&c[1]));
+            ev.set_slice(f::MLOPS_JOB_ID, &msg, &c[1]);
             ev.set(f::EVENT_ACTION, "job-start");
         } else if let Some(c) = EXITED.captures(&msg) {
-            ev.set(f::MLOPS_JOB_ID, msg.slice_ref(&c[1]));
+            ev.set_slice(f::MLOPS_JOB_ID, &msg, &c[1]);
             let code: i64 = c[2].parse().unwrap_or(-1);
             ev.set(f::PROCESS_EXIT_CODE, code);
             ev.set(f::EVENT_ACTION, "job-entrypoint-exit");
@@ -62,14 +62,14 @@ pub static RAY_LOG: NamedStep = NamedStep {
                 if code == 0 { "success" } else { "failure" },
             );
         } else if let Some(c) = ACTOR.captures(&msg) {
-            ev.set(f::MLOPS_JOB_ID, msg.slice_ref(&c[1]));
+            ev.set_slice(f::MLOPS_JOB_ID, &msg, &c[1]);
         }
         if msg.contains("runtime env") || msg.contains("Runtime env") {
             if let Some(c) = RUNTIME_ENV.captures(&msg) {
-                ev.set(f::MLOPS_JOB_WORKING_DIR, msg.slice_ref(&c[1]));
+                ev.set_slice(f::MLOPS_JOB_WORKING_DIR, &msg, &c[1]);
             }
         } else if let Some(c) = DOWNLOAD.captures(&msg) {
-            ev.set(f::MLOPS_JOB_WORKING_DIR, msg.slice_ref(&c[1]));
+            ev.set_slice(f::MLOPS_JOB_WORKING_DIR, &msg, &c[1]);
         }
         Ok(())
     },

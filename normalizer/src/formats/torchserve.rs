@@ -31,7 +31,7 @@ pub static TORCHSERVE_LOG: NamedStep = NamedStep {
         if let Some(msg) = get(&ctx.event, f::MESSAGE)
             && let Some(c) = UNREGISTERED.captures(&msg)
         {
-            ctx.event.set(f::MLOPS_MODEL_NAME, msg.slice_ref(&c[1]));
+            ctx.event.set_slice(f::MLOPS_MODEL_NAME, &msg, &c[1]);
             ctx.event.set(f::EVENT_ACTION, "model-unregistered");
         }
         Ok(())

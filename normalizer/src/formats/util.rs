@@ -72,11 +72,11 @@ pub fn set_command(ev: &mut Event, cmd: &Str) {
     if trimmed.is_empty() {
         return;
     }
-    ev.set(schema::f::PROCESS_COMMAND_LINE, cmd.slice_ref(trimmed));
+    ev.set_slice(schema::f::PROCESS_COMMAND_LINE, cmd, trimmed);
     if let Some(first) = trimmed.split_whitespace().next() {
         let name = first.rsplit('/').next().unwrap_or(first);
         if !name.is_empty() {
-            ev.set(schema::f::PROCESS_NAME, cmd.slice_ref(name));
+            ev.set_slice(schema::f::PROCESS_NAME, cmd, name);
         }
     }
 }
