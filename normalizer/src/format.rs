@@ -600,7 +600,13 @@ impl Format {
                 return Err(Reject::new("not a JSON object"));
             }
             let vals = j.trie.paths().iter().map(|p| doc.at(p).cloned()).collect();
-            (vals, Some(doc))
+            (
+                schema::json::Extracted {
+                    values: vals,
+                    hits: Vec::new(),
+                },
+                Some(doc),
+            )
         } else {
             let vals = schema::json::extract(text, part, &j.trie).map_err(|e| match e {
                 schema::json::JsonError::NotAnObject(_) => Reject::new("not a JSON object"),
@@ -608,6 +614,7 @@ impl Format {
             })?;
             (vals, None)
         };
+        let schema::json::Extracted { values: vals, hits } = vals;
         let paths = j.trie.paths();
         for (idx, re) in &j.require {
             let ok = vals[*idx]
@@ -648,8 +655,11 @@ impl Format {
         match (j.keep.as_deref(), whole) {
             (Some(""), Some(doc)) => merge_top_level(&mut ctx.event, doc),
             (Some(path), _) => {
-                let doc =
+                let mut doc =
                     schema::rawjson::RawJson::new(text.slice_ref(part), j.asked.clone(), vals);
+                if let Some(under) = j.trie.find_under() {
+                    doc = doc.with_hits(under, hits);
+                }
                 ctx.event
                     .insert(path, Value::Json(std::sync::Arc::new(doc)));
             }
@@ -989,6 +999,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             })
             .collect();
         let timestamp = spec.timestamp.as_ref().map(|t| index(&t.field, &mut paths));
+        let mut find = None;
         if let Some(keep) = j.keep.as_deref().filter(|k| !k.is_empty()) {
             let prefix = format!("{keep}.");
             for step in &spec.enrich {
@@ -998,10 +1009,24 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                             index(rest, &mut paths);
                         }
                     }
+                    if let Some((under, keys)) = named.find
+                        && let Some(rest) = under.strip_prefix(&prefix)
+                    {
+                        if find.is_some() {
+                            return Err(format!(
+                                "step `{}`: only one step of a format can search the kept document",
+                                named.name
+                            ));
+                        }
+                        find = Some((rest, keys));
+                    }
                 }
             }
         }
-        let trie = schema::json::PathTrie::new(paths.iter().map(String::as_str));
+        let mut trie = schema::json::PathTrie::new(paths.iter().map(String::as_str));
+        if let Some((under, keys)) = find {
+            trie = trie.with_find(under, keys);
+        }
         debug_assert_eq!(trie.paths(), &paths[..]);
         let asked = std::sync::Arc::new(schema::rawjson::Asked::new(paths.clone()));
         Body::Json(JsonBody {

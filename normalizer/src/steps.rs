@@ -31,6 +31,10 @@ pub struct NamedStep {
     /// Event paths inside kept JSON documents the step reads, so JSON
     /// formats extract them up front instead of parsing whole documents.
     pub paths: &'static [&'static str],
+    /// Members the step looks for anywhere below a path of a kept JSON
+    /// document (path, member names): collected in the extraction pass
+    /// instead of a second pass over the document (see `RawJson::hits`).
+    pub find: Option<(&'static str, &'static [&'static str])>,
     pub run: fn(&mut Ctx<'_>) -> Result<(), Reject>,
 }
 

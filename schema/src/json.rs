@@ -208,6 +208,25 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 pub struct PathTrie {
     nodes: Vec<TrieNode>,
     paths: Vec<String>,
+    find: Option<TrieFind>,
+}
+
+/// Members to collect anywhere below one node (see [`PathTrie::with_find`]).
+#[derive(Debug, Clone)]
+struct TrieFind {
+    node: usize,
+    under: String,
+    keys: Vec<String>,
+}
+
+/// What one extraction pass found.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    /// The value of each path of the trie, by index (`None` when absent).
+    pub values: Vec<Option<Value>>,
+    /// With [`PathTrie::with_find`]: (key index, value) of each member
+    /// found, in document order.
+    pub hits: Vec<(usize, Value)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -224,6 +243,7 @@ impl PathTrie {
         let mut t = PathTrie {
             nodes: vec![TrieNode::default()],
             paths: Vec::new(),
+            find: None,
         };
         for p in paths {
             if p.is_empty() || t.paths.iter().any(|q| q == p) {
@@ -252,6 +272,37 @@ impl PathTrie {
         t
     }
 
+    /// Also collects, in the same pass, the value of every member named one
+    /// of `keys` anywhere below the object at `under` (as [`find_keys`]
+    /// does in a pass of its own). One such search per trie; a later call
+    /// replaces an earlier one.
+    pub fn with_find(mut self, under: &str, keys: &[&str]) -> PathTrie {
+        let mut node = 0;
+        for seg in under.split('.').filter(|s| !s.is_empty()) {
+            node = match self.nodes[node].children.iter().find(|(k, _)| &**k == seg) {
+                Some((_, c)) => *c,
+                None => {
+                    // A node on no path: nothing below it to fill.
+                    self.nodes.push(TrieNode::default());
+                    let c = self.nodes.len() - 1;
+                    self.nodes[node].children.push((seg.into(), c));
+                    c
+                }
+            };
+        }
+        self.find = Some(TrieFind {
+            node,
+            under: under.to_string(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        });
+        self
+    }
+
+    /// The path below which [`PathTrie::with_find`] collects members.
+    pub fn find_under(&self) -> Option<&str> {
+        self.find.as_ref().map(|f| f.under.as_str())
+    }
+
     /// The paths, in the order their values are returned.
     pub fn paths(&self) -> &[String] {
         &self.paths
@@ -278,8 +329,9 @@ impl PathTrie {
 /// checking its syntax, and returns the value of each path of the trie
 /// (`None` when absent). Only the values on the paths are built; the rest
 /// of the document is skipped without allocating.
-pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Vec<Option<Value>>, JsonError> {
+pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Extracted, JsonError> {
     let mut out = vec![None; trie.paths.len()];
+    let mut hits = Vec::new();
     let mut de = serde_json::Deserializer::from_str(part);
     let is_object = part.trim_start().starts_with('{');
     if !is_object {
@@ -292,11 +344,33 @@ pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Vec<Option<Valu
         src,
         trie,
         node: 0,
+        finding: false,
         out: &mut out,
+        hits: &mut hits,
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok(out)
+    Ok(Extracted { values: out, hits })
+}
+
+/// [`find_keys`] over a value already built.
+fn collect_keys(v: &Value, keys: &[String], out: &mut Vec<(usize, Value)>) {
+    match v {
+        Value::Object(members) => {
+            for (k, child) in members {
+                match keys.iter().position(|key| **key == **k) {
+                    Some(i) => out.push((i, child.clone())),
+                    None => collect_keys(child, keys, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for i in items {
+                collect_keys(i, keys, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 use serde::Deserialize as _;
@@ -330,10 +404,20 @@ struct ExtractSeed<'s, 'o> {
     src: &'s Str,
     trie: &'s PathTrie,
     node: usize,
+    /// Below the trie's find node: members named one of its keys are hits.
+    finding: bool,
     out: &'o mut Vec<Option<Value>>,
+    hits: &'o mut Vec<(usize, Value)>,
 }
 
-impl ExtractSeed<'_, '_> {
+impl<'s> ExtractSeed<'s, '_> {
+    /// The keys to collect in this value: below the find node, or at it.
+    fn find_keys(&self) -> Option<&'s [String]> {
+        let trie: &'s PathTrie = self.trie;
+        let f = trie.find.as_ref()?;
+        (self.finding || f.node == self.node).then_some(&f.keys[..])
+    }
+
     /// A whole value was built at this node: fill every path at or under it.
     fn fill(&mut self, v: Value) {
         let below = &self.trie.nodes[self.node].below;
@@ -358,7 +442,7 @@ impl<'de> DeserializeSeed<'de> for ExtractSeed<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for ExtractSeed<'_, '_> {
+impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -368,37 +452,71 @@ impl<'de> Visitor<'de> for ExtractSeed<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(mut self, seq: A) -> Result<(), A::Error> {
         // A path runs through an array: build the array, then look inside.
         let v = ValueSeed { src: self.src }.visit_seq(seq)?;
+        if let Some(keys) = self.find_keys() {
+            collect_keys(&v, keys, self.hits);
+        }
         self.fill(v);
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let node = &self.trie.nodes[self.node];
+        let keys = self.find_keys();
         while let Some(key) = map.next_key_seed(CowKey)? {
-            match node.children.iter().find(|(k, _)| **k == *key) {
-                Some(&(_, child)) => {
-                    let c = &self.trie.nodes[child];
-                    if c.terminal.is_some() {
-                        // Wanted whole (and possibly paths below it too).
-                        let v = map.next_value_seed(ValueSeed { src: self.src })?;
-                        let mut sub = ExtractSeed {
-                            src: self.src,
-                            trie: self.trie,
-                            node: child,
-                            out: &mut *self.out,
-                        };
-                        sub.fill(v);
-                    } else {
-                        map.next_value_seed(ExtractSeed {
-                            src: self.src,
-                            trie: self.trie,
-                            node: child,
-                            out: &mut *self.out,
-                        })?;
+            let child = node
+                .children
+                .iter()
+                .find(|(k, _)| **k == *key)
+                .map(|&(_, c)| c);
+            let hit = keys.and_then(|ks| ks.iter().position(|k| **k == *key));
+            match (child, hit) {
+                (Some(child), None) if self.trie.nodes[child].terminal.is_none() => {
+                    map.next_value_seed(ExtractSeed {
+                        src: self.src,
+                        trie: self.trie,
+                        node: child,
+                        finding: keys.is_some(),
+                        out: &mut *self.out,
+                        hits: &mut *self.hits,
+                    })?;
+                }
+                (Some(child), hit) => {
+                    // Wanted whole (and possibly paths below it too).
+                    let v = map.next_value_seed(ValueSeed { src: self.src })?;
+                    // Searched if below the find node, or if it is the find node.
+                    let search = keys.or_else(|| {
+                        let f = self.trie.find.as_ref()?;
+                        (f.node == child).then_some(&f.keys[..])
+                    });
+                    match (hit, search) {
+                        (Some(i), _) => self.hits.push((i, v.clone())),
+                        (None, Some(ks)) => collect_keys(&v, ks, self.hits),
+                        (None, None) => {}
                     }
+                    let mut sub = ExtractSeed {
+                        src: self.src,
+                        trie: self.trie,
+                        node: child,
+                        finding: false,
+                        out: &mut *self.out,
+                        hits: &mut *self.hits,
+                    };
+                    sub.fill(v);
                 }
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
+                (None, Some(i)) => {
+                    let v = map.next_value_seed(ValueSeed { src: self.src })?;
+                    self.hits.push((i, v));
                 }
+                (None, None) => match keys {
+                    Some(ks) => map.next_value_seed(FindSeed {
+                        src: self.src,
+                        path: &[],
+                        keys: ks,
+                        out: &mut *self.hits,
+                    })?,
+                    None => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                },
             }
         }
         Ok(())
@@ -420,12 +538,13 @@ pub fn find_keys(
     } else {
         under.split('.').collect()
     };
+    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     let mut out = Vec::new();
     let mut de = serde_json::Deserializer::from_str(text);
     FindSeed {
         src,
         path: &path,
-        keys,
+        keys: &keys,
         out: &mut out,
     }
     .deserialize(&mut de)?;
@@ -436,7 +555,7 @@ pub fn find_keys(
 struct FindSeed<'s, 'o> {
     src: &'s Str,
     path: &'s [&'s str],
-    keys: &'s [&'s str],
+    keys: &'s [String],
     out: &'o mut Vec<(usize, Value)>,
 }
 
@@ -480,7 +599,7 @@ impl<'de> Visitor<'de> for FindSeed<'_, '_> {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
                 }
-                None => match self.keys.iter().position(|k| *k == &*key) {
+                None => match self.keys.iter().position(|k| **k == *key) {
                     Some(i) => {
                         let v = map.next_value_seed(ValueSeed { src: self.src })?;
                         self.out.push((i, v));
@@ -1086,7 +1205,7 @@ mod tests {
             "spec.containers.1.image",
             "spec.containers",
         ]);
-        let got = extract(&src, &src, &trie).unwrap();
+        let got = extract(&src, &src, &trie).unwrap().values;
         let text = |i: usize| {
             got[i].as_ref().map(|v| {
                 let mut o = Vec::new();
@@ -1147,11 +1266,45 @@ mod tests {
     }
 
     #[test]
+    fn extraction_collects_found_keys_in_the_same_pass() {
+        let src = Str::from(
+            r#"{"kind":"x","requestObject":{"spec":{"containers":[{"image":"a:1","securityContext":{"privileged":true}},{"image":"b:2"}],"image":"top","entrypoint":"run.sh"}},"responseObject":{"image":"not-this"}}"#,
+        );
+        let keys = ["image", "privileged"];
+        let flat = |hits: &[(usize, Value)]| -> Vec<(usize, String)> {
+            hits.iter()
+                .map(|(i, v)| (*i, v.to_text().unwrap().into_owned()))
+                .collect()
+        };
+        let expected = flat(&find_keys(&src, &src, "requestObject", &keys).unwrap());
+        assert_eq!(expected.len(), 4);
+        // A path through the searched object, one beside it, and one that
+        // ends on the searched object itself (built whole, then searched).
+        for paths in [
+            vec!["kind", "requestObject.spec.entrypoint"],
+            vec!["responseObject.image"],
+            vec!["requestObject", "kind"],
+            vec!["requestObject.spec.containers"],
+        ] {
+            let trie = PathTrie::new(paths.iter().copied()).with_find("requestObject", &keys);
+            assert_eq!(trie.find_under(), Some("requestObject"));
+            let got = extract(&src, &src, &trie).unwrap();
+            assert_eq!(flat(&got.hits), expected, "paths {paths:?}");
+            for (p, v) in paths.iter().zip(&got.values) {
+                let whole = parse_value(&src).unwrap();
+                assert_eq!(v.as_ref(), whole.at(p), "path {p}");
+            }
+        }
+        let plain = extract(&src, &src, &PathTrie::new(["kind"])).unwrap();
+        assert!(plain.hits.is_empty(), "no search asked, no hits");
+    }
+
+    #[test]
     fn raw_documents_answer_paths_and_write_back_their_text() {
         use crate::rawjson::RawJson;
         let text = Str::from(r#"{"a":{"b":1},"c":[{"d":"x"},{"d":"y"}]}"#);
         let trie = PathTrie::new(["a.b"]);
-        let found = extract(&text, &text, &trie).unwrap();
+        let found = extract(&text, &text, &trie).unwrap().values;
         let asked = std::sync::Arc::new(crate::rawjson::Asked::new(trie.paths().to_vec()));
         let doc = std::sync::Arc::new(RawJson::new(text.clone(), asked, found));
         let mut e = Event::new();

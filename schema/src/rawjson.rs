@@ -24,6 +24,9 @@ pub struct RawJson {
     /// Every path the extraction looked for (found or not): absent ones
     /// are known to be absent without parsing.
     asked: Arc<Asked>,
+    /// Members collected below one path during extraction (see
+    /// [`crate::json::PathTrie::with_find`]): the path and the hits.
+    hits: Option<(Box<str>, Vec<(usize, Value)>)>,
     tree: OnceLock<Value>,
 }
 
@@ -64,7 +67,24 @@ impl RawJson {
             text,
             found,
             asked,
+            hits: None,
             tree: OnceLock::new(),
+        }
+    }
+
+    /// Keeps the members the extraction collected below `under`.
+    pub fn with_hits(mut self, under: &str, hits: Vec<(usize, Value)>) -> RawJson {
+        self.hits = Some((under.into(), hits));
+        self
+    }
+
+    /// The members collected below `under` during extraction, as
+    /// [`crate::json::find_keys`] would return them; `None` when the
+    /// extraction did not look there.
+    pub fn hits(&self, under: &str) -> Option<&[(usize, Value)]> {
+        match &self.hits {
+            Some((u, h)) if **u == *under => Some(h),
+            _ => None,
         }
     }
 

@@ -67,6 +67,7 @@ pub static CLOUDTRAIL: NamedStep = NamedStep {
         "aws.cloudtrail.userIdentity.sessionContext.sessionIssuer.userName",
         "aws.cloudtrail.userIdentity.type",
     ],
+    find: None,
     run: |ctx| {
         let ev = &mut ctx.event;
         // Failed console sign-ins carry no errorCode: the failure is in

@@ -98,6 +98,7 @@ pub static JSON_COMMON: NamedStep = NamedStep {
         "json.err",
         "json.exception",
     ],
+    find: None,
     run: |ctx| {
         let Some(doc) = ctx.event.get("json").cloned() else {
             return Ok(());

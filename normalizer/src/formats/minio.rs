@@ -13,6 +13,7 @@ pub static MINIO_AUDIT: NamedStep = NamedStep {
         "minio.audit.requestHost",
         "minio.audit.api.timeToResponse",
     ],
+    find: None,
     run: |ctx| {
         let ev = &mut ctx.event;
         if let Some(code) = ev.get_i64(f::HTTP_RESPONSE_STATUS_CODE) {

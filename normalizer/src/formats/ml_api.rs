@@ -513,6 +513,7 @@ pub static MLFLOW: NamedStep = NamedStep {
     name: "mlflow",
     doc: "MLflow REST API: mlops.api, run/experiment/model/version/alias/artifact path from the URL",
     paths: &[],
+    find: None,
     run: |ctx| {
         mlflow(&mut ctx.event, false);
         Ok(())
@@ -522,6 +523,7 @@ pub static JUPYTER: NamedStep = NamedStep {
     name: "jupyter_api",
     doc: "Jupyter Server API: mlops.api, kernel/session ids, terminal names, contents paths from the URL",
     paths: &[],
+    find: None,
     run: |ctx| {
         jupyter(&mut ctx.event, false);
         Ok(())
@@ -531,6 +533,7 @@ pub static RAY: NamedStep = NamedStep {
     name: "ray_api",
     doc: "Ray dashboard and Jobs API: mlops.api, job submission id from the URL",
     paths: &[],
+    find: None,
     run: |ctx| {
         ray(&mut ctx.event, false);
         Ok(())
@@ -540,6 +543,7 @@ pub static TORCHSERVE: NamedStep = NamedStep {
     name: "torchserve",
     doc: "TorchServe management and inference APIs: mlops.api, model name/version, model archive URL",
     paths: &[],
+    find: None,
     run: |ctx| {
         torchserve(&mut ctx.event, false);
         Ok(())
@@ -549,6 +553,7 @@ pub static MODEL_SERVER: NamedStep = NamedStep {
     name: "model_server",
     doc: "KServe v1 and Open Inference Protocol v2 (KServe, Triton): mlops.api, model name/version, protocol",
     paths: &[],
+    find: None,
     run: |ctx| {
         model_server(&mut ctx.event);
         Ok(())
@@ -558,6 +563,7 @@ pub static S3: NamedStep = NamedStep {
     name: "s3",
     doc: "Path-style S3 requests: aws.s3.bucket.name, aws.s3.object.key, the S3 operation as mlops.api",
     paths: &[],
+    find: None,
     run: |ctx| {
         s3(&mut ctx.event);
         Ok(())
@@ -567,6 +573,7 @@ pub static ML_API: NamedStep = NamedStep {
     name: "ml_api",
     doc: "Tries the MLflow, Jupyter, Ray, TorchServe and KServe/Triton recognizers on paths distinctive of each (for proxies and generic access logs)",
     paths: &[],
+    find: None,
     run: |ctx| {
         let ev = &mut ctx.event;
         let _ = mlflow(ev, true) || jupyter(ev, true) || ray(ev, true) || torchserve(ev, true);

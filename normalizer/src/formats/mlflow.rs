@@ -19,6 +19,7 @@ pub static MLFLOW_SERVER: NamedStep = NamedStep {
     name: "mlflow_server",
     doc: "MLflow server messages: admin user creation (user.target.name), handler errors (error.type)",
     paths: &[],
+    find: None,
     run: |ctx| {
         let Some(msg) = get(&ctx.event, f::MESSAGE) else {
             return Ok(());

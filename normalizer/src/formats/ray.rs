@@ -43,6 +43,7 @@ pub static RAY_LOG: NamedStep = NamedStep {
     name: "ray_log",
     doc: "Ray component messages: job submission ids, entrypoint exit codes, runtime_env working_dir URLs",
     paths: &[],
+    find: None,
     run: |ctx| {
         let Some(msg) = get(&ctx.event, f::MESSAGE) else {
             return Ok(());
@@ -79,6 +80,7 @@ pub static RAY_ENTRYPOINT: NamedStep = NamedStep {
     name: "ray_entrypoint",
     doc: "Ray job entrypoint: process.command_line and process.name from mlops.job.entrypoint",
     paths: &[],
+    find: None,
     run: |ctx| {
         if let Some(cmd) = get(&ctx.event, f::MLOPS_JOB_ENTRYPOINT) {
             set_command(&mut ctx.event, &cmd);
@@ -91,6 +93,7 @@ pub static RAY_EVENT: NamedStep = NamedStep {
     name: "ray_event",
     doc: "Ray structured events: log.level from severity, job start/completion with status",
     paths: &["ray.event.severity"],
+    find: None,
     run: |ctx| {
         if let Some(Value::Str(sev)) = ctx.event.get("ray.event.severity") {
             let level = crate::steps::normalize_level(sev);

@@ -9,6 +9,7 @@ pub static SHELL_HISTORY: NamedStep = NamedStep {
     name: "shell_history",
     doc: "Shell history line: process.command_line and process.name",
     paths: &[],
+    find: None,
     run: |ctx| {
         if let Some(cmd) = get(&ctx.event, f::MESSAGE) {
             set_command(&mut ctx.event, &cmd);

@@ -19,6 +19,7 @@ pub static TORCHSERVE_LOG: NamedStep = NamedStep {
     name: "torchserve_log",
     doc: "TorchServe log: model name/version from worker thread names, model unregistration",
     paths: &[],
+    find: None,
     run: |ctx| {
         if let Some(thread) = get(&ctx.event, f::PROCESS_THREAD_NAME)
             && let Some(c) = WORKER.captures(&thread)
@@ -42,6 +43,7 @@ pub static TORCHSERVE_METRIC: NamedStep = NamedStep {
     name: "torchserve_metric",
     doc: "TorchServe metric dimensions and context (`k:v,...` lists): model name/version, level, host name, request id",
     paths: &[],
+    find: None,
     run: |ctx| {
         for key in [
             "torchserve.metric.dimensions_raw",
