@@ -26,9 +26,12 @@ pub struct RawJson {
     asked: Arc<Asked>,
     /// Members collected below one path during extraction (see
     /// [`crate::json::PathTrie::with_find`]): the path and the hits.
-    hits: Option<(Box<str>, Vec<(usize, Value)>)>,
+    hits: Option<(Box<str>, Hits)>,
     tree: OnceLock<Value>,
 }
+
+/// Members found by a search: (key index, value), in document order.
+type Hits = Vec<(usize, Value)>;
 
 /// The paths an extraction looks for, with an index by path. Shared by
 /// every document of a format.
