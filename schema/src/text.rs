@@ -15,8 +15,10 @@ use std::ops::Deref;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-/// Strings up to this many bytes are stored inline.
-pub const INLINE: usize = 30;
+/// Strings up to this many bytes are stored inline: as many as fit beside
+/// the tag in the size of the shared variant (a `Bytes`, 32 bytes, plus the
+/// tag: 40 bytes in all).
+pub const INLINE: usize = 38;
 
 #[derive(Clone)]
 enum Repr {
@@ -32,7 +34,10 @@ enum Repr {
 fn copy_short(dst: &mut [u8; INLINE], src: &[u8]) {
     let n = src.len();
     debug_assert!(n <= INLINE);
-    if n >= 16 {
+    if n >= 32 {
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..n].copy_from_slice(&src[n - 32..]);
+    } else if n >= 16 {
         dst[..16].copy_from_slice(&src[..16]);
         dst[n - 16..n].copy_from_slice(&src[n - 16..]);
     } else if n >= 8 {
@@ -238,7 +243,7 @@ mod tests {
 
     #[test]
     fn inline_copy_every_length() {
-        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOP";
         for start in 0..4 {
             for len in 0..=INLINE {
                 let sub = &text[start..start + len];
@@ -247,6 +252,9 @@ mod tests {
             }
         }
         assert!(Str::inline(&text[..INLINE + 1]).is_none());
+        // The inline buffer takes no more room than a shared slice.
+        assert_eq!(std::mem::size_of::<Str>(), 40);
+        assert_eq!(std::mem::size_of::<crate::Value>(), 40);
     }
 
     #[test]
