@@ -1342,7 +1342,9 @@ mod tests {
 
     #[test]
     fn strings_are_zero_copy_slices() {
-        let src = Str::from(r#"{"k":"a-long-value-without-any-escapes-in-it-longer-than-inline","short":"x"}"#);
+        let src = Str::from(
+            r#"{"k":"a-long-value-without-any-escapes-in-it-longer-than-inline","short":"x"}"#,
+        );
         let v = parse_value(&src).unwrap();
         let s = v.member("k").unwrap().as_str().unwrap();
         let base = src.as_ptr() as usize;

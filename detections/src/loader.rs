@@ -1,0 +1,311 @@
+//! Reading rule files: directories, multi-document YAML, and errors that
+//! say where (file and line) and why.
+
+use std::path::{Path, PathBuf};
+
+use serde_norway::Value as Y;
+
+use crate::modifiers::Placeholders;
+use crate::rule::{Problem, Rule, rule_from_yaml};
+
+/// Rule files larger than this are refused unread (hostile input).
+pub const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
+/// Directory nesting followed at most.
+const MAX_DIR_DEPTH: usize = 32;
+
+/// Why a rule document was not loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Could not read the file.
+    Io,
+    /// Not valid YAML.
+    Yaml,
+    /// Valid YAML, not a valid Sigma document.
+    Invalid,
+    /// Uses `expand` placeholders with no configured values.
+    Placeholder,
+    /// A valid document of a kind this engine does not run.
+    Unsupported,
+}
+
+/// A rule document that was not loaded: where, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}:{line}: {message}", path.display())]
+pub struct RuleError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// Where a rule came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub path: PathBuf,
+    /// 1-based line of the document's first line.
+    pub line: usize,
+}
+
+/// A loaded rule with its origin.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub rule: Rule,
+    pub origin: Origin,
+}
+
+/// The outcome of loading rule files.
+#[derive(Debug, Default)]
+pub struct Loading {
+    pub rules: Vec<Loaded>,
+    pub errors: Vec<RuleError>,
+    /// Files read.
+    pub files: usize,
+}
+
+/// Reads rule files with a placeholder configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Loader {
+    pub placeholders: Placeholders,
+}
+
+impl Loader {
+    pub fn new(placeholders: Placeholders) -> Loader {
+        Loader { placeholders }
+    }
+
+    /// Loads every `.yml`/`.yaml` file under each path (files are read
+    /// whatever their extension), in path order.
+    pub fn load_paths(&self, paths: &[PathBuf]) -> Loading {
+        let mut out = Loading::default();
+        let mut files = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                if let Err(e) = collect(p, 0, &mut files) {
+                    out.errors.push(RuleError {
+                        path: p.clone(),
+                        line: 0,
+                        kind: ErrorKind::Io,
+                        message: format!("cannot read the directory: {e}"),
+                    });
+                }
+            } else {
+                files.push(p.clone());
+            }
+        }
+        for f in files {
+            out.files += 1;
+            match read_limited(&f) {
+                Ok(text) => self.load_text(&text, &f, &mut out),
+                Err(message) => out.errors.push(RuleError {
+                    path: f.clone(),
+                    line: 0,
+                    kind: ErrorKind::Io,
+                    message,
+                }),
+            }
+        }
+        check_duplicate_ids(&mut out);
+        out
+    }
+
+    /// Loads the documents of one file's text.
+    pub fn load_text(&self, text: &str, path: &Path, out: &mut Loading) {
+        for (start, chunk) in documents(text) {
+            if chunk.trim().is_empty()
+                || chunk
+                    .lines()
+                    .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+            {
+                continue;
+            }
+            let doc: Y = match serde_norway::from_str(chunk) {
+                Ok(d) => d,
+                Err(e) => {
+                    let line = e.location().map_or(start, |l| start + l.line() - 1);
+                    out.errors.push(RuleError {
+                        path: path.to_path_buf(),
+                        line,
+                        kind: ErrorKind::Yaml,
+                        message: format!("not valid YAML: {}", strip_location(&e.to_string())),
+                    });
+                    continue;
+                }
+            };
+            if !doc.is_mapping() {
+                out.errors.push(RuleError {
+                    path: path.to_path_buf(),
+                    line: start,
+                    kind: ErrorKind::Invalid,
+                    message: "a Sigma document must be a YAML map".into(),
+                });
+                continue;
+            }
+            let fail = |p: Problem, kind: ErrorKind| RuleError {
+                path: path.to_path_buf(),
+                line: p
+                    .near
+                    .as_deref()
+                    .and_then(|n| find_line(chunk, n))
+                    .map_or(start, |l| start + l),
+                kind,
+                message: p.message,
+            };
+            if doc.get("correlation").is_some() {
+                out.errors.push(fail(
+                    Problem {
+                        message: "correlation rules are not supported yet".into(),
+                        near: Some("correlation".into()),
+                    },
+                    ErrorKind::Unsupported,
+                ));
+                continue;
+            }
+            if doc.get("filter").is_some() {
+                out.errors.push(fail(
+                    Problem {
+                        message: "filter documents are not supported yet".into(),
+                        near: Some("filter".into()),
+                    },
+                    ErrorKind::Unsupported,
+                ));
+                continue;
+            }
+            if let Some(action) = doc.get("action").and_then(Y::as_str) {
+                out.errors.push(fail(
+                    Problem {
+                        message: format!(
+                            "`action: {action}` rule collections are Sigma 1; write one document per rule"
+                        ),
+                        near: Some("action".into()),
+                    },
+                    ErrorKind::Unsupported,
+                ));
+                continue;
+            }
+            match rule_from_yaml(&doc, &self.placeholders) {
+                Ok(rule) => out.rules.push(Loaded {
+                    rule,
+                    origin: Origin {
+                        path: path.to_path_buf(),
+                        line: start,
+                    },
+                }),
+                Err(p) => {
+                    let kind = if p.message.contains("has no configured values") {
+                        ErrorKind::Placeholder
+                    } else {
+                        ErrorKind::Invalid
+                    };
+                    out.errors.push(fail(p, kind));
+                }
+            }
+        }
+    }
+}
+
+fn check_duplicate_ids(out: &mut Loading) {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut dup = Vec::new();
+    for (i, l) in out.rules.iter().enumerate() {
+        if let Some(id) = &l.rule.id {
+            if let Some(&first) = seen.get(id) {
+                dup.push((i, first));
+            } else {
+                seen.insert(id.clone(), i);
+            }
+        }
+    }
+    for &(i, first) in dup.iter().rev() {
+        let l = out.rules.remove(i);
+        let f = &out.rules[first].origin;
+        out.errors.push(RuleError {
+            path: l.origin.path.clone(),
+            line: l.origin.line,
+            kind: ErrorKind::Invalid,
+            message: format!(
+                "id {} is already used by the rule at {}:{}",
+                l.rule.id.as_deref().unwrap_or(""),
+                f.path.display(),
+                f.line
+            ),
+        });
+    }
+}
+
+fn read_limited(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.len() > MAX_RULE_FILE_BYTES {
+        return Err(format!(
+            "the file is {} bytes, over the limit of {MAX_RULE_FILE_BYTES} bytes for a rule file",
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if depth > MAX_DIR_DEPTH {
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            if !e.file_name().to_string_lossy().starts_with('.') {
+                collect(&p, depth + 1, out)?;
+            }
+        } else if ft.is_file()
+            && matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Splits a multi-document YAML text at `---` lines: (1-based first line
+/// of the document, its text).
+fn documents(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start_byte = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") || t == "..." {
+            out.push((start_line, &text[start_byte..offset]));
+            start_byte = offset + line.len();
+            start_line = i + 2;
+        }
+        offset += line.len();
+    }
+    out.push((start_line, &text[start_byte..]));
+    out
+}
+
+/// 0-based line (within `chunk`) of the first line naming `key` as a key.
+fn find_line(chunk: &str, key: &str) -> Option<usize> {
+    let plain = chunk.lines().position(|l| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t.starts_with(key) && t[key.len()..].trim_start().starts_with(':')
+            || t.starts_with(&format!("'{key}'"))
+            || t.starts_with(&format!("\"{key}\""))
+    });
+    plain.or_else(|| chunk.lines().position(|l| l.contains(key)))
+}
+
+fn strip_location(msg: &str) -> String {
+    // serde_norway appends " at line X column Y"; the line is reported apart.
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}

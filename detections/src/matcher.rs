@@ -1,0 +1,336 @@
+//! Compiled detection items and how they are evaluated against an event.
+
+use std::net::IpAddr;
+
+use regex::Regex;
+use schema::{Event, FieldId, Timestamp, Value};
+
+use crate::pattern::StrMatcher;
+
+/// A field a rule reads: a registered ECS field (compared by id) or any
+/// other dotted path (walked through the event's trees).
+#[derive(Debug, Clone)]
+pub struct FieldRef {
+    pub name: String,
+    id: Option<FieldId>,
+}
+
+impl FieldRef {
+    pub fn new(name: &str) -> FieldRef {
+        FieldRef {
+            name: name.to_string(),
+            id: FieldId::lookup(name),
+        }
+    }
+
+    /// Calls `f` with each value of the field (array items one by one);
+    /// `f` returns true to stop.
+    pub fn visit<'e>(&self, ev: &'e Event, f: &mut dyn FnMut(&'e Value) -> bool) {
+        if let Some(id) = self.id
+            && let Some(v) = ev.get_id(id)
+        {
+            visit_leaves(v, f);
+            return;
+        }
+        let mut done = false;
+        ev.for_each_value(&self.name, &mut |v| {
+            if !done {
+                done = f(v);
+            }
+        });
+    }
+
+    /// True when the event has the field (with any value, null included).
+    pub fn exists(&self, ev: &Event) -> bool {
+        let mut found = false;
+        self.visit(ev, &mut |_| {
+            found = true;
+            true
+        });
+        found
+    }
+}
+
+fn visit_leaves<'e>(v: &'e Value, f: &mut dyn FnMut(&'e Value) -> bool) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(|i| visit_leaves(i, f)),
+        Value::Json(doc) => visit_leaves(doc.tree(), f),
+        other => f(other),
+    }
+}
+
+/// Numeric comparisons (`lt`, `lte`, `gt`, `gte`, plain equality).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cmp {
+    Eq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+impl Cmp {
+    fn test(self, a: f64, b: f64) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Lt => a < b,
+            Cmp::Lte => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Gte => a >= b,
+        }
+    }
+}
+
+/// The parts of a date the time modifiers extract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimePart {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// How a field reference compares (`fieldref` with `startswith`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Equal,
+    Prefix,
+    Suffix,
+    Contains,
+}
+
+/// One value of a detection item, compiled.
+#[derive(Debug, Clone)]
+pub enum ValueMatcher {
+    Str(StrMatcher),
+    Num(Cmp, f64),
+    Bool(bool),
+    /// `null`: the field is absent or null.
+    Null,
+    Regex(Regex),
+    Cidr(ipnet::IpNet),
+    TimePart(TimePart, Cmp, f64),
+    FieldRef {
+        other: FieldRef,
+        kind: RefKind,
+        cased: bool,
+    },
+}
+
+/// The text form of a scalar value, as it is matched against strings.
+fn text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    v.to_text()
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Str(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl ValueMatcher {
+    /// Matches one non-null value.
+    fn matches(&self, v: &Value, ev: &Event) -> bool {
+        match self {
+            ValueMatcher::Str(m) => text(v).is_some_and(|t| m.matches(&t)),
+            ValueMatcher::Num(cmp, x) => number(v).is_some_and(|n| cmp.test(n, *x)),
+            ValueMatcher::Bool(b) => match v {
+                Value::Bool(x) => x == b,
+                Value::Str(s) => s.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+                _ => false,
+            },
+            ValueMatcher::Null => false,
+            ValueMatcher::Regex(re) => text(v).is_some_and(|t| re.is_match(&t)),
+            ValueMatcher::Cidr(net) => {
+                let ip: Option<IpAddr> = match v {
+                    Value::Ip(ip) => Some(*ip),
+                    Value::Str(s) => s.trim().parse().ok(),
+                    _ => None,
+                };
+                ip.is_some_and(|ip| net.contains(&ip))
+            }
+            ValueMatcher::TimePart(part, cmp, x) => {
+                let t = match v {
+                    Value::Time(t) => Some(*t),
+                    Value::Str(s) => Timestamp::parse_rfc3339(s),
+                    _ => None,
+                };
+                t.and_then(|t| time_part(t, *part))
+                    .is_some_and(|n| cmp.test(n as f64, *x))
+            }
+            ValueMatcher::FieldRef { other, kind, cased } => {
+                let Some(mine) = text(v) else { return false };
+                let mut hit = false;
+                other.visit(ev, &mut |o| {
+                    if let Some(theirs) = text(o) {
+                        let (a, b) = if *cased {
+                            (mine.clone(), theirs)
+                        } else {
+                            (
+                                std::borrow::Cow::Owned(crate::pattern::fold(&mine).into_owned()),
+                                std::borrow::Cow::Owned(crate::pattern::fold(&theirs).into_owned()),
+                            )
+                        };
+                        hit = match kind {
+                            RefKind::Equal => a == b,
+                            RefKind::Prefix => a.starts_with(&*b),
+                            RefKind::Suffix => a.ends_with(&*b),
+                            RefKind::Contains => a.contains(&*b),
+                        };
+                    }
+                    hit
+                });
+                hit
+            }
+        }
+    }
+}
+
+fn time_part(t: Timestamp, part: TimePart) -> Option<i64> {
+    use chrono::{Datelike, Timelike};
+    let secs = t.0.div_euclid(1_000_000_000) as i64;
+    let dt = chrono::DateTime::from_timestamp(secs, 0)?;
+    Some(match part {
+        TimePart::Minute => dt.minute() as i64,
+        TimePart::Hour => dt.hour() as i64,
+        TimePart::Day => dt.day() as i64,
+        TimePart::Week => dt.iso_week().week() as i64,
+        TimePart::Month => dt.month() as i64,
+        TimePart::Year => dt.year() as i64,
+    })
+}
+
+/// How the values of one detection item combine.
+#[derive(Debug, Clone)]
+pub enum Combine {
+    /// Any value matches (a list is OR).
+    Any,
+    /// Every value matches (`all`).
+    All,
+    /// No value matches, and the field has a value (`neq`).
+    None,
+}
+
+/// `field|modifiers: values`, compiled.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub field: FieldRef,
+    pub kind: ItemKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ItemKind {
+    Exists(bool),
+    Values(Combine, Vec<ValueMatcher>),
+}
+
+impl Item {
+    pub fn matches(&self, ev: &Event) -> bool {
+        match &self.kind {
+            ItemKind::Exists(want) => self.field.exists(ev) == *want,
+            ItemKind::Values(combine, ms) => match combine {
+                Combine::Any => ms.iter().any(|m| self.one(m, ev)),
+                Combine::All => ms.iter().all(|m| self.one(m, ev)),
+                Combine::None => {
+                    let mut has_value = false;
+                    let mut hit = false;
+                    self.field.visit(ev, &mut |v| {
+                        if matches!(v, Value::Null) {
+                            return false;
+                        }
+                        has_value = true;
+                        hit = ms.iter().any(|m| m.matches(v, ev));
+                        hit
+                    });
+                    has_value && !hit
+                }
+            },
+        }
+    }
+
+    fn one(&self, m: &ValueMatcher, ev: &Event) -> bool {
+        if let ValueMatcher::Null = m {
+            let mut any = false;
+            let mut null = false;
+            self.field.visit(ev, &mut |v| {
+                any = true;
+                null = matches!(v, Value::Null);
+                null
+            });
+            return !any || null;
+        }
+        let mut hit = false;
+        self.field.visit(ev, &mut |v| {
+            hit = !matches!(v, Value::Null) && m.matches(v, ev);
+            hit
+        });
+        hit
+    }
+}
+
+/// Keyword searches: values looked for in every field of the event.
+#[derive(Debug, Clone)]
+pub struct Keywords {
+    pub all: bool,
+    pub values: Vec<ValueMatcher>,
+}
+
+impl Keywords {
+    pub fn matches(&self, ev: &Event) -> bool {
+        let one = |m: &ValueMatcher| {
+            let mut hit = false;
+            for (_, v) in ev.iter() {
+                visit_all_leaves(v, &mut |leaf| {
+                    hit = !matches!(leaf, Value::Null) && m.matches(leaf, ev);
+                    hit
+                });
+                if hit {
+                    break;
+                }
+            }
+            hit
+        };
+        if self.all {
+            self.values.iter().all(one)
+        } else {
+            self.values.iter().any(one)
+        }
+    }
+}
+
+fn visit_all_leaves<'e>(v: &'e Value, f: &mut dyn FnMut(&'e Value) -> bool) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(|i| visit_all_leaves(i, f)),
+        Value::Object(members) => members.iter().any(|(_, c)| visit_all_leaves(c, f)),
+        Value::Json(doc) => visit_all_leaves(doc.tree(), f),
+        other => f(other),
+    }
+}
+
+/// A search identifier's definition.
+#[derive(Debug, Clone)]
+pub enum Search {
+    /// A map: every item matches.
+    And(Vec<Item>),
+    /// A list: any element matches.
+    Or(Vec<Search>),
+    /// A map mixing fields and keyword keys (`'|all': [...]`): all hold.
+    All(Vec<Search>),
+    Keywords(Keywords),
+}
+
+impl Search {
+    pub fn matches(&self, ev: &Event) -> bool {
+        match self {
+            Search::And(items) => items.iter().all(|i| i.matches(ev)),
+            Search::Or(list) => list.iter().any(|s| s.matches(ev)),
+            Search::All(list) => list.iter().all(|s| s.matches(ev)),
+            Search::Keywords(k) => k.matches(ev),
+        }
+    }
+}
