@@ -29,9 +29,12 @@ enum Val {
     Null,
 }
 
-/// Limits that keep hostile rules bounded.
-pub const MAX_EXPANSION: usize = 4096;
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Limits that keep hostile rules bounded: values per detection item
+/// after expansion (SigmaHQ's vulnerable-driver rule lists about 5,000
+/// hashes), and the compiled size of one regex (the default of the
+/// `regex` crate; SigmaHQ's largest needs more than 1 MiB).
+pub const MAX_EXPANSION: usize = 65_536;
+pub const REGEX_SIZE_LIMIT: usize = 10 << 20;
 
 const KNOWN: &[&str] = &[
     "contains",
