@@ -14,6 +14,7 @@
 
 mod formats_cmd;
 mod normalize_cmd;
+mod rules_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,70 @@ enum Command {
     Normalize(NormalizeArgs),
     /// List the formats mlsoc reads, with a sample line of each.
     Formats(FormatsArgs),
+    /// Work with Sigma rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Evaluate Sigma rules over JSON events exactly as given (no normalization, no field mapping,
+    /// no logsource routing): one NDJSON line per match with the rule and the input line number.
+    #[command(after_help = EVAL_EXIT_CODES)]
+    Eval(EvalArgs),
+}
+
+const EVAL_EXIT_CODES: &str = "Exit codes:
+  0  success (lines that are not JSON objects are reported on stderr and skipped)
+  2  usage error (unknown flag, missing rules path, bad placeholder file)
+  3  the events could not be read
+  4  the matches could not be written";
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files: every error with file:line and a reason.
+    #[command(
+        after_help = "Exit codes:\n  0  every rule loaded\n  1  at least one rule has an error (listed on stdout)\n  2  usage error"
+    )]
+    Check(RulesCheckArgs),
+}
+
+/// Where rules come from, and the values of their placeholders.
+#[derive(Args, Clone)]
+pub struct RuleArgs {
+    /// Rule files or directories (searched recursively for .yml/.yaml); may be repeated.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub rules: Vec<PathBuf>,
+    /// YAML map of placeholder names to value lists, for the `expand` modifier.
+    #[arg(long = "placeholders", value_name = "FILE")]
+    pub placeholders_file: Option<PathBuf>,
+    /// One placeholder's values: NAME=VALUE[,VALUE...]; may be repeated.
+    #[arg(long, value_name = "NAME=VALUES")]
+    pub placeholder: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PlaceholderArgs {
+    /// YAML map of placeholder names to value lists, for the `expand` modifier.
+    #[arg(long = "placeholders", value_name = "FILE")]
+    pub placeholders_file: Option<PathBuf>,
+    /// One placeholder's values: NAME=VALUE[,VALUE...]; may be repeated.
+    #[arg(long, value_name = "NAME=VALUES")]
+    pub placeholder: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RulesCheckArgs {
+    /// Rule files or directories.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub rules: PlaceholderArgs,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// NDJSON events; `-` or nothing reads stdin.
+    #[arg(value_name = "EVENTS")]
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -141,6 +206,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Normalize(args) => normalize_cmd::run(args),
         Command::Formats(args) => formats_cmd::run(args),
+        Command::Rules(RulesCommand::Check(args)) => rules_cmd::check(args),
+        Command::Eval(args) => rules_cmd::eval(args),
     };
     match result {
         Ok(code) => code,

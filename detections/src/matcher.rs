@@ -193,7 +193,7 @@ impl ValueMatcher {
 
 fn time_part(t: Timestamp, part: TimePart) -> Option<i64> {
     use chrono::{Datelike, Timelike};
-    let secs = t.0.div_euclid(1_000_000_000) as i64;
+    let secs = t.0.div_euclid(1_000_000_000);
     let dt = chrono::DateTime::from_timestamp(secs, 0)?;
     Some(match part {
         TimePart::Minute => dt.minute() as i64,

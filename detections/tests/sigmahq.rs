@@ -64,7 +64,7 @@ fn every_sigmahq_rule_loads_or_is_refused_for_its_placeholders() {
 fn placeholder_rules_load_once_values_are_configured() {
     let root = corpus();
     let refused: Vec<PathBuf> = Loader::default()
-        .load_paths(&[root.clone()])
+        .load_paths(std::slice::from_ref(&root))
         .errors
         .into_iter()
         .filter(|e| e.kind == ErrorKind::Placeholder)

@@ -1,0 +1,160 @@
+//! `mlsoc rules check` and `mlsoc eval`: Sigma rules over files of JSON
+//! events, exactly as given.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use detections::{Engine, ErrorKind, Loader, Loading, Placeholders};
+
+use crate::{EvalArgs, Exit, RuleArgs, RulesCheckArgs};
+
+/// Reads the placeholder values given on the command line.
+pub fn placeholders(args: &RuleArgs) -> anyhow::Result<Placeholders> {
+    let mut out = Placeholders::new();
+    if let Some(f) = &args.placeholders_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read {}", f.display()))
+            .map_err(|e| e.context(Exit(2)))?;
+        let map: std::collections::BTreeMap<String, Vec<String>> = serde_norway::from_str(&text)
+            .map_err(|e| {
+                anyhow::Error::new(Exit(2)).context(format!(
+                    "{}: expected a map of placeholder names to lists of values: {e}",
+                    f.display()
+                ))
+            })?;
+        out.extend(map);
+    }
+    for p in &args.placeholder {
+        let Some((name, values)) = p.split_once('=') else {
+            return Err(anyhow::Error::new(Exit(2)).context(format!(
+                "--placeholder `{p}`: expected NAME=VALUE[,VALUE...]"
+            )));
+        };
+        out.entry(name.trim_matches('%').to_string())
+            .or_default()
+            .extend(values.split(',').map(str::to_string));
+    }
+    Ok(out)
+}
+
+pub fn load(args: &RuleArgs) -> anyhow::Result<Loading> {
+    let loader = Loader::new(placeholders(args)?);
+    for p in &args.rules {
+        if !p.exists() {
+            return Err(anyhow::Error::new(Exit(2))
+                .context(format!("rules path {} does not exist", p.display())));
+        }
+    }
+    Ok(loader.load_paths(&args.rules))
+}
+
+pub fn check(args: RulesCheckArgs) -> anyhow::Result<ExitCode> {
+    let loading = load(&RuleArgs {
+        rules: args.paths,
+        placeholders_file: args.rules.placeholders_file,
+        placeholder: args.rules.placeholder,
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for e in &loading.errors {
+        writeln!(out, "{e}")?;
+    }
+    let refused = loading
+        .errors
+        .iter()
+        .filter(|e| e.kind == ErrorKind::Placeholder)
+        .count();
+    eprintln!(
+        "mlsoc: {} files, {} rules loaded, {} errors ({} for placeholders without values)",
+        loading.files,
+        loading.rules.len(),
+        loading.errors.len(),
+        refused
+    );
+    Ok(if loading.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let loading = load(&args.rules)?;
+    for e in &loading.errors {
+        eprintln!("mlsoc: rule not loaded: {e}");
+    }
+    let engine = Engine::new(loading.rules);
+    let input: Box<dyn BufRead> = match args.input.as_deref() {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p == std::path::Path::new("-") => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p)
+                .with_context(|| format!("cannot read {}", p.display()))
+                .map_err(|e| e.context(Exit(3)))?,
+        )),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut events, mut bad, mut matches) = (0u64, 0u64, 0u64);
+    let mut buf = Vec::new();
+    let mut reader = input;
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .context("cannot read the events")
+            .map_err(|e| e.context(Exit(3)))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim(),
+            Err(_) => {
+                bad += 1;
+                eprintln!("mlsoc: line {line_no}: not UTF-8, skipped");
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let ev = match schema::Event::from_json(&schema::Str::from(text)) {
+            Ok(ev) => ev,
+            Err(e) => {
+                bad += 1;
+                eprintln!("mlsoc: line {line_no}: not a JSON object ({e}), skipped");
+                continue;
+            }
+        };
+        events += 1;
+        let mut io_err = None;
+        engine.eval(&ev, &mut |i| {
+            matches += 1;
+            let r = &engine.rules()[i].rule;
+            let rec = serde_json::json!({
+                "rule_id": r.id,
+                "rule_title": r.title,
+                "level": r.level.map(|l| l.as_str()),
+                "line": line_no,
+            });
+            if let Err(e) = writeln!(out, "{rec}") {
+                io_err.get_or_insert(e);
+            }
+        });
+        if let Some(e) = io_err {
+            return Err(anyhow::Error::new(e)
+                .context(Exit(4))
+                .context("cannot write matches"));
+        }
+    }
+    out.flush()
+        .map_err(|e| anyhow::Error::new(e).context(Exit(4)))?;
+    eprintln!(
+        "mlsoc: {} rules, {events} events, {matches} matches, {bad} lines skipped",
+        engine.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
