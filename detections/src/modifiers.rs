@@ -720,7 +720,7 @@ mod tests {
         ));
         let err = compile_item("f", &["re"], &[s("(")], &Placeholders::new()).unwrap_err();
         assert!(err.contains("invalid regex"), "{err}");
-        let huge = format!("(a{{1000}}){{1000}}");
+        let huge = "(a{1000}){1000}".to_string();
         assert!(
             compile_item("f", &["re"], &[s(&huge)], &Placeholders::new()).is_err(),
             "size limit"
