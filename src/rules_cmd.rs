@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use detections::{Engine, ErrorKind, Loader, Loading, Placeholders};
+use detections::{Engine, ErrorKind, Hit, Limits, Loader, Loading, Placeholders};
 
 use crate::{EvalArgs, Exit, RuleArgs, RulesCheckArgs};
 
@@ -55,24 +55,30 @@ pub fn check(args: RulesCheckArgs) -> anyhow::Result<ExitCode> {
         placeholders_file: args.rules.placeholders_file,
         placeholder: args.rules.placeholder,
     })?;
+    let files = loading.files;
+    let (rules, correlations, filters) = (
+        loading.rules.len(),
+        loading.correlations.len(),
+        loading.filters.len(),
+    );
+    let mut errors = loading.errors.clone();
+    // Filters and correlations must name loaded rules.
+    let (_, unresolved) = Engine::build(loading);
+    errors.extend(unresolved);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for e in &loading.errors {
+    for e in &errors {
         writeln!(out, "{e}")?;
     }
-    let refused = loading
-        .errors
+    let refused = errors
         .iter()
         .filter(|e| e.kind == ErrorKind::Placeholder)
         .count();
     eprintln!(
-        "mlsoc: {} files, {} rules loaded, {} errors ({} for placeholders without values)",
-        loading.files,
-        loading.rules.len(),
-        loading.errors.len(),
-        refused
+        "mlsoc: {files} files, {rules} rules, {correlations} correlations and {filters} filters loaded, {} errors ({refused} for placeholders without values)",
+        errors.len(),
     );
-    Ok(if loading.errors.is_empty() {
+    Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -84,7 +90,12 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     for e in &loading.errors {
         eprintln!("mlsoc: rule not loaded: {e}");
     }
-    let engine = Engine::new(loading.rules);
+    let (engine, unresolved) = Engine::build(loading);
+    for e in &unresolved {
+        eprintln!("mlsoc: rule not loaded: {e}");
+    }
+    let mut session = engine.session(Limits::default());
+    let mut hits = Vec::new();
     let input: Box<dyn BufRead> = match args.input.as_deref() {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p == std::path::Path::new("-") => Box::new(std::io::stdin().lock()),
@@ -130,24 +141,39 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
         };
         events += 1;
-        let mut io_err = None;
-        engine.eval(&ev, &mut |i| {
+        hits.clear();
+        session.process(&engine, &ev, line_no, &mut hits);
+        for h in &hits {
             matches += 1;
-            let r = &engine.rules()[i].rule;
-            let rec = serde_json::json!({
-                "rule_id": r.id,
-                "rule_title": r.title,
-                "level": r.level.map(|l| l.as_str()),
-                "line": line_no,
-            });
-            if let Err(e) = writeln!(out, "{rec}") {
-                io_err.get_or_insert(e);
-            }
-        });
-        if let Some(e) = io_err {
-            return Err(anyhow::Error::new(e)
-                .context(Exit(4))
-                .context("cannot write matches"));
+            let rec = match h {
+                Hit::Rule(i) => {
+                    let r = &engine.rules()[*i].rule;
+                    serde_json::json!({
+                        "rule_id": r.id,
+                        "rule_title": r.title,
+                        "level": r.level.map(|l| l.as_str()),
+                        "line": line_no,
+                    })
+                }
+                Hit::Correlation(m) => {
+                    let c = engine.correlation(m.correlation);
+                    serde_json::json!({
+                        "rule_id": c.id,
+                        "rule_title": c.title,
+                        "level": c.level.map(|l| l.as_str()),
+                        "correlation": c.kind.as_str(),
+                        "group": m.group.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                        "value": m.value,
+                        "line": line_no,
+                        "lines": m.lines,
+                    })
+                }
+            };
+            writeln!(out, "{rec}").map_err(|e| {
+                anyhow::Error::new(e)
+                    .context(Exit(4))
+                    .context("cannot write matches")
+            })?;
         }
     }
     out.flush()

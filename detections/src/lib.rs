@@ -2,34 +2,307 @@
 //!
 //! Reads rules as the Sigma community writes them (specification 2.1.0:
 //! rule documents, every value modifier, the full condition grammar,
-//! multi-document files), compiles each detection into matchers over
-//! [`schema::Event`] fields, and evaluates them event by event without
-//! copying field values.
+//! correlation rules, meta filters, multi-document files), compiles each
+//! detection into matchers over [`schema::Event`] fields, and evaluates
+//! them event by event without copying field values. Correlations keep a
+//! bounded, expiring state per group ([`Session`]).
 
 pub mod condition;
+pub mod correlation;
+pub mod filter;
 pub mod loader;
 pub mod matcher;
 pub mod modifiers;
 pub mod pattern;
 pub mod rule;
 
-pub use loader::{ErrorKind, Loaded, Loader, Loading, Origin, RuleError};
+use std::collections::HashMap;
+
+pub use correlation::{Limits, Match as CorrelationMatch, Stats as CorrelationStats};
+pub use loader::{
+    ErrorKind, Loaded, LoadedCorrelation, LoadedFilter, Loader, Loading, Origin, RuleError,
+};
 pub use modifiers::Placeholders;
 pub use rule::{Level, LogSource, Rule};
 
-/// A set of loaded rules, evaluated together.
+use correlation::{Compiled, Input, InputFields};
+use matcher::FieldRef;
+
+/// Rules, filters and correlations, resolved against each other.
 #[derive(Debug, Default)]
 pub struct Engine {
     rules: Vec<Loaded>,
+    /// Whether a rule's matches are reported on their own (false when the
+    /// rule only feeds correlations that do not `generate` it).
+    standalone: Vec<bool>,
+    correlations: Vec<(Compiled, Origin)>,
+    corr_standalone: Vec<bool>,
+    /// For each rule: the correlations it feeds (correlation, input position).
+    rule_consumers: Vec<Vec<(usize, usize)>>,
+    /// For each correlation: the correlations it feeds.
+    corr_consumers: Vec<Vec<(usize, usize)>>,
+    spans: Vec<i64>,
+}
+
+/// One thing the engine found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hit {
+    /// A detection rule matched the event (index into [`Engine::rules`]).
+    Rule(usize),
+    /// A correlation rule's condition was met.
+    Correlation(CorrelationMatch),
 }
 
 impl Engine {
+    /// Rules only (no filters, no correlations).
     pub fn new(rules: Vec<Loaded>) -> Engine {
-        Engine { rules }
+        let n = rules.len();
+        Engine {
+            rules,
+            standalone: vec![true; n],
+            rule_consumers: vec![Vec::new(); n],
+            ..Engine::default()
+        }
+    }
+
+    /// Applies filters to the rules they name and resolves correlations.
+    /// Documents that cannot be resolved are left out and reported.
+    pub fn build(loading: Loading) -> (Engine, Vec<RuleError>) {
+        let Loading {
+            mut rules,
+            correlations,
+            filters,
+            ..
+        } = loading;
+        let mut errors = Vec::new();
+        let err = |o: &Origin, message: String| RuleError {
+            path: o.path.clone(),
+            line: o.line,
+            kind: ErrorKind::Invalid,
+            message,
+        };
+        // Rules by id and by name.
+        let mut rule_ref: HashMap<String, usize> = HashMap::new();
+        for (i, l) in rules.iter().enumerate() {
+            if let Some(id) = &l.rule.id {
+                rule_ref.insert(id.clone(), i);
+            }
+            if let Some(name) = &l.rule.name {
+                rule_ref.entry(name.clone()).or_insert(i);
+            }
+        }
+        for f in &filters {
+            for r in &f.filter.rules {
+                match rule_ref.get(r) {
+                    Some(&i) => rules[i]
+                        .rule
+                        .detection
+                        .filters
+                        .push(f.filter.detection.clone()),
+                    None => errors.push(err(
+                        &f.origin,
+                        format!(
+                            "filter `{}`: no loaded rule has the id or name `{r}`",
+                            f.filter.title
+                        ),
+                    )),
+                }
+            }
+        }
+        let mut corr_ref: HashMap<String, usize> = HashMap::new();
+        for (i, c) in correlations.iter().enumerate() {
+            if let Some(id) = &c.correlation.id {
+                corr_ref.insert(id.clone(), i);
+            }
+            if let Some(name) = &c.correlation.name {
+                corr_ref.entry(name.clone()).or_insert(i);
+            }
+        }
+        // Resolve inputs; a correlation with an unknown input is dropped.
+        let mut resolved: Vec<Option<Vec<Input>>> = Vec::with_capacity(correlations.len());
+        for c in &correlations {
+            let mut inputs = Vec::new();
+            let mut ok = true;
+            for r in &c.correlation.rules {
+                match (rule_ref.get(r), corr_ref.get(r)) {
+                    (Some(&i), _) => inputs.push(Input::Rule(i)),
+                    (None, Some(&j)) => inputs.push(Input::Correlation(j)),
+                    (None, None) => {
+                        errors.push(err(
+                            &c.origin,
+                            format!(
+                                "correlation `{}`: no loaded rule or correlation has the id or name `{r}`",
+                                c.correlation.title
+                            ),
+                        ));
+                        ok = false;
+                    }
+                }
+            }
+            resolved.push(ok.then_some(inputs));
+        }
+        // Cycles among correlations are refused.
+        for start in 0..correlations.len() {
+            if resolved[start].is_some()
+                && reaches(
+                    start,
+                    start,
+                    &resolved,
+                    &mut vec![false; correlations.len()],
+                )
+            {
+                errors.push(err(
+                    &correlations[start].origin,
+                    format!(
+                        "correlation `{}` refers to itself through its inputs",
+                        correlations[start].correlation.title
+                    ),
+                ));
+                resolved[start] = None;
+            }
+        }
+        // Keep the resolvable ones; renumber.
+        let mut new_index = vec![None; correlations.len()];
+        let mut kept = Vec::new();
+        for (i, c) in correlations.into_iter().enumerate() {
+            if resolved[i].is_some() {
+                new_index[i] = Some(kept.len());
+                kept.push((i, c));
+            }
+        }
+        let mut compiled: Vec<(Compiled, Origin)> = Vec::new();
+        for (old, c) in kept {
+            let mut inputs = Vec::new();
+            let mut ok = true;
+            for inp in resolved[old].clone().unwrap_or_default() {
+                match inp {
+                    Input::Rule(i) => inputs.push(Input::Rule(i)),
+                    Input::Correlation(j) => match new_index[j] {
+                        Some(nj) => inputs.push(Input::Correlation(nj)),
+                        None => ok = false,
+                    },
+                }
+            }
+            if !ok {
+                errors.push(err(
+                    &c.origin,
+                    format!(
+                        "correlation `{}`: an input correlation could not be loaded",
+                        c.correlation.title
+                    ),
+                ));
+                continue;
+            }
+            let def = c.correlation;
+            let mut fields = Vec::new();
+            for (pos, inp) in inputs.iter().enumerate() {
+                let input_names: Vec<&str> = {
+                    let mut v = vec![def.rules[pos].as_str()];
+                    if let Input::Rule(i) = inp
+                        && let Some(n) = &rules[*i].rule.name
+                    {
+                        v.push(n);
+                    }
+                    v
+                };
+                let resolve = |name: &str| -> Result<FieldRef, String> {
+                    match def.aliases.iter().find(|(a, _)| a == name) {
+                        Some((alias, per_rule)) => per_rule
+                            .iter()
+                            .find(|(r, _)| input_names.contains(&r.as_str()))
+                            .map(|(_, f)| FieldRef::new(f))
+                            .ok_or_else(|| {
+                                format!(
+                                    "alias `{alias}` names no field for input `{}`",
+                                    def.rules[pos]
+                                )
+                            }),
+                        None => Ok(FieldRef::new(name)),
+                    }
+                };
+                let group: Result<Vec<FieldRef>, String> =
+                    def.group_by.iter().map(|g| resolve(g)).collect();
+                let value = def.field.as_deref().map(resolve).transpose();
+                match (group, value) {
+                    (Ok(group), Ok(value)) => fields.push(InputFields { group, value }),
+                    (Err(e), _) | (_, Err(e)) => {
+                        errors.push(err(&c.origin, format!("correlation `{}`: {e}", def.title)));
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            compiled.push((
+                Compiled {
+                    def,
+                    inputs,
+                    fields,
+                },
+                c.origin,
+            ));
+        }
+        // A correlation dropped above may be the input of a kept one: such
+        // inputs were renumbered into `compiled` order already only when kept.
+        let n = rules.len();
+        let mut rule_consumers = vec![Vec::new(); n];
+        let mut corr_consumers = vec![Vec::new(); compiled.len()];
+        let mut standalone = vec![true; n];
+        let mut referenced = vec![false; n];
+        let mut corr_standalone = vec![true; compiled.len()];
+        let mut corr_referenced = vec![false; compiled.len()];
+        let mut generated = vec![false; n];
+        let mut corr_generated = vec![false; compiled.len()];
+        for (ci, (c, _)) in compiled.iter().enumerate() {
+            for (pos, inp) in c.inputs.iter().enumerate() {
+                match *inp {
+                    Input::Rule(i) => {
+                        rule_consumers[i].push((ci, pos));
+                        referenced[i] = true;
+                        generated[i] |= c.def.generate;
+                    }
+                    Input::Correlation(j) if j < corr_consumers.len() => {
+                        corr_consumers[j].push((ci, pos));
+                        corr_referenced[j] = true;
+                        corr_generated[j] |= c.def.generate;
+                    }
+                    Input::Correlation(_) => {}
+                }
+            }
+        }
+        for i in 0..n {
+            standalone[i] = !referenced[i] || generated[i];
+        }
+        for j in 0..compiled.len() {
+            corr_standalone[j] = !corr_referenced[j] || corr_generated[j];
+        }
+        let spans = compiled.iter().map(|(c, _)| c.def.timespan).collect();
+        (
+            Engine {
+                rules,
+                standalone,
+                correlations: compiled,
+                corr_standalone,
+                rule_consumers,
+                corr_consumers,
+                spans,
+            },
+            errors,
+        )
     }
 
     pub fn rules(&self) -> &[Loaded] {
         &self.rules
+    }
+
+    pub fn correlations(&self) -> impl Iterator<Item = (&correlation::Correlation, &Origin)> {
+        self.correlations.iter().map(|(c, o)| (&c.def, o))
+    }
+
+    pub fn correlation(&self, i: usize) -> &correlation::Correlation {
+        &self.correlations[i].0.def
     }
 
     pub fn len(&self) -> usize {
@@ -40,13 +313,124 @@ impl Engine {
         self.rules.is_empty()
     }
 
-    /// Calls `hit` with the index of every rule the event matches, in rule
-    /// order.
+    /// Calls `hit` with the index of every detection rule the event
+    /// matches, in rule order (filters applied; correlations not run).
     pub fn eval(&self, ev: &schema::Event, hit: &mut impl FnMut(usize)) {
         for (i, l) in self.rules.iter().enumerate() {
             if l.rule.detection.matches(ev) {
                 hit(i);
             }
         }
+    }
+
+    /// A fresh correlation state for a stream of events.
+    pub fn session(&self, limits: Limits) -> Session {
+        Session {
+            state: correlation::State::new(self.correlations.len(), limits),
+            last_ts: 0,
+            hits: Vec::new(),
+        }
+    }
+}
+
+fn reaches(
+    from: usize,
+    target: usize,
+    resolved: &[Option<Vec<Input>>],
+    seen: &mut Vec<bool>,
+) -> bool {
+    let Some(inputs) = &resolved[from] else {
+        return false;
+    };
+    for inp in inputs {
+        if let Input::Correlation(j) = *inp {
+            if j == target {
+                return true;
+            }
+            if !seen[j] {
+                seen[j] = true;
+                if reaches(j, target, resolved, seen) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The running state of an engine over one stream of events.
+#[derive(Debug)]
+pub struct Session {
+    state: correlation::State,
+    last_ts: i64,
+    hits: Vec<usize>,
+}
+
+impl Session {
+    /// Evaluates one event; `record` numbers it (the input line number for
+    /// `mlsoc eval`). Detection rule matches that are reported on their own
+    /// and correlation matches are appended to `out`.
+    pub fn process(
+        &mut self,
+        engine: &Engine,
+        ev: &schema::Event,
+        record: u64,
+        out: &mut Vec<Hit>,
+    ) {
+        let ts = ev.timestamp().map(|t| t.0).unwrap_or(self.last_ts);
+        self.last_ts = self.last_ts.max(ts);
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        engine.eval(ev, &mut |i| hits.push(i));
+        for &i in &hits {
+            if engine.standalone[i] {
+                out.push(Hit::Rule(i));
+            }
+            for &(ci, pos) in &engine.rule_consumers[i] {
+                self.feed(engine, ci, pos, ev, ts, &[record], out, 0);
+            }
+        }
+        self.hits = hits;
+        if !engine.correlations.is_empty() {
+            self.state.expire(&engine.spans);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn feed(
+        &mut self,
+        engine: &Engine,
+        ci: usize,
+        pos: usize,
+        ev: &schema::Event,
+        ts: i64,
+        lines: &[u64],
+        out: &mut Vec<Hit>,
+        depth: usize,
+    ) {
+        let Some(m) = self
+            .state
+            .observe(ci, &engine.correlations[ci].0, pos, ev, ts, lines)
+        else {
+            return;
+        };
+        if depth < 16 {
+            for &(parent, ppos) in &engine.corr_consumers[ci] {
+                self.feed(engine, parent, ppos, ev, ts, &m.lines, out, depth + 1);
+            }
+        }
+        if engine.corr_standalone[ci] {
+            out.push(Hit::Correlation(m));
+        }
+    }
+
+    /// Counters of evicted and expired correlation state.
+    pub fn stats(&self) -> CorrelationStats {
+        self.state.stats
+    }
+
+    /// Live correlation groups.
+    pub fn groups(&self) -> usize {
+        self.state.group_count()
     }
 }

@@ -53,10 +53,26 @@ pub struct Loaded {
     pub origin: Origin,
 }
 
+/// A loaded correlation rule with its origin.
+#[derive(Debug, Clone)]
+pub struct LoadedCorrelation {
+    pub correlation: crate::correlation::Correlation,
+    pub origin: Origin,
+}
+
+/// A loaded filter document with its origin.
+#[derive(Debug, Clone)]
+pub struct LoadedFilter {
+    pub filter: crate::filter::Filter,
+    pub origin: Origin,
+}
+
 /// The outcome of loading rule files.
 #[derive(Debug, Default)]
 pub struct Loading {
     pub rules: Vec<Loaded>,
+    pub correlations: Vec<LoadedCorrelation>,
+    pub filters: Vec<LoadedFilter>,
     pub errors: Vec<RuleError>,
     /// Files read.
     pub files: usize,
@@ -150,24 +166,32 @@ impl Loader {
                 kind,
                 message: p.message,
             };
+            let origin = Origin {
+                path: path.to_path_buf(),
+                line: start,
+            };
             if doc.get("correlation").is_some() {
-                out.errors.push(fail(
-                    Problem {
-                        message: "correlation rules are not supported yet".into(),
-                        near: Some("correlation".into()),
-                    },
-                    ErrorKind::Unsupported,
-                ));
+                match crate::correlation::correlation_from_yaml(&doc) {
+                    Ok(correlation) => out.correlations.push(LoadedCorrelation {
+                        correlation,
+                        origin,
+                    }),
+                    Err(p) => out.errors.push(fail(p, ErrorKind::Invalid)),
+                }
                 continue;
             }
             if doc.get("filter").is_some() {
-                out.errors.push(fail(
-                    Problem {
-                        message: "filter documents are not supported yet".into(),
-                        near: Some("filter".into()),
-                    },
-                    ErrorKind::Unsupported,
-                ));
+                match crate::filter::filter_from_yaml(&doc, &self.placeholders) {
+                    Ok(filter) => out.filters.push(LoadedFilter { filter, origin }),
+                    Err(p) => {
+                        let kind = if p.message.contains("has no configured values") {
+                            ErrorKind::Placeholder
+                        } else {
+                            ErrorKind::Invalid
+                        };
+                        out.errors.push(fail(p, kind));
+                    }
+                }
                 continue;
             }
             if let Some(action) = doc.get("action").and_then(Y::as_str) {
@@ -183,13 +207,7 @@ impl Loader {
                 continue;
             }
             match rule_from_yaml(&doc, &self.placeholders) {
-                Ok(rule) => out.rules.push(Loaded {
-                    rule,
-                    origin: Origin {
-                        path: path.to_path_buf(),
-                        line: start,
-                    },
-                }),
+                Ok(rule) => out.rules.push(Loaded { rule, origin }),
                 Err(p) => {
                     let kind = if p.message.contains("has no configured values") {
                         ErrorKind::Placeholder

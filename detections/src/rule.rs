@@ -75,6 +75,9 @@ pub struct Detection {
     pub searches: Vec<Search>,
     /// A list of conditions is linked with OR.
     pub conditions: Vec<Cond>,
+    /// Filters applied to this rule (filters specification): the rule
+    /// matches only if none of them does.
+    pub filters: Vec<Detection>,
 }
 
 impl Detection {
@@ -95,6 +98,7 @@ impl Detection {
             }
         };
         self.conditions.iter().any(|c| c.eval(&mut search))
+            && !self.filters.iter().any(|f| f.matches(ev))
     }
 }
 
@@ -304,6 +308,7 @@ pub fn compile_detection(det: &Y, placeholders: &Placeholders) -> Result<Detecti
         names,
         searches,
         conditions,
+        filters: Vec::new(),
     })
 }
 

@@ -1,0 +1,657 @@
+//! Correlation rules (Sigma correlation rules specification 2.x): counts,
+//! distinct values, metrics and temporal proximity of events matched by
+//! other rules, per group, in a sliding time window.
+//!
+//! Semantics this engine follows where the specification leaves a choice:
+//! - the window slides: each event looks back `timespan` from its own
+//!   `@timestamp` (events without one take the last time seen);
+//! - when a correlation matches, its group's state is cleared, so one
+//!   burst gives one match rather than one per further event;
+//! - `value_sum`, `value_avg`, `value_min`, `value_max` and `value_median`
+//!   aggregate the numeric values of `field`; `value_percentile` is the
+//!   share (0-100) of the group's events in the window whose `field` has
+//!   the value of the current event (a rarity measure: `lte: 1` is "this
+//!   value is at most 1% of what the group did");
+//! - state is bounded: at most `max_groups` groups per correlation (the
+//!   least recently updated is evicted, and counted) and `max_entries`
+//!   events per group (the oldest dropped, and counted); groups expire
+//!   when their newest event leaves the window.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_norway::Value as Y;
+
+use crate::matcher::FieldRef;
+use crate::rule::{Level, Problem};
+
+/// The correlation types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    EventCount,
+    ValueCount,
+    Temporal,
+    TemporalOrdered,
+    ValueSum,
+    ValueAvg,
+    ValueMin,
+    ValueMax,
+    ValueMedian,
+    ValuePercentile,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "event_count" => Kind::EventCount,
+            "value_count" => Kind::ValueCount,
+            "temporal" => Kind::Temporal,
+            "temporal_ordered" => Kind::TemporalOrdered,
+            "value_sum" => Kind::ValueSum,
+            "value_avg" => Kind::ValueAvg,
+            "value_min" => Kind::ValueMin,
+            "value_max" => Kind::ValueMax,
+            "value_median" => Kind::ValueMedian,
+            "value_percentile" => Kind::ValuePercentile,
+            _ => return None,
+        })
+    }
+
+    fn needs_field(self) -> bool {
+        !matches!(
+            self,
+            Kind::EventCount | Kind::Temporal | Kind::TemporalOrdered
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::EventCount => "event_count",
+            Kind::ValueCount => "value_count",
+            Kind::Temporal => "temporal",
+            Kind::TemporalOrdered => "temporal_ordered",
+            Kind::ValueSum => "value_sum",
+            Kind::ValueAvg => "value_avg",
+            Kind::ValueMin => "value_min",
+            Kind::ValueMax => "value_max",
+            Kind::ValueMedian => "value_median",
+            Kind::ValuePercentile => "value_percentile",
+        }
+    }
+}
+
+/// The `condition` map: every given bound must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bounds {
+    pub gt: Option<f64>,
+    pub gte: Option<f64>,
+    pub lt: Option<f64>,
+    pub lte: Option<f64>,
+    pub eq: Option<f64>,
+    pub neq: Option<f64>,
+}
+
+impl Bounds {
+    pub fn holds(&self, x: f64) -> bool {
+        self.gt.is_none_or(|b| x > b)
+            && self.gte.is_none_or(|b| x >= b)
+            && self.lt.is_none_or(|b| x < b)
+            && self.lte.is_none_or(|b| x <= b)
+            && self.eq.is_none_or(|b| x == b)
+            && self.neq.is_none_or(|b| x != b)
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Bounds::default()
+    }
+}
+
+/// A correlation rule as written.
+#[derive(Debug, Clone)]
+pub struct Correlation {
+    pub title: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub level: Option<Level>,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub kind: Kind,
+    /// Referenced rules or correlations, by id or name.
+    pub rules: Vec<String>,
+    pub group_by: Vec<String>,
+    /// Window length in nanoseconds.
+    pub timespan: i64,
+    pub bounds: Bounds,
+    pub field: Option<String>,
+    /// alias -> (rule name -> field)
+    pub aliases: Vec<(String, Vec<(String, String)>)>,
+    pub generate: bool,
+}
+
+/// Parses `timespan` (`30s`, `5m`, `1h`, `2d`, `1w`).
+pub fn parse_timespan(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(secs)?.checked_mul(1_000_000_000)
+}
+
+fn num(v: &Y) -> Option<f64> {
+    match v {
+        Y::Number(n) => n.as_f64(),
+        Y::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a correlation document.
+pub fn correlation_from_yaml(doc: &Y) -> Result<Correlation, Problem> {
+    let m = crate::rule::meta(doc)?;
+    let c = doc
+        .get("correlation")
+        .filter(|c| c.is_mapping())
+        .ok_or_else(|| Problem::at("`correlation` must be a map", "correlation"))?;
+    let kind_s = c
+        .get("type")
+        .and_then(Y::as_str)
+        .ok_or_else(|| Problem::at("`correlation.type` is missing", "correlation"))?;
+    let kind = Kind::parse(kind_s).ok_or_else(|| {
+        Problem::at(
+            format!(
+                "`type: {kind_s}` is not a correlation type (event_count, value_count, temporal, temporal_ordered, value_sum, value_avg, value_min, value_max, value_median, value_percentile)"
+            ),
+            "type",
+        )
+    })?;
+    let rules: Vec<String> = match c.get("rules") {
+        Some(Y::String(s)) => vec![s.clone()],
+        Some(Y::Sequence(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Problem::at("`rules` must list rule ids or names", "rules"))?,
+        _ => return Err(Problem::at("`correlation.rules` is missing", "correlation")),
+    };
+    if rules.is_empty() {
+        return Err(Problem::at("`rules` is empty", "rules"));
+    }
+    let group_by: Vec<String> = match c.get("group-by") {
+        None | Some(Y::Null) => Vec::new(),
+        Some(Y::String(s)) => vec![s.clone()],
+        Some(Y::Sequence(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Problem::at("`group-by` must list field names", "group-by"))?,
+        Some(_) => return Err(Problem::at("`group-by` must list field names", "group-by")),
+    };
+    let ts = c
+        .get("timespan")
+        .and_then(|t| match t {
+            Y::String(s) => Some(s.clone()),
+            Y::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| Problem::at("`correlation.timespan` is missing", "correlation"))?;
+    let timespan = parse_timespan(&ts).ok_or_else(|| {
+        Problem::at(
+            format!("`timespan: {ts}` is not a number followed by s, m, h, d or w"),
+            "timespan",
+        )
+    })?;
+    let mut bounds = Bounds::default();
+    let mut field = None;
+    match c.get("condition") {
+        None | Some(Y::Null) => {}
+        Some(Y::Mapping(map)) => {
+            for (k, v) in map {
+                let key = k.as_str().unwrap_or("");
+                if key == "field" {
+                    field = v.as_str().map(str::to_string);
+                    if field.is_none() {
+                        return Err(Problem::at(
+                            "`condition.field` must be a field name",
+                            "field",
+                        ));
+                    }
+                    continue;
+                }
+                let x = num(v).ok_or_else(|| {
+                    Problem::at(format!("`condition.{key}` must be a number"), "condition")
+                })?;
+                let slot = match key {
+                    "gt" => &mut bounds.gt,
+                    "gte" => &mut bounds.gte,
+                    "lt" => &mut bounds.lt,
+                    "lte" => &mut bounds.lte,
+                    "eq" => &mut bounds.eq,
+                    "neq" => &mut bounds.neq,
+                    other => {
+                        return Err(Problem::at(
+                            format!(
+                                "`condition.{other}` is not one of gt, gte, lt, lte, eq, neq, field"
+                            ),
+                            "condition",
+                        ));
+                    }
+                };
+                *slot = Some(x);
+            }
+        }
+        Some(_) => {
+            return Err(Problem::at(
+                "`correlation.condition` must be a map",
+                "condition",
+            ));
+        }
+    }
+    if bounds.is_empty() && !matches!(kind, Kind::Temporal | Kind::TemporalOrdered) {
+        return Err(Problem::at(
+            format!(
+                "a {} correlation needs a `condition` (gt, gte, lt, lte, eq or neq)",
+                kind.as_str()
+            ),
+            "correlation",
+        ));
+    }
+    if kind.needs_field() && field.is_none() {
+        return Err(Problem::at(
+            format!("a {} correlation needs `condition.field`", kind.as_str()),
+            "condition",
+        ));
+    }
+    let mut aliases = Vec::new();
+    if let Some(a) = c.get("aliases") {
+        let Y::Mapping(map) = a else {
+            return Err(Problem::at("`aliases` must be a map", "aliases"));
+        };
+        for (alias, per_rule) in map {
+            let alias = alias
+                .as_str()
+                .ok_or_else(|| Problem::at("alias names must be strings", "aliases"))?;
+            let Y::Mapping(pr) = per_rule else {
+                return Err(Problem::at(
+                    format!("alias `{alias}` must map rule names to fields"),
+                    alias,
+                ));
+            };
+            let mut fields = Vec::new();
+            for (r, f) in pr {
+                match (r.as_str(), f.as_str()) {
+                    (Some(r), Some(f)) => fields.push((r.to_string(), f.to_string())),
+                    _ => {
+                        return Err(Problem::at(
+                            format!("alias `{alias}` must map rule names to fields"),
+                            alias,
+                        ));
+                    }
+                }
+            }
+            aliases.push((alias.to_string(), fields));
+        }
+    }
+    let generate = match c.get("generate").or_else(|| doc.get("generate")) {
+        None | Some(Y::Null) => false,
+        Some(Y::Bool(b)) => *b,
+        Some(_) => return Err(Problem::at("`generate` must be true or false", "generate")),
+    };
+    Ok(Correlation {
+        title: m.title,
+        id: m.id,
+        name: m.name,
+        description: m.description,
+        level: m.level,
+        tags: m.tags,
+        references: m.references,
+        kind,
+        rules,
+        group_by,
+        timespan,
+        bounds,
+        field,
+        aliases,
+        generate,
+    })
+}
+
+/// What a correlation reads from an event matched by one of its inputs.
+#[derive(Debug, Clone)]
+pub(crate) struct InputFields {
+    /// One field per `group-by` entry (alias resolved for this input).
+    pub group: Vec<FieldRef>,
+    pub value: Option<FieldRef>,
+}
+
+/// A correlation resolved against the loaded rules.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub def: Correlation,
+    /// For each input (in `rules` order): what it is.
+    pub(crate) inputs: Vec<Input>,
+    pub(crate) fields: Vec<InputFields>,
+}
+
+/// An input of a correlation: a detection rule or another correlation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Rule(usize),
+    Correlation(usize),
+}
+
+/// One event seen by a correlation group.
+#[derive(Debug, Clone)]
+struct Entry {
+    ts: i64,
+    input: usize,
+    value: Option<String>,
+    lines: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    entries: VecDeque<Entry>,
+    last_update: u64,
+}
+
+/// A correlation match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// Index of the correlation.
+    pub correlation: usize,
+    /// The group's values, in `group-by` order.
+    pub group: Vec<(String, String)>,
+    /// The aggregate that met the condition (count, distinct count, sum...).
+    pub value: f64,
+    /// Input line numbers (or record numbers) of the events involved.
+    pub lines: Vec<u64>,
+    /// Time of the event that completed the match.
+    pub ts: i64,
+}
+
+/// Limits of the correlation state.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_groups: usize,
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_groups: 100_000,
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// Counters of the state's bounds at work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub groups_evicted: u64,
+    pub entries_dropped: u64,
+    pub groups_expired: u64,
+}
+
+/// The running state of every correlation.
+#[derive(Debug)]
+pub struct State {
+    limits: Limits,
+    groups: Vec<HashMap<Vec<String>, Group>>,
+    tick: u64,
+    pub stats: Stats,
+    last_ts: i64,
+    last_sweep: i64,
+}
+
+impl State {
+    pub fn new(n: usize, limits: Limits) -> State {
+        State {
+            limits,
+            groups: (0..n).map(|_| HashMap::new()).collect(),
+            tick: 0,
+            stats: Stats::default(),
+            last_ts: 0,
+            last_sweep: i64::MIN,
+        }
+    }
+
+    /// Number of live groups across all correlations.
+    pub fn group_count(&self) -> usize {
+        self.groups.iter().map(HashMap::len).sum()
+    }
+
+    /// Feeds the event matched by `input` of correlation `ci`; returns a
+    /// match when the correlation's condition now holds.
+    pub(crate) fn observe(
+        &mut self,
+        ci: usize,
+        corr: &Compiled,
+        input_pos: usize,
+        ev: &schema::Event,
+        ts: i64,
+        lines: &[u64],
+    ) -> Option<Match> {
+        self.tick += 1;
+        self.last_ts = self.last_ts.max(ts);
+        let f = &corr.fields[input_pos];
+        let mut key = Vec::with_capacity(f.group.len());
+        for g in &f.group {
+            // An event without a group field does not join any group.
+            key.push(first_text(g, ev)?);
+        }
+        let value = match &f.value {
+            Some(v) => Some(first_text(v, ev)?),
+            None => None,
+        };
+        let span = corr.def.timespan;
+        let limits = self.limits;
+        let groups = &mut self.groups[ci];
+        if !groups.contains_key(&key) && groups.len() >= limits.max_groups {
+            // Evict the least recently updated group.
+            if let Some(oldest) = groups
+                .iter()
+                .min_by_key(|(_, g)| g.last_update)
+                .map(|(k, _)| k.clone())
+            {
+                groups.remove(&oldest);
+                self.stats.groups_evicted += 1;
+            }
+        }
+        let group = groups.entry(key.clone()).or_default();
+        group.last_update = self.tick;
+        group.entries.push_back(Entry {
+            ts,
+            input: input_pos,
+            value,
+            lines: lines.to_vec(),
+        });
+        // Slide the window: drop what is older than `timespan` before `ts`.
+        let start = ts.saturating_sub(span);
+        while group.entries.front().is_some_and(|e| e.ts < start) {
+            group.entries.pop_front();
+        }
+        if group.entries.len() > limits.max_entries {
+            let excess = group.entries.len() - limits.max_entries;
+            group.entries.drain(..excess);
+            self.stats.entries_dropped += excess as u64;
+        }
+        let result = evaluate(corr, &group.entries);
+        let out = result.map(|(value, lines)| Match {
+            correlation: ci,
+            group: corr
+                .def
+                .group_by
+                .iter()
+                .cloned()
+                .zip(key.iter().cloned())
+                .collect(),
+            value,
+            lines,
+            ts,
+        });
+        if out.is_some() {
+            groups.remove(&key);
+        }
+        out
+    }
+
+    /// Drops the groups whose newest event has left their correlation's
+    /// window; runs at most once per second of event time. `spans` holds
+    /// each correlation's `timespan`.
+    pub(crate) fn expire(&mut self, spans: &[i64]) {
+        if self.last_ts.saturating_sub(self.last_sweep) < 1_000_000_000 {
+            return;
+        }
+        self.last_sweep = self.last_ts;
+        let now = self.last_ts;
+        for (groups, span) in self.groups.iter_mut().zip(spans) {
+            let before = groups.len();
+            let start = now.saturating_sub(*span);
+            groups.retain(|_, g| g.entries.back().is_some_and(|e| e.ts >= start));
+            self.stats.groups_expired += (before - groups.len()) as u64;
+        }
+    }
+}
+
+fn first_text(f: &FieldRef, ev: &schema::Event) -> Option<String> {
+    let mut out = None;
+    f.visit(ev, &mut |v| {
+        out = v.to_text().map(|t| t.into_owned());
+        out.is_some()
+    });
+    out
+}
+
+/// The aggregate of a group's window and the lines involved, when the
+/// condition holds.
+fn evaluate(corr: &Compiled, entries: &VecDeque<Entry>) -> Option<(f64, Vec<u64>)> {
+    let def = &corr.def;
+    let all_lines = || {
+        entries
+            .iter()
+            .flat_map(|e| e.lines.iter().copied())
+            .collect::<Vec<_>>()
+    };
+    let numbers = || {
+        entries
+            .iter()
+            .filter_map(|e| e.value.as_deref()?.trim().parse::<f64>().ok())
+    };
+    let x = match def.kind {
+        Kind::EventCount => entries.len() as f64,
+        Kind::ValueCount => {
+            let mut seen: Vec<&str> = entries.iter().filter_map(|e| e.value.as_deref()).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len() as f64
+        }
+        Kind::Temporal => {
+            let mut seen = vec![false; corr.inputs.len()];
+            for e in entries {
+                seen[e.input] = true;
+            }
+            let n = seen.iter().filter(|s| **s).count();
+            if def.bounds.is_empty() {
+                if n == corr.inputs.len() {
+                    return Some((n as f64, all_lines()));
+                }
+                return None;
+            }
+            n as f64
+        }
+        Kind::TemporalOrdered => {
+            // Inputs in the order listed, each after the previous one.
+            let mut next = 0;
+            let mut lines = Vec::new();
+            for e in entries {
+                if next < corr.inputs.len() && e.input == next {
+                    lines.extend(&e.lines);
+                    next += 1;
+                }
+            }
+            if def.bounds.is_empty() {
+                return (next == corr.inputs.len()).then_some((next as f64, lines));
+            }
+            next as f64
+        }
+        Kind::ValueSum => numbers().sum(),
+        Kind::ValueAvg => {
+            let (s, n) = numbers().fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+            if n == 0 {
+                return None;
+            }
+            s / n as f64
+        }
+        Kind::ValueMin => numbers().reduce(f64::min)?,
+        Kind::ValueMax => numbers().reduce(f64::max)?,
+        Kind::ValueMedian => {
+            let mut v: Vec<f64> = numbers().collect();
+            if v.is_empty() {
+                return None;
+            }
+            v.sort_by(f64::total_cmp);
+            let m = v.len() / 2;
+            if v.len() % 2 == 1 {
+                v[m]
+            } else {
+                (v[m - 1] + v[m]) / 2.0
+            }
+        }
+        Kind::ValuePercentile => {
+            let current = entries.back()?.value.as_deref()?;
+            let same = entries
+                .iter()
+                .filter(|e| e.value.as_deref() == Some(current))
+                .count();
+            100.0 * same as f64 / entries.len() as f64
+        }
+    };
+    def.bounds.holds(x).then(|| (x, all_lines()))
+}
+
+impl Problem {
+    pub(crate) fn at(message: impl Into<String>, near: &str) -> Problem {
+        Problem {
+            message: message.into(),
+            near: Some(near.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespans() {
+        assert_eq!(parse_timespan("90m"), Some(90 * 60 * 1_000_000_000));
+        assert_eq!(parse_timespan("1d"), Some(86_400 * 1_000_000_000));
+        assert_eq!(parse_timespan("10s"), Some(10_000_000_000));
+        assert_eq!(parse_timespan("0s"), None);
+        assert_eq!(parse_timespan("1y"), None);
+        assert_eq!(parse_timespan("h"), None);
+        assert_eq!(parse_timespan(""), None);
+        assert_eq!(parse_timespan("99999999999999999d"), None);
+    }
+
+    #[test]
+    fn bounds() {
+        let b = Bounds {
+            gt: Some(100.0),
+            lte: Some(200.0),
+            ..Bounds::default()
+        };
+        assert!(!b.holds(100.0));
+        assert!(b.holds(101.0));
+        assert!(b.holds(200.0));
+        assert!(!b.holds(201.0));
+    }
+}
