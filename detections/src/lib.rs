@@ -14,6 +14,7 @@ pub mod loader;
 pub mod matcher;
 pub mod modifiers;
 pub mod pattern;
+pub mod prefilter;
 pub mod rule;
 
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ pub struct Engine {
     /// For each correlation: the correlations it feeds.
     corr_consumers: Vec<Vec<(usize, usize)>>,
     spans: Vec<i64>,
+    prefilter: prefilter::Prefilter,
 }
 
 /// One thing the engine found.
@@ -57,10 +59,12 @@ impl Engine {
     /// Rules only (no filters, no correlations).
     pub fn new(rules: Vec<Loaded>) -> Engine {
         let n = rules.len();
+        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| &l.rule.detection));
         Engine {
             rules,
             standalone: vec![true; n],
             rule_consumers: vec![Vec::new(); n],
+            prefilter,
             ..Engine::default()
         }
     }
@@ -279,8 +283,10 @@ impl Engine {
             corr_standalone[j] = !corr_referenced[j] || corr_generated[j];
         }
         let spans = compiled.iter().map(|(c, _)| c.def.timespan).collect();
+        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| &l.rule.detection));
         (
             Engine {
+                prefilter,
                 rules,
                 standalone,
                 correlations: compiled,
@@ -316,11 +322,38 @@ impl Engine {
     /// Calls `hit` with the index of every detection rule the event
     /// matches, in rule order (filters applied; correlations not run).
     pub fn eval(&self, ev: &schema::Event, hit: &mut impl FnMut(usize)) {
+        self.eval_with(ev, &mut prefilter::Scratch::default(), hit);
+    }
+
+    /// [`Engine::eval`] with reusable memory: only the rules the
+    /// prefilter lets through are evaluated.
+    pub fn eval_with(
+        &self,
+        ev: &schema::Event,
+        scratch: &mut prefilter::Scratch,
+        hit: &mut impl FnMut(usize),
+    ) {
+        self.prefilter.candidates(ev, scratch, &mut |i| {
+            if self.rules[i].rule.detection.matches(ev) {
+                hit(i);
+            }
+        });
+    }
+
+    /// Every rule evaluated on the event, without the prefilter (the
+    /// reference the prefilter is tested against).
+    pub fn eval_all(&self, ev: &schema::Event, hit: &mut impl FnMut(usize)) {
         for (i, l) in self.rules.iter().enumerate() {
             if l.rule.detection.matches(ev) {
                 hit(i);
             }
         }
+    }
+
+    /// Rules the prefilter cannot skip (evaluated on every event), and
+    /// rules in total.
+    pub fn prefilter_counts(&self) -> (usize, usize) {
+        self.prefilter.counts()
     }
 
     /// A fresh correlation state for a stream of events.
@@ -329,6 +362,7 @@ impl Engine {
             state: correlation::State::new(self.correlations.len(), limits),
             last_ts: 0,
             hits: Vec::new(),
+            scratch: prefilter::Scratch::default(),
         }
     }
 }
@@ -364,6 +398,7 @@ pub struct Session {
     state: correlation::State,
     last_ts: i64,
     hits: Vec<usize>,
+    scratch: prefilter::Scratch,
 }
 
 impl Session {
@@ -381,7 +416,7 @@ impl Session {
         self.last_ts = self.last_ts.max(ts);
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
-        engine.eval(ev, &mut |i| hits.push(i));
+        engine.eval_with(ev, &mut self.scratch, &mut |i| hits.push(i));
         for &i in &hits {
             if engine.standalone[i] {
                 out.push(Hit::Rule(i));

@@ -71,6 +71,11 @@ impl FieldId {
         BY_NAME.get(name).copied()
     }
 
+    /// The field's position in [`registry`] (for tables indexed by field).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
     pub fn def(self) -> &'static FieldDef {
         &FIELDS[self.0 as usize]
     }
