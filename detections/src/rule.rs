@@ -331,7 +331,14 @@ fn compile_search(v: &Y, placeholders: &Placeholders, depth: usize) -> Result<Se
                 };
                 let mut parts = key.split('|');
                 let field = parts.next().unwrap_or("").trim();
-                let mods: Vec<&str> = parts.collect();
+                let mut mods: Vec<&str> = parts.collect();
+                // Keywords are looked for anywhere in the event's values
+                // (rules specification, "Keywords search"), with modifiers
+                // (`'|all':`) as without: a contains match unless a
+                // modifier says how to compare.
+                if field.is_empty() && !mods.iter().any(|m| SETS_COMPARISON.contains(m)) {
+                    mods.push("contains");
+                }
                 let values = raw_values(val)
                     .map_err(|e| Problem::new(format!("`{key}`: {e}"), Some(&key)))?;
                 let (f, kind) = compile_item(field, &mods, &values, placeholders)
@@ -430,14 +437,88 @@ fn scalar(v: &Y) -> Result<RawValue, String> {
     })
 }
 
+/// Modifiers that say how a keyword value is compared.
+const SETS_COMPARISON: &[&str] = &[
+    "contains",
+    "startswith",
+    "endswith",
+    "re",
+    "cidr",
+    "exists",
+    "fieldref",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "month",
+    "year",
+];
+
 fn raw_values(v: &Y) -> Result<Vec<RawValue>, String> {
     match v {
         Y::Sequence(items) => {
             if items.is_empty() {
                 return Err("an empty list matches nothing".into());
             }
+            // Rules specification, "Special Field Values": "null cannot be
+            // part of a list of field values".
+            if items.len() > 1 && items.iter().any(Y::is_null) {
+                return Err(
+                    "`null` cannot be part of a list of values: give it a selection of its own"
+                        .into(),
+                );
+            }
             items.iter().map(scalar).collect()
         }
         other => Ok(vec![scalar(other)?]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detection(yaml: &str) -> Result<Detection, Problem> {
+        let det: Y = serde_norway::from_str(yaml).unwrap();
+        compile_detection(&det, &Placeholders::new())
+    }
+
+    fn event(json: &str) -> schema::Event {
+        schema::Event::from_json(&schema::Str::from(json)).unwrap()
+    }
+
+    // Rules specification, "Keywords search": `'|all':` keywords are
+    // looked for anywhere in the event, like a plain keyword list (the
+    // specification's example values are fragments: ' -ExternalUrl ').
+    #[test]
+    fn all_keywords_are_contains_matches() {
+        let d = detection(
+            "k:\n  '|all':\n    - 'OabVirtualDirectory'\n    - ' -ExternalUrl '\ncondition: k",
+        )
+        .unwrap();
+        assert!(d.matches(&event(
+            r#"{"m":"Set-OabVirtualDirectory -Identity x -ExternalUrl 'http://evil'"}"#
+        )));
+        assert!(!d.matches(&event(r#"{"m":"Set-OabVirtualDirectory -Identity x"}"#)));
+        // A comparison modifier keeps its own meaning.
+        let d = detection("k:\n  '|startswith':\n    - 'abc'\ncondition: k").unwrap();
+        assert!(d.matches(&event(r#"{"m":"abcdef"}"#)));
+        assert!(!d.matches(&event(r#"{"m":"xabc"}"#)));
+    }
+
+    // Rules specification, "Special Field Values": the "Invalid Example".
+    #[test]
+    fn null_in_a_value_list_is_refused() {
+        let e = detection("s:\n  FieldB:\n    - ''\n    - null\ncondition: s").unwrap_err();
+        assert!(
+            e.message.contains("`null` cannot be part of a list"),
+            "{}",
+            e.message
+        );
+        assert!(detection("s:\n  FieldB:\n    - null\ncondition: s").is_ok());
     }
 }
