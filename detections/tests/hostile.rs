@@ -167,7 +167,7 @@ fn yaml_alias_bomb() {
         let prev = format!("*l{}", i - 1);
         text.push_str(&format!(
             "  l{i}: &l{i} [{}]\n",
-            vec![prev.as_str(); 9].join(",")
+            [prev.as_str(); 9].join(",")
         ));
     }
     text.push_str("detection:\n    sel:\n        f: *l9\n    condition: sel\n");
