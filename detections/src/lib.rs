@@ -14,6 +14,7 @@ pub mod loader;
 pub mod matcher;
 pub mod modifiers;
 pub mod pattern;
+pub mod pipeline;
 pub mod prefilter;
 pub mod rule;
 
@@ -24,6 +25,7 @@ pub use loader::{
     ErrorKind, Loaded, LoadedCorrelation, LoadedFilter, Loader, Loading, Origin, RuleError,
 };
 pub use modifiers::Placeholders;
+pub use pipeline::{Pipeline, PipelineError, Route};
 pub use rule::{Level, LogSource, Rule};
 
 use correlation::{Compiled, Input, InputFields};
