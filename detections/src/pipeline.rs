@@ -1993,6 +1993,34 @@ detection:
     }
 
     #[test]
+    fn change_modifiers_on_selected_items() {
+        let d = applied(
+            "
+name: m
+transformations:
+  - type: change_modifiers
+    remove: [endswith]
+    add: [cased]
+    field_name_conditions: [{type: include_fields, fields: [name]}]
+    detection_item_conditions: [{type: match_string, pattern: '/', cond: all}]
+",
+            "
+title: t
+logsource: {product: p}
+detection:
+  sel: {name|endswith: '/nc', path|endswith: '/nc'}
+  other: {name|endswith: 'nc'}
+  condition: sel or other
+",
+        );
+        assert_eq!(
+            det(&d, "sel"),
+            doc("{name|cased: '/nc', path|endswith: '/nc'}")
+        );
+        assert_eq!(det(&d, "other"), doc("{name|endswith: 'nc'}"));
+    }
+
+    #[test]
     fn filter_documents_are_rewritten_but_not_their_rule_list() {
         let d = applied(
             "
