@@ -13,6 +13,7 @@
 //! - 4: the output could not be written
 
 mod formats_cmd;
+mod hunt_cmd;
 mod normalize_cmd;
 mod rules_cmd;
 
@@ -52,6 +53,10 @@ enum Command {
     Normalize(NormalizeArgs),
     /// List the formats mlsoc reads, with a sample line of each.
     Formats(FormatsArgs),
+    /// Normalize log files (formats detected) and run Sigma rules over them: a table of hits, or
+    /// NDJSON alerts with --json.
+    #[command(after_help = HUNT_EXIT_CODES)]
+    Hunt(HuntArgs),
     /// Work with Sigma rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -66,6 +71,28 @@ const EVAL_EXIT_CODES: &str = "Exit codes:
   2  usage error (unknown flag, missing rules path, bad placeholder file)
   3  the events could not be read
   4  the matches could not be written";
+
+const HUNT_EXIT_CODES: &str = "Exit codes:
+  0  success (with or without detections)
+  1  --fail-level was given and an alert at or above that level fired
+  2  usage or configuration error (no usable rule, unknown format, bad option)
+  3  some input could not be read; the others were processed
+  4  the output could not be written";
+
+#[derive(Args)]
+pub struct HuntArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Write one ECS alert per line (NDJSON) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with code 1 when an alert at or above this level fires (informational, low, medium,
+    /// high, critical).
+    #[arg(long, value_name = "LEVEL")]
+    pub fail_level: Option<String>,
+}
 
 #[derive(Subcommand)]
 enum RulesCommand {
@@ -125,8 +152,9 @@ pub struct FormatFiles {
     pub files: Vec<PathBuf>,
 }
 
+/// What to read and how to normalize it (shared by `normalize` and `hunt`).
 #[derive(Args)]
-pub struct NormalizeArgs {
+pub struct InputArgs {
     /// Files or directories to read (recursively; `.mlsocignore` files are honoured); `-` or nothing reads stdin.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -135,13 +163,6 @@ pub struct NormalizeArgs {
     pub format: Option<String>,
     #[command(flatten)]
     pub formats: FormatFiles,
-    /// Where to write events (NDJSON); `-` is stdout.
-    #[arg(long, short = 'o', value_name = "FILE", default_value = "-")]
-    pub output: PathBuf,
-    /// Where to write dead-letter records (NDJSON); `-` is stderr. Default: `<output>.dlq` next to
-    /// the output file, or stderr when events go to stdout.
-    #[arg(long, value_name = "FILE")]
-    pub dlq: Option<PathBuf>,
     /// Time zone of timestamps that carry none: UTC, an offset (+02:00) or an IANA name (Europe/Berlin).
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     pub timezone: String,
@@ -154,19 +175,32 @@ pub struct NormalizeArgs {
     /// Worker threads (default: one per core).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
-    /// Write a JSON summary with per-input counts to this file.
-    #[arg(long, value_name = "FILE")]
-    pub summary_json: Option<PathBuf>,
     /// Never show a progress bar (it is shown only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-    /// Exit with code 1 when any record went to the dead-letter queue.
-    #[arg(long)]
-    pub strict: bool,
     /// Pin the clock (RFC 3339): ingest time, inferred timestamps and the reference for year-less
     /// timestamps, for reproducible output.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<schema::Timestamp>,
+}
+
+#[derive(Args)]
+pub struct NormalizeArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Where to write events (NDJSON); `-` is stdout.
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+    /// Where to write dead-letter records (NDJSON); `-` is stderr. Default: `<output>.dlq` next to
+    /// the output file, or stderr when events go to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub dlq: Option<PathBuf>,
+    /// Write a JSON summary with per-input counts to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Exit with code 1 when any record went to the dead-letter queue.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 fn parse_time(s: &str) -> Result<schema::Timestamp, String> {
@@ -206,6 +240,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Normalize(args) => normalize_cmd::run(args),
         Command::Formats(args) => formats_cmd::run(args),
+        Command::Hunt(args) => hunt_cmd::run(args),
         Command::Rules(RulesCommand::Check(args)) => rules_cmd::check(args),
         Command::Eval(args) => rules_cmd::eval(args),
     };

@@ -25,7 +25,7 @@ use normalizer::{Normalizer, Options, Output, Zone};
 use schema::{DeadLetter, RawRecord, Source, Timestamp};
 use serde::Serialize;
 
-use crate::{Exit, NormalizeArgs, load_registry};
+use crate::{Exit, InputArgs, NormalizeArgs, load_registry};
 
 enum Input {
     File(PathBuf),
@@ -44,13 +44,13 @@ impl Input {
 /// Serialized output of one batch: (events NDJSON, dead letters NDJSON).
 type Serialized = (Vec<u8>, Vec<u8>);
 
-/// A batch of outputs to serialize, and where to send the bytes.
-type Job = (Vec<Output>, Sender<Serialized>);
+/// A batch of outputs to handle, and where to send the result.
+type Job<T> = (Vec<Output>, Sender<T>);
 
-enum Msg {
-    /// The batch's bytes arrive on the receiver once a serializer is done.
+enum Msg<T> {
+    /// The batch's result arrives on the receiver once a handler is done.
     Batch {
-        bytes: Receiver<Serialized>,
+        bytes: Receiver<T>,
         progress: u64,
     },
     Done(InputReport),
@@ -94,7 +94,19 @@ struct Settings {
     max_document: usize,
 }
 
-pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
+/// Inputs opened for reading, with the normalizer and the run's counters.
+pub(crate) struct Prepared {
+    norm: Normalizer,
+    inputs: Vec<Input>,
+    settings: Settings,
+    jobs: usize,
+    pub progress: ProgressBar,
+    pub summary: Summary,
+    started: Instant,
+}
+
+/// Checks the input options, builds the normalizer and lists the inputs.
+pub(crate) fn prepare(args: &InputArgs) -> anyhow::Result<Prepared> {
     let started = Instant::now();
     let reg = load_registry(&args.formats)?;
     if let Some(f) = &args.format
@@ -139,25 +151,6 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
     for e in &input_errors {
         eprintln!("mlsoc: {e}");
     }
-
-    let to_stdout = args.output.as_os_str() == "-";
-    let events_out: Box<dyn Write> = if to_stdout {
-        Box::new(io::stdout().lock())
-    } else {
-        Box::new(create(&args.output)?)
-    };
-    let dlq_path = match &args.dlq {
-        Some(p) => Some(p.clone()),
-        None if to_stdout => None,
-        None => Some(PathBuf::from(format!("{}.dlq", args.output.display()))),
-    };
-    let dlq_out: Box<dyn Write> = match &dlq_path {
-        Some(p) if p.as_os_str() != "-" => Box::new(create(p)?),
-        _ => Box::new(io::stderr()),
-    };
-    let mut events_out = BufWriter::with_capacity(1 << 20, events_out);
-    let mut dlq_out = BufWriter::with_capacity(1 << 16, dlq_out);
-
     let total: u64 = inputs
         .iter()
         .filter_map(|i| match i {
@@ -175,7 +168,6 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
-
     let settings = Settings {
         now: args.now,
         format: args.format.clone(),
@@ -186,22 +178,45 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let mut summary = Summary {
-        input_errors,
-        ..Summary::default()
-    };
-    let mut write_error: Option<io::Error> = None;
-    let n_inputs = inputs.len();
+    Ok(Prepared {
+        norm,
+        inputs,
+        settings,
+        jobs,
+        progress,
+        summary: Summary {
+            input_errors,
+            ..Summary::default()
+        },
+        started,
+    })
+}
 
+/// Normalizes every input: workers normalize inputs in parallel, a pool
+/// of threads runs `handle` on each batch of outputs (serialization,
+/// detection), and `consume` receives the results in input order, batch
+/// by batch. Stops early when `consume` fails, and returns that error.
+pub(crate) fn drive<T: Send>(
+    run: &mut Prepared,
+    handle: impl Fn(Vec<Output>) -> T + Sync,
+    mut consume: impl FnMut(T) -> io::Result<()>,
+) -> Option<io::Error> {
+    let jobs = run.jobs;
+    let inputs = std::mem::take(&mut run.inputs);
+    let n_inputs = inputs.len();
+    let mut error: Option<io::Error> = None;
+    let (norm, settings, progress, summary) =
+        (&run.norm, &run.settings, &run.progress, &mut run.summary);
+    let handle = &handle;
     std::thread::scope(|s| {
-        let (work_tx, work_rx) = bounded::<(Input, Sender<Msg>)>(jobs);
-        let (order_tx, order_rx) = bounded::<Receiver<Msg>>(jobs * 2);
-        let (ser_tx, ser_rx) = bounded::<Job>(jobs * 4);
+        let (work_tx, work_rx) = bounded::<(Input, Sender<Msg<T>>)>(jobs);
+        let (order_tx, order_rx) = bounded::<Receiver<Msg<T>>>(jobs * 2);
+        let (ser_tx, ser_rx) = bounded::<Job<T>>(jobs * 4);
         for _ in 0..jobs {
             let ser_rx = ser_rx.clone();
             s.spawn(move || {
                 while let Ok((outs, reply)) = ser_rx.recv() {
-                    let _ = reply.send(serialize(outs));
+                    let _ = reply.send(handle(outs));
                 }
             });
         }
@@ -217,7 +232,6 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
         for _ in 0..jobs {
             let work_rx = work_rx.clone();
             let ser_tx = ser_tx.clone();
-            let (norm, settings) = (&norm, &settings);
             s.spawn(move || {
                 while let Ok((input, tx)) = work_rx.recv() {
                     process(norm, settings, input, &tx, &ser_tx);
@@ -230,15 +244,11 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
             for msg in rx {
                 match msg {
                     Msg::Batch { bytes, progress: p } => {
-                        let Ok((events, dead)) = bytes.recv() else {
+                        let Ok(result) = bytes.recv() else {
                             break 'inputs;
                         };
-                        if write_error.is_none()
-                            && let Err(e) = events_out
-                                .write_all(&events)
-                                .and_then(|()| dlq_out.write_all(&dead))
-                        {
-                            write_error = Some(e);
+                        if let Err(e) = consume(result) {
+                            error = Some(e);
                             break 'inputs;
                         }
                         progress.inc(p);
@@ -264,7 +274,36 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    progress.finish_and_clear();
+    run.progress.finish_and_clear();
+    run.summary.inputs = n_inputs;
+    run.summary.seconds = run.started.elapsed().as_secs_f64();
+    error
+}
+
+pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
+    let mut prepared = prepare(&args.input)?;
+    let to_stdout = args.output.as_os_str() == "-";
+    let events_out: Box<dyn Write> = if to_stdout {
+        Box::new(io::stdout().lock())
+    } else {
+        Box::new(create(&args.output)?)
+    };
+    let dlq_path = match &args.dlq {
+        Some(p) => Some(p.clone()),
+        None if to_stdout => None,
+        None => Some(PathBuf::from(format!("{}.dlq", args.output.display()))),
+    };
+    let dlq_out: Box<dyn Write> = match &dlq_path {
+        Some(p) if p.as_os_str() != "-" => Box::new(create(p)?),
+        _ => Box::new(io::stderr()),
+    };
+    let mut events_out = BufWriter::with_capacity(1 << 20, events_out);
+    let mut dlq_out = BufWriter::with_capacity(1 << 16, dlq_out);
+    let mut write_error = drive(&mut prepared, serialize, |(events, dead)| {
+        events_out
+            .write_all(&events)
+            .and_then(|()| dlq_out.write_all(&dead))
+    });
     if write_error.is_none()
         && let Err(e) = events_out.flush().and_then(|()| dlq_out.flush())
     {
@@ -276,12 +315,11 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
         }
         return Err(anyhow::Error::new(Exit(4)).context(format!("cannot write output: {e}")));
     }
-    summary.inputs = n_inputs;
-    summary.seconds = started.elapsed().as_secs_f64();
-    eprintln!("{}", summary_line(&summary));
+    let summary = &prepared.summary;
+    eprintln!("{}", summary_line(summary));
     if let Some(p) = &args.summary_json {
         let f = create(p)?;
-        serde_json::to_writer_pretty(f, &summary)
+        serde_json::to_writer_pretty(f, summary)
             .with_context(|| format!("cannot write {}", p.display()))
             .map_err(|e| e.context(Exit(4)))?;
     }
@@ -305,7 +343,7 @@ fn create(p: &Path) -> anyhow::Result<File> {
     })
 }
 
-fn summary_line(s: &Summary) -> String {
+pub(crate) fn summary_line(s: &Summary) -> String {
     let mut datasets: Vec<(&String, &u64)> = s.by_dataset.iter().collect();
     datasets.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let per: Vec<String> = datasets.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -331,16 +369,16 @@ fn summary_line(s: &Summary) -> String {
     )
 }
 
-struct Buffers<'a> {
+struct Buffers<'a, T> {
     outs: Vec<Output>,
     report: InputReport,
     progress: u64,
-    serializers: &'a Sender<Job>,
+    serializers: &'a Sender<Job<T>>,
 }
 
 const BATCH: usize = 1024;
 
-fn serialize(outs: Vec<Output>) -> Serialized {
+pub(crate) fn serialize(outs: Vec<Output>) -> Serialized {
     let mut events = Vec::with_capacity(outs.len() * 1024);
     let mut dead = Vec::new();
     for o in outs {
@@ -358,10 +396,10 @@ fn serialize(outs: Vec<Output>) -> Serialized {
     (events, dead)
 }
 
-impl Buffers<'_> {
+impl<T> Buffers<'_, T> {
     /// Hands the buffered outputs to a serializer when there are enough of
     /// them (or when `force`); false when the writer has gone away.
-    fn send(&mut self, tx: &Sender<Msg>, force: bool) -> bool {
+    fn send(&mut self, tx: &Sender<Msg<T>>, force: bool) -> bool {
         if !force && self.outs.len() < BATCH {
             return true;
         }
@@ -387,12 +425,12 @@ impl Buffers<'_> {
     }
 }
 
-fn process(
+fn process<T>(
     norm: &Normalizer,
     settings: &Settings,
     input: Input,
-    tx: &Sender<Msg>,
-    serializers: &Sender<Job>,
+    tx: &Sender<Msg<T>>,
+    serializers: &Sender<Job<T>>,
 ) {
     let name = input.name();
     let mut b = Buffers {

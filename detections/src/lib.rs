@@ -7,6 +7,7 @@
 //! them event by event without copying field values. Correlations keep a
 //! bounded, expiring state per group ([`Session`]).
 
+pub mod alert;
 pub mod condition;
 pub mod correlation;
 pub mod filter;
@@ -428,6 +429,32 @@ impl Session {
             }
         }
         self.hits = hits;
+        if !engine.correlations.is_empty() {
+            self.state.expire(&engine.spans);
+        }
+    }
+
+    /// [`Session::process`] with the detection rule matches already known
+    /// (from [`Engine::eval_with`], run elsewhere, for instance on another
+    /// thread): only the correlations run here.
+    pub fn process_hits(
+        &mut self,
+        engine: &Engine,
+        ev: &schema::Event,
+        record: u64,
+        rule_hits: &[usize],
+        out: &mut Vec<Hit>,
+    ) {
+        let ts = ev.timestamp().map(|t| t.0).unwrap_or(self.last_ts);
+        self.last_ts = self.last_ts.max(ts);
+        for &i in rule_hits {
+            if engine.standalone[i] {
+                out.push(Hit::Rule(i));
+            }
+            for &(ci, pos) in &engine.rule_consumers[i] {
+                self.feed(engine, ci, pos, ev, ts, &[record], out, 0);
+            }
+        }
         if !engine.correlations.is_empty() {
             self.state.expire(&engine.spans);
         }

@@ -1,0 +1,191 @@
+//! Detection throughput on one core: events per second with the first
+//! 100, 1,000 and all rules of the SigmaHQ corpus (web, cloud, application
+//! and Linux rules first), on events normalized from the real and
+//! hand-written samples (MLflow access and server logs, nginx, CloudTrail,
+//! Kubernetes audit). rsigma-eval runs in the same binary on the same
+//! rules and the same events (as JSON), as a reference.
+//!
+//! Run: `cargo bench -p detections --bench engine` (criterion prints time
+//! per pass and events/s). `MLSOC_BENCH_EVENTS=2000` sets the number of
+//! events per pass (default 20,000, cycling through the samples).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use detections::{Engine, Loader};
+use normalizer::{Normalizer, Options, Output, Registry};
+use schema::{Event, RawRecord, Source, Timestamp};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Rule files, the families closest to our events first.
+fn rule_files() -> Vec<PathBuf> {
+    let root = repo().join("../shared/sigma/sigmahq");
+    let mut files = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(Result::ok)
+            .collect();
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yml") {
+                out.push(p);
+            }
+        }
+    }
+    walk(&root, &mut files);
+    let rank = |p: &Path| {
+        let s = p.to_string_lossy();
+        [
+            "/rules/web/",
+            "/rules/cloud/",
+            "/rules/application/",
+            "/rules/linux/",
+        ]
+        .iter()
+        .position(|k| s.contains(k))
+        .unwrap_or(9)
+    };
+    files.sort_by_key(|p| rank(p));
+    files
+}
+
+fn normalize(path: &Path) -> Vec<Event> {
+    let norm = Normalizer::new(Registry::builtin(), Options::default());
+    let source = Arc::new(Source {
+        kind: "file",
+        name: path.display().to_string(),
+        format: None,
+    });
+    let text = std::fs::read(path).unwrap();
+    let data = bytes::Bytes::from(text);
+    let mut stream = norm.stream(source.clone(), Some(Timestamp(1_796_000_000_000_000_000)));
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut line = 0;
+    for (i, b) in data.iter().enumerate() {
+        if *b == b'\n' {
+            line += 1;
+            stream.push(
+                RawRecord {
+                    bytes: data.slice(start..i),
+                    source: source.clone(),
+                    offset: start as u64,
+                    line,
+                    received: Timestamp(1_796_000_000_000_000_000),
+                    overflow_len: None,
+                },
+                &mut out,
+            );
+            start = i + 1;
+        }
+    }
+    stream.finish(&mut out);
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(n: usize) -> Vec<Event> {
+    let s = repo().join("samples");
+    let files = [
+        "real/mlflow-auth/mlflow-auth-access.log",
+        "real/mlflow/mlflow-access.log",
+        "real/mlflow/mlflow-server.log",
+        "handwritten/nginx/access.log",
+        "handwritten/cloudtrail/events.ndjson",
+        "handwritten/kubernetes/audit.log",
+    ];
+    let mut base = Vec::new();
+    for f in files {
+        base.extend(normalize(&s.join(f)));
+    }
+    assert!(!base.is_empty());
+    base.iter().cycle().take(n).cloned().collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let n_events: usize = std::env::var("MLSOC_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let evs = events(n_events);
+    let json: Vec<serde_json::Value> = evs
+        .iter()
+        .map(|e| serde_json::from_str(&e.to_json_string()).unwrap())
+        .collect();
+    let files = rule_files();
+    let mut group = c.benchmark_group("detect");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(evs.len() as u64));
+    for count in [100, 1000, files.len()] {
+        let subset = &files[..count.min(files.len())];
+        let loading = Loader::default().load_paths(subset);
+        let (engine, _) = Engine::build(loading);
+        let (always, total) = engine.prefilter_counts();
+        let mut rs = rsigma_eval::Engine::new();
+        let mut rs_rules = 0;
+        for f in subset {
+            let text = std::fs::read_to_string(f).unwrap();
+            if let Ok(col) = rsigma_parser::parse_sigma_yaml(&text)
+                && rs.add_collection(&col).is_ok()
+            {
+                rs_rules += col.rules.len();
+            }
+        }
+        let label = if count >= files.len() {
+            "all".to_string()
+        } else {
+            count.to_string()
+        };
+        let mut hits = 0usize;
+        let mut scratch = detections::prefilter::Scratch::default();
+        for e in &evs {
+            engine.eval_with(e, &mut scratch, &mut |_| hits += 1);
+        }
+        let mut rs_hits = 0usize;
+        for j in &json {
+            rs_hits += rs.evaluate(&rsigma_eval::event::JsonEvent::borrow(j)).len();
+        }
+        eprintln!(
+            "{label}: mlsoc {total} rules ({always} without a prefilter trigger), {hits} matches; rsigma {rs_rules} rules, {rs_hits} matches; {} events",
+            evs.len()
+        );
+        group.bench_function(format!("mlsoc/{label}"), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for e in &evs {
+                    engine.eval_with(e, &mut scratch, &mut |_| n += 1);
+                }
+                black_box(n)
+            })
+        });
+        group.bench_function(format!("rsigma-eval/{label}"), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for j in &json {
+                    n += rs.evaluate(&rsigma_eval::event::JsonEvent::borrow(j)).len();
+                }
+                black_box(n)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

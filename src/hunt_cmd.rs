@@ -1,0 +1,218 @@
+//! `mlsoc hunt`: normalize log files (formats detected) and run Sigma
+//! rules over the events, printing a table of hits or NDJSON alerts.
+//!
+//! Normalization and rule evaluation run on every core (detection on the
+//! batches of events, beside serialization in `normalize`); correlations
+//! run in input order on one thread, so their results do not depend on
+//! the scheduling.
+
+use std::cell::RefCell;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use detections::prefilter::Scratch;
+use detections::{Engine, Hit, Level, Limits, alert};
+use normalizer::Output;
+use schema::{Event, Value};
+
+use crate::normalize_cmd::{drive, prepare, summary_line};
+use crate::{Exit, HuntArgs, rules_cmd};
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Makes attacker-controlled text safe to print on a terminal: control
+/// characters (escape sequences included) are shown escaped.
+pub fn printable(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max + 8));
+    for (n, c) in s.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn text(ev: &Event, path: &str) -> Option<String> {
+    ev.get(path)
+        .and_then(Value::to_text)
+        .map(|c| c.into_owned())
+}
+
+/// The fields an analyst reads first, as `key=value` pairs.
+fn details(ev: &Event) -> String {
+    let mut parts = Vec::new();
+    for (label, path) in [
+        ("src", "source.ip"),
+        ("user", "user.name"),
+        ("api", "mlops.api"),
+        ("model", "mlops.model.name"),
+        ("job", "mlops.job.id"),
+        ("cmd", "process.command_line"),
+        ("url", "url.original"),
+    ] {
+        if let Some(v) = text(ev, path) {
+            parts.push(format!("{label}={}", printable(&v, 60)));
+        }
+    }
+    parts.join(" ")
+}
+
+pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
+    let loading = rules_cmd::load(&args.rules)?;
+    for e in &loading.errors {
+        eprintln!("mlsoc: rule not loaded: {e}");
+    }
+    let (engine, unresolved) = Engine::build(loading);
+    for e in &unresolved {
+        eprintln!("mlsoc: rule not loaded: {e}");
+    }
+    if engine.is_empty() {
+        return Err(anyhow::Error::new(Exit(2)).context("no rule could be loaded"));
+    }
+    let fail_level = match &args.fail_level {
+        None => None,
+        Some(l) => Some(Level::parse(l).ok_or_else(|| {
+            anyhow::Error::new(Exit(2)).context(format!(
+                "--fail-level `{l}`: expected informational, low, medium, high or critical"
+            ))
+        })?),
+    };
+    let mut prepared = prepare(&args.input)?;
+    let engine_ref = &engine;
+    let handle = |outs: Vec<Output>| -> Vec<(Event, Vec<usize>)> {
+        SCRATCH.with(|s| {
+            let mut scratch = s.borrow_mut();
+            let mut found = Vec::new();
+            for o in outs {
+                if let Output::Event(ev) = o {
+                    let mut hits = Vec::new();
+                    engine_ref.eval_with(&ev, &mut scratch, &mut |i| hits.push(i));
+                    if !hits.is_empty() {
+                        found.push((ev, hits));
+                    }
+                }
+            }
+            found
+        })
+    };
+    let mut session = engine.session(Limits::default());
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    let mut by_level = [0u64; 5];
+    let mut alerts = 0u64;
+    let mut worst: Option<Level> = None;
+    let mut record = 0u64;
+    let mut hits = Vec::new();
+    let json = args.json;
+    let write_error = drive(&mut prepared, handle, |batch| {
+        for (ev, rule_hits) in batch {
+            record += 1;
+            hits.clear();
+            session.process_hits(engine_ref, &ev, record, &rule_hits, &mut hits);
+            for h in &hits {
+                let (a, level) = match h {
+                    Hit::Rule(i) => {
+                        let r = &engine_ref.rules()[*i].rule;
+                        (alert::rule_alert(r, &ev), r.level)
+                    }
+                    Hit::Correlation(m) => {
+                        let c = engine_ref.correlation(m.correlation);
+                        (alert::correlation_alert(c, m, &ev), c.level)
+                    }
+                };
+                alerts += 1;
+                if let Some(l) = level {
+                    by_level[l as usize] += 1;
+                    worst = worst.max(Some(l));
+                }
+                if json {
+                    let mut buf = Vec::with_capacity(1024);
+                    a.write_json(&mut buf);
+                    buf.push(b'\n');
+                    out.write_all(&buf)?;
+                } else {
+                    let time = a.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
+                    rows.push([
+                        time,
+                        level.map_or("-", |l| l.as_str()).to_string(),
+                        printable(&text(&a, "rule.name").unwrap_or_default(), 70),
+                        details(&ev),
+                    ]);
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Some(e) = write_error.or_else(|| out.flush().err()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(anyhow::Error::new(Exit(4)).context(format!("cannot write output: {e}")));
+    }
+    if !json {
+        if rows.is_empty() {
+            writeln!(out, "no detections")?;
+        } else {
+            let mut t = Table::new();
+            t.load_style(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(["time", "level", "rule", "details"]);
+            for r in rows {
+                t.add_row(r);
+            }
+            writeln!(out, "{t}")?;
+        }
+        out.flush()?;
+    }
+    eprintln!("{}", summary_line(&prepared.summary));
+    eprintln!(
+        "mlsoc: {} rules and {} correlations, {alerts} alerts (critical {}, high {}, medium {}, low {}, informational {}); correlation state: {} groups, {} evicted",
+        engine.len(),
+        engine.correlations().count(),
+        by_level[Level::Critical as usize],
+        by_level[Level::High as usize],
+        by_level[Level::Medium as usize],
+        by_level[Level::Low as usize],
+        by_level[Level::Informational as usize],
+        session.groups(),
+        session.stats().groups_evicted,
+    );
+    if !prepared.summary.input_errors.is_empty() {
+        return Ok(ExitCode::from(3));
+    }
+    if let (Some(f), Some(w)) = (fail_level, worst)
+        && w >= f
+    {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            printable("a\u{1b}[31mred\u{7}", 100),
+            "a\\u{1b}[31mred\\u{7}"
+        );
+        assert_eq!(printable("line\nnext", 100), "line\\nnext");
+        assert_eq!(printable("abc\u{202e}def", 100), "abc\\u{202e}def");
+        assert_eq!(printable("abcdef", 3), "abc…");
+        assert_eq!(printable("modèle", 100), "modèle");
+    }
+}
