@@ -69,7 +69,17 @@ fn details(ev: &Event) -> String {
 }
 
 pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
-    let loading = rules_cmd::load(&args.rules)?;
+    let mut pipelines = if args.no_builtin_pipelines {
+        Vec::new()
+    } else {
+        detections::Pipeline::builtin()
+    };
+    for p in &args.pipeline {
+        pipelines.push(detections::Pipeline::load(p).map_err(|e| {
+            anyhow::Error::new(Exit(2)).context(format!("cannot load pipeline: {e}"))
+        })?);
+    }
+    let loading = rules_cmd::load_with(&args.rules, pipelines)?;
     for e in &loading.errors {
         eprintln!("mlsoc: rule not loaded: {e}");
     }

@@ -85,6 +85,14 @@ pub struct HuntArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// Processing pipeline (YAML, see docs/pipelines.md) applied to the rules after the built-in
+    /// ones; may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Vec<PathBuf>,
+    /// Do not apply the built-in pipelines (Sigma taxonomy to mlsoc's ECS fields, log source
+    /// routing).
+    #[arg(long)]
+    pub no_builtin_pipelines: bool,
     /// Write one ECS alert per line (NDJSON) instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -39,7 +39,12 @@ pub fn placeholders(args: &RuleArgs) -> anyhow::Result<Placeholders> {
 }
 
 pub fn load(args: &RuleArgs) -> anyhow::Result<Loading> {
-    let loader = Loader::new(placeholders(args)?);
+    load_with(args, Vec::new())
+}
+
+/// Loads rules through processing pipelines.
+pub fn load_with(args: &RuleArgs, pipelines: Vec<detections::Pipeline>) -> anyhow::Result<Loading> {
+    let loader = Loader::new(placeholders(args)?).with_pipelines(pipelines);
     for p in &args.rules {
         if !p.exists() {
             return Err(anyhow::Error::new(Exit(2))

@@ -47,6 +47,26 @@ pub struct Engine {
     corr_consumers: Vec<Vec<(usize, usize)>>,
     spans: Vec<i64>,
     prefilter: prefilter::Prefilter,
+    /// Distinct routes of the rules, and each rule's (`u32::MAX`: none).
+    routes: Vec<pipeline::Route>,
+    rule_route: Vec<u32>,
+}
+
+/// Distinct routes and each rule's index into them.
+fn routes_of(rules: &[Loaded]) -> (Vec<pipeline::Route>, Vec<u32>) {
+    let mut routes: Vec<pipeline::Route> = Vec::new();
+    let mut index: HashMap<pipeline::Route, u32> = HashMap::new();
+    let per_rule = rules
+        .iter()
+        .map(|l| match &l.route {
+            None => u32::MAX,
+            Some(r) => *index.entry(r.clone()).or_insert_with(|| {
+                routes.push(r.clone());
+                (routes.len() - 1) as u32
+            }),
+        })
+        .collect();
+    (routes, per_rule)
 }
 
 /// One thing the engine found.
@@ -63,7 +83,10 @@ impl Engine {
     pub fn new(rules: Vec<Loaded>) -> Engine {
         let n = rules.len();
         let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| &l.rule.detection));
+        let (routes, rule_route) = routes_of(&rules);
         Engine {
+            routes,
+            rule_route,
             rules,
             standalone: vec![true; n],
             rule_consumers: vec![Vec::new(); n],
@@ -287,8 +310,11 @@ impl Engine {
         }
         let spans = compiled.iter().map(|(c, _)| c.def.timespan).collect();
         let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| &l.rule.detection));
+        let (routes, rule_route) = routes_of(&rules);
         (
             Engine {
+                routes,
+                rule_route,
                 prefilter,
                 rules,
                 standalone,
@@ -336,18 +362,37 @@ impl Engine {
         scratch: &mut prefilter::Scratch,
         hit: &mut impl FnMut(usize),
     ) {
+        let mut routes = std::mem::take(&mut scratch.routes);
+        routes.clear();
+        routes.resize(self.routes.len(), 0);
         self.prefilter.candidates(ev, scratch, &mut |i| {
-            if self.rules[i].rule.detection.matches(ev) {
+            if self.routed(i, ev, &mut routes) && self.rules[i].rule.detection.matches(ev) {
                 hit(i);
             }
         });
+        scratch.routes = routes;
+    }
+
+    /// Whether the event belongs to rule `i`'s log source (each distinct
+    /// route is tested once per event).
+    fn routed(&self, i: usize, ev: &schema::Event, cache: &mut [u8]) -> bool {
+        let r = self.rule_route[i];
+        if r == u32::MAX {
+            return true;
+        }
+        let c = &mut cache[r as usize];
+        if *c == 0 {
+            *c = 1 + self.routes[r as usize].matches(ev) as u8;
+        }
+        *c == 2
     }
 
     /// Every rule evaluated on the event, without the prefilter (the
     /// reference the prefilter is tested against).
     pub fn eval_all(&self, ev: &schema::Event, hit: &mut impl FnMut(usize)) {
+        let mut routes = vec![0; self.routes.len()];
         for (i, l) in self.rules.iter().enumerate() {
-            if l.rule.detection.matches(ev) {
+            if self.routed(i, ev, &mut routes) && l.rule.detection.matches(ev) {
                 hit(i);
             }
         }

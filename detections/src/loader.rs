@@ -51,6 +51,9 @@ pub struct Origin {
 pub struct Loaded {
     pub rule: Rule,
     pub origin: Origin,
+    /// The events the rule's log source maps to (from the pipelines);
+    /// `None`: every event.
+    pub route: Option<crate::pipeline::Route>,
 }
 
 /// A loaded correlation rule with its origin.
@@ -78,15 +81,27 @@ pub struct Loading {
     pub files: usize,
 }
 
-/// Reads rule files with a placeholder configuration.
+/// Reads rule files with a placeholder configuration and processing
+/// pipelines (none by default: rules are read as written).
 #[derive(Debug, Clone, Default)]
 pub struct Loader {
     pub placeholders: Placeholders,
+    pub pipelines: Vec<crate::pipeline::Pipeline>,
 }
 
 impl Loader {
     pub fn new(placeholders: Placeholders) -> Loader {
-        Loader { placeholders }
+        Loader {
+            placeholders,
+            pipelines: Vec::new(),
+        }
+    }
+
+    /// Applies `pipelines` to every rule and filter before compiling it,
+    /// and routes each rule to the events of its log source.
+    pub fn with_pipelines(mut self, pipelines: Vec<crate::pipeline::Pipeline>) -> Loader {
+        self.pipelines = pipelines;
+        self
     }
 
     /// Loads every `.yml`/`.yaml` file under each path (files are read
@@ -134,7 +149,7 @@ impl Loader {
             {
                 continue;
             }
-            let doc: Y = match serde_norway::from_str(chunk) {
+            let mut doc: Y = match serde_norway::from_str(chunk) {
                 Ok(d) => d,
                 Err(e) => {
                     let line = e.location().map_or(start, |l| start + l.line() - 1);
@@ -180,6 +195,18 @@ impl Loader {
                 }
                 continue;
             }
+            if !self.pipelines.is_empty()
+                && let Err(m) = crate::pipeline::apply_all(&self.pipelines, &mut doc)
+            {
+                out.errors.push(fail(
+                    Problem {
+                        message: format!("processing pipeline: {m}"),
+                        near: None,
+                    },
+                    ErrorKind::Invalid,
+                ));
+                continue;
+            }
             if doc.get("filter").is_some() {
                 match crate::filter::filter_from_yaml(&doc, &self.placeholders) {
                     Ok(filter) => out.filters.push(LoadedFilter { filter, origin }),
@@ -207,7 +234,14 @@ impl Loader {
                 continue;
             }
             match rule_from_yaml(&doc, &self.placeholders) {
-                Ok(rule) => out.rules.push(Loaded { rule, origin }),
+                Ok(rule) => {
+                    let route = crate::pipeline::route_all(&self.pipelines, &rule.logsource);
+                    out.rules.push(Loaded {
+                        rule,
+                        origin,
+                        route,
+                    })
+                }
                 Err(p) => {
                     let kind = if p.message.contains("has no configured values") {
                         ErrorKind::Placeholder
@@ -321,9 +355,18 @@ fn find_line(chunk: &str, key: &str) -> Option<usize> {
 }
 
 fn strip_location(msg: &str) -> String {
-    // serde_norway appends " at line X column Y"; the line is reported apart.
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
+    // serde_norway says " at line X column Y" inside its message; the line
+    // is reported apart.
+    let Some(i) = msg.find(" at line ") else {
+        return msg.to_string();
+    };
+    let rest = &msg[i + " at line ".len()..];
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let n = digits(rest);
+    let after = &rest[n..];
+    let tail = match after.strip_prefix(" column ") {
+        Some(c) => &c[digits(c)..],
+        None => after,
+    };
+    format!("{}{}", &msg[..i], tail)
 }

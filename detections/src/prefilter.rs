@@ -182,6 +182,9 @@ pub struct Scratch {
     epoch: u32,
     candidates: Vec<u32>,
     folded: String,
+    /// Per distinct route: 0 not tested for this event, 1 no, 2 yes
+    /// (cleared per event by the engine).
+    pub(crate) routes: Vec<u8>,
 }
 
 impl Prefilter {

@@ -1,0 +1,207 @@
+//! `mlsoc hunt`, `mlsoc eval` and `mlsoc rules check` end to end.
+
+mod common;
+
+use common::{at, ndjson, run, s};
+
+const RULES: &str = r#"
+title: MLflow artifact path traversal probe
+id: 0b7f3f7e-1a2b-4c3d-8e9f-000000000001
+logsource: {product: mlflow}
+detection:
+  sel:
+    url.original|contains: '..%2F'
+  condition: sel
+level: high
+tags: [attack.t1190, atlas.aml.t0049]
+---
+title: Failed MLflow login
+name: mlflow_failed_login
+logsource: {product: mlflow}
+detection:
+  s: {http.response.status_code: 401}
+  condition: s
+level: low
+---
+title: MLflow brute force
+id: 0b7f3f7e-1a2b-4c3d-8e9f-000000000002
+correlation:
+  type: event_count
+  rules: [mlflow_failed_login]
+  group-by: [source.ip]
+  timespan: 5m
+  condition: {gte: 5}
+level: high
+"#;
+
+fn rules_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("rules.yml"), RULES).unwrap();
+    d
+}
+
+#[test]
+fn hunt_finds_probes_and_brute_force_in_the_real_mlflow_logs() {
+    let rules = rules_dir();
+    let out = run(
+        &[
+            "hunt",
+            "samples/real/mlflow-auth/mlflow-auth-access.log",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--json",
+            "--no-progress",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let alerts = ndjson(&out.stdout);
+    let named = |n: &str| alerts.iter().filter(|a| s(a, "rule.name") == n).count();
+    // The README of the real samples labels the `..%2F` probes by mallory.
+    assert!(
+        named("MLflow artifact path traversal probe") >= 1,
+        "{stderr}"
+    );
+    assert!(named("MLflow brute force") >= 1, "{stderr}");
+    assert_eq!(
+        named("Failed MLflow login"),
+        0,
+        "feeds the correlation only"
+    );
+    for a in &alerts {
+        assert_eq!(s(a, "event.kind"), "alert");
+        assert_eq!(s(a, "rule.ruleset"), "sigma");
+        assert_eq!(s(a, "event.id").len(), 32);
+        assert!(
+            at(a, "mlsoc.alert.events")
+                .and_then(|e| e.as_array())
+                .is_some()
+        );
+    }
+    let probe = alerts
+        .iter()
+        .find(|a| s(a, "rule.name") == "MLflow artifact path traversal probe")
+        .unwrap();
+    assert_eq!(s(probe, "rule.level"), "high");
+    assert_eq!(s(probe, "user.name"), "mallory");
+    // Same input, same alert ids.
+    let again = run(
+        &[
+            "hunt",
+            "samples/real/mlflow-auth/mlflow-auth-access.log",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    let ids = |v: &[serde_json::Value]| {
+        v.iter()
+            .map(|a| s(a, "event.id").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&alerts), ids(&ndjson(&again.stdout)));
+    // --fail-level
+    let fail = run(
+        &[
+            "hunt",
+            "samples/real/mlflow-auth/mlflow-auth-access.log",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--fail-level",
+            "high",
+        ],
+        None,
+    );
+    assert_eq!(fail.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&fail.stdout);
+    assert!(table.contains("MLflow brute force"), "{table}");
+}
+
+#[test]
+fn hunt_escapes_what_an_attacker_wrote() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("r.yml"),
+        "title: Any request\nlogsource: {category: webserver}\ndetection: {s: {url.original|contains: evil}, condition: s}\nlevel: low\n",
+    )
+    .unwrap();
+    let log = "10.0.0.1 - \u{1b}[2Jroot [30/Nov/2026:10:00:00 +0000] \"GET /evil\u{1b}]0;pwned\u{7} HTTP/1.1\" 200 1 \"-\" \"x\"\n";
+    let out = run(
+        &[
+            "hunt",
+            "-",
+            "--rules",
+            d.path().to_str().unwrap(),
+            "--format",
+            "combined",
+        ],
+        Some(log.as_bytes()),
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("Any request"), "{table}");
+    assert!(
+        !table.contains('\u{1b}'),
+        "escape sequences must not reach the terminal: {table:?}"
+    );
+    assert!(!table.contains('\u{7}'));
+}
+
+#[test]
+fn eval_reports_rule_and_line_and_correlation_lines() {
+    let rules = rules_dir();
+    let mut events = String::new();
+    for i in 0..6 {
+        events.push_str(&format!(
+            "{{\"@timestamp\":\"2026-11-30T10:00:0{i}Z\",\"source\":{{\"ip\":\"10.0.0.9\"}},\"http\":{{\"response\":{{\"status_code\":401}}}}}}\n"
+        ));
+    }
+    events.push_str("{\"url\":{\"original\":\"/get-artifact?path=..%2F..%2Fetc%2Fpasswd\"}}\n");
+    events.push_str("not json\n");
+    let out = run(
+        &["eval", "--rules", rules.path().to_str().unwrap(), "-"],
+        Some(events.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let m = ndjson(&out.stdout);
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(s(&m[0], "rule_title"), "MLflow brute force");
+    assert_eq!(m[0]["lines"], serde_json::json!([1, 2, 3, 4, 5]));
+    assert_eq!(m[1]["line"], 7);
+    assert_eq!(s(&m[1], "rule_id"), "0b7f3f7e-1a2b-4c3d-8e9f-000000000001");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 8: not a JSON object"), "{stderr}");
+}
+
+#[test]
+fn rules_check_lists_every_error_with_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("bad.yml"),
+        "title: ok\nlogsource: {product: x}\ndetection: {s: {a: b}, condition: s}\n---\ntitle: typo\nlogsource: {product: x}\ndetection:\n  s:\n    a|contain: b\n  condition: s\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("broken.yml"), "title: [unclosed\n").unwrap();
+    let out = run(&["rules", "check", d.path().to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("bad.yml:9: `s`: `a|contain`: unknown modifier `contain`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("broken.yml:2: not valid YAML: did not find expected ',' or ']'"),
+        "{text}"
+    );
+    let ok = run(
+        &["rules", "check", "../shared/sigma/sigmahq/rules/web"],
+        None,
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+}
