@@ -278,27 +278,91 @@ impl Item {
 pub struct Keywords {
     pub all: bool,
     pub values: Vec<ValueMatcher>,
+    /// When every value is a case-insensitive substring (the usual
+    /// keyword): one automaton over the folded substrings, so each text
+    /// of the event is scanned once for all of them.
+    ac: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Keywords {
+    pub fn new(all: bool, values: Vec<ValueMatcher>) -> Keywords {
+        use crate::pattern::StrMatch;
+        let subs: Option<Vec<&str>> = values
+            .iter()
+            .map(|v| match v {
+                ValueMatcher::Str(sm) if !sm.cased => match &sm.m {
+                    StrMatch::Contains(s) if !s.is_empty() => Some(s.as_str()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let ac = subs
+            .filter(|s| s.len() > 1)
+            .and_then(|s| aho_corasick::AhoCorasick::new(s).ok());
+        Keywords { all, values, ac }
+    }
 }
 
 impl Keywords {
     pub fn matches(&self, ev: &Event) -> bool {
-        let one = |m: &ValueMatcher| {
-            let mut hit = false;
-            for (_, v) in ev.iter() {
-                visit_all_leaves(v, &mut |leaf| {
-                    hit = !matches!(leaf, Value::Null) && m.matches(leaf, ev);
-                    hit
-                });
-                if hit {
-                    break;
+        // Every text searched, folded once for all the keywords.
+        let mut texts: Vec<(std::borrow::Cow<'_, str>, String)> = Vec::new();
+        keyword_values(ev, &mut |leaf| {
+            if let Some(t) = leaf.to_text() {
+                let folded = crate::pattern::fold(&t).into_owned();
+                texts.push((t, folded));
+            }
+            false
+        });
+        if let Some(ac) = &self.ac {
+            if !self.all {
+                return texts.iter().any(|(_, f)| ac.is_match(f.as_str()));
+            }
+            let mut seen = vec![false; self.values.len()];
+            for (_, f) in &texts {
+                for m in ac.find_overlapping_iter(f.as_str()) {
+                    seen[m.pattern().as_usize()] = true;
                 }
             }
-            hit
+            return seen.iter().all(|s| *s);
+        }
+        let one = |m: &ValueMatcher| match m {
+            ValueMatcher::Str(sm) => texts.iter().any(|(t, f)| sm.matches_prefolded(t, f)),
+            other => {
+                let mut hit = false;
+                keyword_values(ev, &mut |leaf| {
+                    hit = !matches!(leaf, Value::Null) && other.matches(leaf, ev);
+                    hit
+                });
+                hit
+            }
         };
         if self.all {
             self.values.iter().all(one)
         } else {
             self.values.iter().any(one)
+        }
+    }
+}
+
+/// The values keyword searches read: `event.original` and `message` when
+/// the event keeps its original record (a normalized event: the raw line
+/// holds every field as it was written), else every value of the event
+/// (JSON events evaluated as given).
+pub fn keyword_values<'e>(ev: &'e Event, f: &mut dyn FnMut(&'e Value) -> bool) {
+    if let Some(orig) = ev.get_id(schema::f::EVENT_ORIGINAL) {
+        if f(orig) {
+            return;
+        }
+        if let Some(m) = ev.get_id(schema::f::MESSAGE) {
+            visit_all_leaves(m, f);
+        }
+        return;
+    }
+    for (_, v) in ev.iter() {
+        if visit_all_leaves(v, f) {
+            return;
         }
     }
 }
@@ -332,5 +396,53 @@ impl Search {
             Search::All(list) => list.iter().all(|s| s.matches(ev)),
             Search::Keywords(k) => k.matches(ev),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pattern::{SigmaStr, StrMatcher};
+
+    fn kw(all: bool, words: &[&str]) -> Keywords {
+        Keywords::new(
+            all,
+            words
+                .iter()
+                .map(|w| {
+                    let mut s = SigmaStr::parse(w, false);
+                    s.prepend_many();
+                    s.append_many();
+                    ValueMatcher::Str(StrMatcher::new(&s, false))
+                })
+                .collect(),
+        )
+    }
+
+    // Keywords read the original record of a normalized event, and every
+    // value of an event without one.
+    #[test]
+    fn keywords_read_the_original_record_or_every_value() {
+        let mut normalized = Event::new();
+        normalized.set(schema::f::EVENT_ORIGINAL, "GET /.git/config HTTP/1.1");
+        normalized.set(schema::f::URL_PATH, "/decoded/only/here");
+        assert!(kw(false, &["/.GIT/"]).matches(&normalized));
+        assert!(!kw(false, &["decoded/only"]).matches(&normalized));
+        assert!(kw(true, &["get", "config"]).matches(&normalized));
+        assert!(!kw(true, &["get", "absent"]).matches(&normalized));
+        let mut raw = Event::new();
+        raw.insert(
+            "a",
+            Value::Array(vec![Value::from("first"), Value::from("x /.git/ y")]),
+        );
+        raw.insert(
+            "b",
+            Value::Object(vec![(schema::Str::from("c"), Value::from("nested text"))]),
+        );
+        assert!(kw(false, &["/.git/"]).matches(&raw));
+        assert!(kw(true, &["first", "nested"]).matches(&raw));
+        assert!(!kw(false, &["missing"]).matches(&raw));
+        // One keyword only: no automaton, the same answers.
+        assert!(kw(false, &["nested"]).matches(&raw));
     }
 }

@@ -168,11 +168,21 @@ pub enum StrMatch {
 }
 
 /// A string matcher with its case handling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StrMatcher {
     pub m: StrMatch,
     pub cased: bool,
+    /// For `Contains`: the substring searcher, built once.
+    finder: Option<Box<memchr::memmem::Finder<'static>>>,
 }
+
+impl PartialEq for StrMatcher {
+    fn eq(&self, other: &StrMatcher) -> bool {
+        self.m == other.m && self.cased == other.cased
+    }
+}
+
+impl Eq for StrMatcher {}
 
 impl StrMatcher {
     /// Compiles a Sigma string (placeholders must have been expanded).
@@ -199,7 +209,13 @@ impl StrMatcher {
             [Tok::Many, Tok::Lit(a), Tok::Many] => StrMatch::Contains(a.clone()),
             _ => StrMatch::Glob(merged),
         };
-        StrMatcher { m, cased }
+        let finder = match &m {
+            StrMatch::Contains(s) => Some(Box::new(
+                memchr::memmem::Finder::new(s.as_bytes()).into_owned(),
+            )),
+            _ => None,
+        };
+        StrMatcher { m, cased, finder }
     }
 
     /// The literal an input must contain for this matcher to match, if
@@ -229,12 +245,24 @@ impl StrMatcher {
         }
     }
 
+    /// [`StrMatcher::matches`] with the input already folded by [`fold`].
+    pub fn matches_prefolded(&self, original: &str, folded: &str) -> bool {
+        if self.cased {
+            self.matches_folded(original)
+        } else {
+            self.matches_folded(folded)
+        }
+    }
+
     fn matches_folded(&self, v: &str) -> bool {
         match &self.m {
             StrMatch::Exact(s) => v == s,
             StrMatch::Prefix(s) => v.starts_with(s.as_str()),
             StrMatch::Suffix(s) => v.ends_with(s.as_str()),
-            StrMatch::Contains(s) => memchr::memmem::find(v.as_bytes(), s.as_bytes()).is_some(),
+            StrMatch::Contains(s) => match &self.finder {
+                Some(f) => f.find(v.as_bytes()).is_some(),
+                None => memchr::memmem::find(v.as_bytes(), s.as_bytes()).is_some(),
+            },
             StrMatch::Any => true,
             StrMatch::Glob(toks) => glob(toks, v),
         }

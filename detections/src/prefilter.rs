@@ -9,9 +9,13 @@
 //! event costs one pass per field it has, whatever the number of rules,
 //! and only the rules whose trigger fired are evaluated in full.
 //!
-//! A rule without such a set (a condition that can hold by negation, a
-//! regex, a numeric comparison, `null`, `exists`) is evaluated on every
-//! event. Keyword searches trigger on any text field of the event.
+//! Where a value has no literal (a numeric comparison, a CIDR, `*`, a
+//! regex without required literals), the field's presence is the trigger:
+//! every matcher but `null` needs the field to have a value. A rule that
+//! can match with none of its fields present (a condition that holds by
+//! negation, `null`, `exists: false`) is evaluated on every event. Keyword
+//! searches trigger on any text field of the event; regexes on the
+//! literals every match contains (from `regex-syntax`).
 //! Matching is case-insensitive here whatever the rule says: triggers are
 //! a necessary condition, the rule itself decides.
 
@@ -21,7 +25,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use schema::{Event, FieldKey, Value};
 
 use crate::condition::Cond;
-use crate::matcher::{Combine, FieldRef, ItemKind, Search, ValueMatcher};
+use crate::matcher::{Cmp, Combine, FieldRef, ItemKind, Search, ValueMatcher};
 use crate::pattern::{StrMatch, fold};
 use crate::rule::Detection;
 
@@ -39,14 +43,30 @@ enum Lit {
     Exact(String),
     /// Somewhere in the (folded) value.
     Sub(String),
+    /// The value read as a number (bits of the `f64`), as `Num` compares.
+    Num(u64),
+    /// Any value at all: the field is present.
+    Present,
 }
 
 type Triggers = Vec<(Place, Lit)>;
 
-/// Literal -> rules, for exact values and for substrings of one place.
-type Lits = HashMap<String, Vec<u32>>;
+/// The rules each literal of one place triggers, by kind.
+#[derive(Default)]
+struct Lits {
+    exact: HashMap<String, Vec<u32>>,
+    subs: HashMap<String, Vec<u32>>,
+    nums: HashMap<u64, Vec<u32>>,
+    present: Vec<u32>,
+}
 
-/// Triggers of a condition: `None` when it can hold without any literal.
+fn add(v: &mut Vec<u32>, r: u32) {
+    if v.last() != Some(&r) {
+        v.push(r);
+    }
+}
+
+/// Triggers of a condition: `None` when it can hold without any of them.
 fn cond_triggers(c: &Cond, det: &Detection) -> Option<Triggers> {
     match c {
         Cond::Search(i) => search_triggers(&det.searches[*i]),
@@ -62,25 +82,25 @@ fn cond_triggers(c: &Cond, det: &Detection) -> Option<Triggers> {
 
 fn search_triggers(s: &Search) -> Option<Triggers> {
     match s {
-        Search::And(items) => {
-            best(items.iter().map(|it| match &it.kind {
-                ItemKind::Exists(_) => None,
-                ItemKind::Values(Combine::None, _) => None,
-                ItemKind::Values(Combine::All, ms) => best(ms.iter().map(|m| {
-                    value_trigger(Place::Field(it.field.name.clone()), m).map(|t| vec![t])
-                })),
-                ItemKind::Values(Combine::Any, ms) => union(ms.iter().map(|m| {
-                    value_trigger(Place::Field(it.field.name.clone()), m).map(|t| vec![t])
-                })),
-            }))
-        }
+        Search::And(items) => best(items.iter().map(|it| {
+            let place = || Place::Field(it.field.name.clone());
+            match &it.kind {
+                ItemKind::Exists(true) => Some(vec![(place(), Lit::Present)]),
+                ItemKind::Exists(false) => None,
+                // Different from all of them: still a value.
+                ItemKind::Values(Combine::None, _) => Some(vec![(place(), Lit::Present)]),
+                ItemKind::Values(Combine::All, ms) => {
+                    best(ms.iter().map(|m| value_triggers(place(), m)))
+                }
+                ItemKind::Values(Combine::Any, ms) => {
+                    union(ms.iter().map(|m| value_triggers(place(), m)))
+                }
+            }
+        })),
         Search::Or(list) => union(list.iter().map(search_triggers)),
         Search::All(list) => best(list.iter().map(search_triggers)),
         Search::Keywords(k) => {
-            let per = k
-                .values
-                .iter()
-                .map(|m| value_trigger(Place::Any, m).map(|t| vec![t]));
+            let per = k.values.iter().map(|m| value_triggers(Place::Any, m));
             if k.all { best(per) } else { union(per) }
         }
     }
@@ -88,23 +108,88 @@ fn search_triggers(s: &Search) -> Option<Triggers> {
 
 /// Shortest literal worth indexing: shorter ones match almost everything.
 const MIN_LITERAL: usize = 2;
+/// Most literals taken from one regex.
+const MAX_REGEX_LITERALS: usize = 64;
 
-fn value_trigger(place: Place, m: &ValueMatcher) -> Option<(Place, Lit)> {
-    let ValueMatcher::Str(sm) = m else {
-        return None;
+/// What must occur for one value matcher to match: its literal, else the
+/// field's presence. Keywords (`Place::Any`) have no presence to fall
+/// back on.
+fn value_triggers(place: Place, m: &ValueMatcher) -> Option<Triggers> {
+    let present = |place: Place| match place {
+        Place::Field(_) => Some(vec![(place, Lit::Present)]),
+        Place::Any => None,
     };
-    let lit = match &sm.m {
-        StrMatch::Exact(s) if matches!(place, Place::Field(_)) => Lit::Exact(fold(s).into_owned()),
-        StrMatch::Any => return None,
-        _ => {
-            let l = sm.required_literal()?;
-            if l.len() < MIN_LITERAL {
-                return None;
+    match m {
+        ValueMatcher::Null => None,
+        ValueMatcher::Str(sm) => {
+            let lit = match &sm.m {
+                StrMatch::Exact(s) if matches!(place, Place::Field(_)) => {
+                    Some(Lit::Exact(fold(s).into_owned()))
+                }
+                StrMatch::Any => None,
+                _ => sm
+                    .required_literal()
+                    .filter(|l| l.len() >= MIN_LITERAL)
+                    .map(|l| Lit::Sub(fold(l).into_owned())),
+            };
+            match lit {
+                Some(l) => Some(vec![(place, l)]),
+                None => present(place),
             }
-            Lit::Sub(fold(l).into_owned())
         }
-    };
-    Some((place, lit))
+        ValueMatcher::Num(Cmp::Eq, x) if matches!(place, Place::Field(_)) => {
+            Some(vec![(place, Lit::Num(x.to_bits()))])
+        }
+        ValueMatcher::Regex(re) => match regex_literals(re.as_str()) {
+            Some(lits) => Some(
+                lits.into_iter()
+                    .map(|l| (place.clone(), Lit::Sub(l)))
+                    .collect(),
+            ),
+            None => present(place),
+        },
+        _ => present(place),
+    }
+}
+
+/// Literals (folded) of which every match of the regex contains one, when
+/// the regex has such a set.
+fn regex_literals(pattern: &str) -> Option<Vec<String>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let mut best: Option<Vec<String>> = None;
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let mut ex = Extractor::new();
+        ex.kind(kind).limit_total(MAX_REGEX_LITERALS);
+        let seq = ex.extract(&hir);
+        let Some(lits) = seq.literals() else { continue };
+        if lits.is_empty() || lits.len() > MAX_REGEX_LITERALS {
+            continue;
+        }
+        let mut out: Vec<String> = Vec::with_capacity(lits.len());
+        for l in lits {
+            match std::str::from_utf8(l.as_bytes()) {
+                Ok(t) if t.len() >= MIN_LITERAL => out.push(fold(t).into_owned()),
+                _ => {
+                    out.clear();
+                    break;
+                }
+            }
+        }
+        if out.is_empty() {
+            continue;
+        }
+        out.sort();
+        out.dedup();
+        let shortest = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
+        if best.as_ref().is_none_or(|b| shortest(&out) > shortest(b)) {
+            best = Some(out);
+        }
+    }
+    best
 }
 
 /// All alternatives must have triggers; the union is necessary.
@@ -116,19 +201,20 @@ fn union(parts: impl Iterator<Item = Option<Triggers>>) -> Option<Triggers> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Any one part's triggers are necessary: take the most selective.
+/// Any one part's triggers are necessary: take the most selective. A set
+/// is as weak as its weakest alternative (`GET`, `200` and presence are
+/// weak; long literals are strong); ties go to the set with fewer
+/// alternatives.
 fn best(parts: impl Iterator<Item = Option<Triggers>>) -> Option<Triggers> {
-    parts.flatten().filter(|t| !t.is_empty()).min_by_key(|t| {
-        // Fewer alternatives, exact values and long literals first.
-        let weak: usize = t
-            .iter()
-            .map(|(_, l)| match l {
-                Lit::Exact(_) => 1,
-                Lit::Sub(s) if s.len() >= 6 => 2,
-                Lit::Sub(_) => 6,
-            })
-            .sum();
-        weak
+    let strength = |l: &Lit| match l {
+        Lit::Exact(s) => s.len() + 2,
+        Lit::Sub(s) => s.len(),
+        Lit::Num(_) => 3,
+        Lit::Present => 0,
+    };
+    parts.flatten().filter(|t| !t.is_empty()).max_by_key(|t| {
+        let weakest = t.iter().map(|(_, l)| strength(l)).min().unwrap_or(0);
+        (weakest, std::cmp::Reverse(t.len()))
     })
 }
 
@@ -136,6 +222,8 @@ fn best(parts: impl Iterator<Item = Option<Triggers>>) -> Option<Triggers> {
 #[derive(Debug)]
 struct Index {
     field: Option<FieldRef>,
+    present: Vec<u32>,
+    nums: HashMap<u64, Vec<u32>>,
     exact: HashMap<String, Vec<u32>>,
     subs: Option<AhoCorasick>,
     /// Rules of each substring pattern.
@@ -155,6 +243,24 @@ impl Index {
                     .iter()
                     .for_each(|r| mark(*r));
             }
+        }
+    }
+
+    fn scan_number(&self, v: &Value, mark: &mut impl FnMut(u32)) {
+        if self.nums.is_empty() {
+            return;
+        }
+        let n = match v {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            Value::Str(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        // -0.0 and 0.0 compare equal: index both by 0.0.
+        if let Some(n) = n.map(|n| if n == 0.0 { 0.0 } else { n })
+            && let Some(rules) = self.nums.get(&n.to_bits())
+        {
+            rules.iter().for_each(|r| mark(*r));
         }
     }
 }
@@ -190,7 +296,7 @@ pub struct Scratch {
 impl Prefilter {
     /// Builds the prefilter of `detections` (rule index = position).
     pub fn build<'a>(detections: impl Iterator<Item = &'a Detection>) -> Prefilter {
-        let mut per_place: HashMap<Place, (Lits, Lits)> = HashMap::new();
+        let mut per_place: HashMap<Place, Lits> = HashMap::new();
         let mut always = Vec::new();
         let mut rules = 0;
         for (i, det) in detections.enumerate() {
@@ -199,15 +305,18 @@ impl Prefilter {
             match t {
                 None => always.push(i as u32),
                 Some(t) => {
+                    let r = i as u32;
                     for (place, lit) in t {
-                        let (exact, subs) = per_place.entry(place).or_default();
-                        let (map, key) = match lit {
-                            Lit::Exact(s) => (&mut *exact, s),
-                            Lit::Sub(s) => (&mut *subs, s),
-                        };
-                        let v = map.entry(key).or_default();
-                        if v.last() != Some(&(i as u32)) {
-                            v.push(i as u32);
+                        let l = per_place.entry(place).or_default();
+                        match lit {
+                            Lit::Exact(s) => add(l.exact.entry(s).or_default(), r),
+                            Lit::Sub(s) => add(l.subs.entry(s).or_default(), r),
+                            Lit::Num(bits) => {
+                                let x = f64::from_bits(bits);
+                                let key = if x == 0.0 { 0.0f64.to_bits() } else { bits };
+                                add(l.nums.entry(key).or_default(), r)
+                            }
+                            Lit::Present => add(&mut l.present, r),
                         }
                     }
                 }
@@ -219,14 +328,23 @@ impl Prefilter {
             rules,
             ..Prefilter::default()
         };
-        let mut places: Vec<(Place, (Lits, Lits))> = per_place.into_iter().collect();
+        let mut places: Vec<(Place, Lits)> = per_place.into_iter().collect();
         places.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
-        for (place, (exact, subs)) in places {
+        for (place, lits) in places {
             let idx = p.indexes.len() as u32;
+            let Lits {
+                exact,
+                subs,
+                nums,
+                present,
+            } = lits;
             let (patterns, sub_rules): (Vec<String>, Vec<Vec<u32>>) = subs.into_iter().unzip();
             let ac = (!patterns.is_empty()).then(|| {
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
+                    // A DFA: one table lookup per input byte. The pattern
+                    // sets are literals of rules (thousands at most).
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&patterns)
                     .expect("literal patterns build an automaton")
             });
@@ -250,6 +368,8 @@ impl Prefilter {
             }
             p.indexes.push(Index {
                 field,
+                present,
+                nums,
                 exact,
                 subs: ac,
                 sub_rules,
@@ -301,15 +421,20 @@ impl Prefilter {
                     let index = &self.indexes[i as usize];
                     if let Some(field) = &index.field {
                         field.visit(ev, &mut |v| {
+                            index.present.iter().for_each(|r| mark(*r));
                             scan_leaf(index, v, folded, &mut mark);
                             false
                         });
                     }
                 }
             }
-            if let Some(any) = self.any {
-                scan_all(&self.indexes[any as usize], value, folded, &mut mark);
-            }
+        }
+        if let Some(any) = self.any {
+            let index = &self.indexes[any as usize];
+            crate::matcher::keyword_values(ev, &mut |v| {
+                scan_leaf(index, v, folded, &mut mark);
+                false
+            });
         }
         for &r in &self.always {
             mark(r);
@@ -322,9 +447,9 @@ impl Prefilter {
 }
 
 fn scan_leaf(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnMut(u32)) {
+    index.scan_number(v, mark);
     let Some(text) = v.to_text() else { return };
-    let t = fold(&text);
-    match t {
+    match fold(&text) {
         std::borrow::Cow::Borrowed(b) => index.scan(b, mark),
         std::borrow::Cow::Owned(o) => {
             *folded = o;
@@ -333,25 +458,19 @@ fn scan_leaf(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnMu
     }
 }
 
+/// The values of one field (arrays flattened).
 fn scan_value(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnMut(u32)) {
+    index.present.iter().for_each(|r| mark(*r));
+    scan_items(index, v, folded, mark);
+}
+
+fn scan_items(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnMut(u32)) {
     match v {
         Value::Array(items) => items
             .iter()
-            .for_each(|i| scan_value(index, i, folded, mark)),
-        Value::Json(doc) => scan_value(index, doc.tree(), folded, mark),
+            .for_each(|i| scan_items(index, i, folded, mark)),
+        Value::Json(doc) => scan_items(index, doc.tree(), folded, mark),
         Value::Object(_) | Value::Null => {}
-        other => scan_leaf(index, other, folded, mark),
-    }
-}
-
-fn scan_all(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnMut(u32)) {
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| scan_all(index, i, folded, mark)),
-        Value::Object(members) => members
-            .iter()
-            .for_each(|(_, c)| scan_all(index, c, folded, mark)),
-        Value::Json(doc) => scan_all(index, doc.tree(), folded, mark),
-        Value::Null => {}
         other => scan_leaf(index, other, folded, mark),
     }
 }

@@ -346,12 +346,9 @@ fn compile_search(v: &Y, placeholders: &Placeholders, depth: usize) -> Result<Se
                 match (f, kind) {
                     (Some(field), kind) => items.push(Item { field, kind }),
                     // `'|all': [...]`: keywords with modifiers.
-                    (None, crate::matcher::ItemKind::Values(combine, values)) => {
-                        keywords.push(Keywords {
-                            all: matches!(combine, crate::matcher::Combine::All),
-                            values,
-                        })
-                    }
+                    (None, crate::matcher::ItemKind::Values(combine, values)) => keywords.push(
+                        Keywords::new(matches!(combine, crate::matcher::Combine::All), values),
+                    ),
                     (None, _) => {
                         return Err(Problem::new(
                             format!("`{key}`: `exists` needs a field name"),
@@ -413,7 +410,7 @@ fn keyword_search(values: &[RawValue], placeholders: &Placeholders) -> Result<Se
         compile_item("", &["contains"], values, placeholders).map_err(|e| Problem::new(e, None))?;
     match kind {
         crate::matcher::ItemKind::Values(_, values) => {
-            Ok(Search::Keywords(Keywords { all: false, values }))
+            Ok(Search::Keywords(Keywords::new(false, values)))
         }
         _ => unreachable!("keywords compile to values"),
     }
