@@ -187,6 +187,13 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
     }
     eprintln!("{}", summary_line(&prepared.summary));
+    let unrouted = engine.unrouted();
+    if unrouted > 0 {
+        eprintln!(
+            "mlsoc: {unrouted} of {} rules are for log sources no pipeline maps (Windows, Zeek, ...): they saw no event",
+            engine.len()
+        );
+    }
     eprintln!(
         "mlsoc: {} rules and {} correlations, {alerts} alerts (critical {}, high {}, medium {}, low {}, informational {}); correlation state: {} groups, {} evicted",
         engine.len(),

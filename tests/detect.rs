@@ -205,3 +205,79 @@ fn rules_check_lists_every_error_with_file_and_line() {
         String::from_utf8_lossy(&ok.stdout)
     );
 }
+
+#[test]
+fn hunt_routes_rules_to_their_log_sources() {
+    let d = tempfile::tempdir().unwrap();
+    // A Windows rule whose condition holds on any event without its
+    // fields, and a webserver rule from the Sigma taxonomy.
+    std::fs::write(
+        d.path().join("r.yml"),
+        r#"
+title: Not a signed Windows binary
+logsource: {product: windows, category: process_creation}
+detection: {s: {Signed: 'true'}, condition: not s}
+level: high
+---
+title: Path traversal in a web request
+logsource: {category: webserver}
+detection: {s: {cs-uri-query|contains: '..%2F'}, condition: s}
+level: medium
+"#,
+    )
+    .unwrap();
+    let rules = d.path().to_str().unwrap();
+    let out = run(
+        &[
+            "hunt",
+            "samples/real/mlflow-auth/mlflow-auth-access.log",
+            "--rules",
+            rules,
+            "--json",
+        ],
+        None,
+    );
+    let alerts = ndjson(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        alerts
+            .iter()
+            .all(|a| s(a, "rule.name") != "Not a signed Windows binary"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 2 rules are for log sources no pipeline maps"),
+        "{stderr}"
+    );
+    // The Sigma field cs-uri-query reaches url.original through the built-in pipeline.
+    assert!(
+        alerts
+            .iter()
+            .any(|a| s(a, "rule.name") == "Path traversal in a web request"),
+        "{stderr}"
+    );
+    // Without pipelines the rules read the events as given: the Windows
+    // rule fires everywhere, the webserver field is unknown.
+    let raw = run(
+        &[
+            "hunt",
+            "samples/real/mlflow-auth/mlflow-auth-access.log",
+            "--rules",
+            rules,
+            "--json",
+            "--no-builtin-pipelines",
+        ],
+        None,
+    );
+    let raw_alerts = ndjson(&raw.stdout);
+    assert!(
+        raw_alerts
+            .iter()
+            .any(|a| s(a, "rule.name") == "Not a signed Windows binary")
+    );
+    assert!(
+        raw_alerts
+            .iter()
+            .all(|a| s(a, "rule.name") != "Path traversal in a web request")
+    );
+}

@@ -82,7 +82,12 @@ impl Engine {
     /// Rules only (no filters, no correlations).
     pub fn new(rules: Vec<Loaded>) -> Engine {
         let n = rules.len();
-        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| &l.rule.detection));
+        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| {
+            (!l.route
+                .as_ref()
+                .is_some_and(pipeline::Route::matches_nothing))
+            .then_some(&l.rule.detection)
+        }));
         let (routes, rule_route) = routes_of(&rules);
         Engine {
             routes,
@@ -309,7 +314,12 @@ impl Engine {
             corr_standalone[j] = !corr_referenced[j] || corr_generated[j];
         }
         let spans = compiled.iter().map(|(c, _)| c.def.timespan).collect();
-        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| &l.rule.detection));
+        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| {
+            (!l.route
+                .as_ref()
+                .is_some_and(pipeline::Route::matches_nothing))
+            .then_some(&l.rule.detection)
+        }));
         let (routes, rule_route) = routes_of(&rules);
         (
             Engine {
@@ -412,6 +422,18 @@ impl Engine {
     /// rules in total.
     pub fn prefilter_counts(&self) -> (usize, usize) {
         self.prefilter.counts()
+    }
+
+    /// Rules whose log source no pipeline maps: they see no event.
+    pub fn unrouted(&self) -> usize {
+        self.rules
+            .iter()
+            .filter(|l| {
+                l.route
+                    .as_ref()
+                    .is_some_and(pipeline::Route::matches_nothing)
+            })
+            .count()
     }
 
     /// A fresh correlation state for a stream of events.

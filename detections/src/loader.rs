@@ -235,7 +235,17 @@ impl Loader {
             }
             match rule_from_yaml(&doc, &self.placeholders) {
                 Ok(rule) => {
-                    let route = crate::pipeline::route_all(&self.pipelines, &rule.logsource);
+                    // With pipelines, a log source none of them maps is one
+                    // mlsoc does not collect: the rule sees no event (a
+                    // Windows rule must not run on MLflow logs).
+                    let route = if self.pipelines.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            crate::pipeline::route_all(&self.pipelines, &rule.logsource)
+                                .unwrap_or_else(crate::pipeline::Route::nothing),
+                        )
+                    };
                     out.rules.push(Loaded {
                         rule,
                         origin,

@@ -470,6 +470,13 @@ impl Route {
         self
     }
 
+    /// The route of a log source no pipeline maps: no event.
+    pub fn nothing() -> Route {
+        Route {
+            all: vec![Vec::new()],
+        }
+    }
+
     /// True when no event can match (a log source mlsoc has no events of):
     /// the engine may leave such rules out.
     pub fn matches_nothing(&self) -> bool {

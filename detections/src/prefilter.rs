@@ -231,12 +231,7 @@ struct Index {
 }
 
 impl Index {
-    fn scan(&self, text: &str, mark: &mut impl FnMut(u32)) {
-        if !self.exact.is_empty()
-            && let Some(rules) = self.exact.get(text)
-        {
-            rules.iter().for_each(|r| mark(*r));
-        }
+    fn scan_subs(&self, text: &str, mark: &mut impl FnMut(u32)) {
         if let Some(ac) = &self.subs {
             for m in ac.find_overlapping_iter(text) {
                 self.sub_rules[m.pattern().as_usize()]
@@ -294,13 +289,15 @@ pub struct Scratch {
 }
 
 impl Prefilter {
-    /// Builds the prefilter of `detections` (rule index = position).
-    pub fn build<'a>(detections: impl Iterator<Item = &'a Detection>) -> Prefilter {
+    /// Builds the prefilter of `detections` (rule index = position; `None`:
+    /// a rule that never runs).
+    pub fn build<'a>(detections: impl Iterator<Item = Option<&'a Detection>>) -> Prefilter {
         let mut per_place: HashMap<Place, Lits> = HashMap::new();
         let mut always = Vec::new();
         let mut rules = 0;
         for (i, det) in detections.enumerate() {
             rules += 1;
+            let Some(det) = det else { continue };
             let t = union(det.conditions.iter().map(|c| cond_triggers(c, det)));
             match t {
                 None => always.push(i as u32),
@@ -345,6 +342,8 @@ impl Prefilter {
                     // A DFA: one table lookup per input byte. The pattern
                     // sets are literals of rules (thousands at most).
                     .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    // Patterns are folded; ASCII input is matched as is.
+                    .ascii_case_insensitive(true)
                     .build(&patterns)
                     .expect("literal patterns build an automaton")
             });
@@ -449,13 +448,27 @@ impl Prefilter {
 fn scan_leaf(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnMut(u32)) {
     index.scan_number(v, mark);
     let Some(text) = v.to_text() else { return };
-    match fold(&text) {
-        std::borrow::Cow::Borrowed(b) => index.scan(b, mark),
-        std::borrow::Cow::Owned(o) => {
-            *folded = o;
-            index.scan(folded, mark);
+    if text.is_ascii() {
+        // ASCII: the automaton ignores ASCII case itself (the same as
+        // folding); only the exact table needs the lower-cased text.
+        if !index.exact.is_empty() {
+            folded.clear();
+            folded.push_str(&text);
+            folded.make_ascii_lowercase();
+            if let Some(rules) = index.exact.get(folded.as_str()) {
+                rules.iter().for_each(|r| mark(*r));
+            }
         }
+        index.scan_subs(&text, mark);
+        return;
     }
+    // Otherwise Unicode folding, as the matchers do (`K`, the Kelvin sign,
+    // folds to an ASCII `k`).
+    *folded = fold(&text).into_owned();
+    if let Some(rules) = index.exact.get(folded.as_str()) {
+        rules.iter().for_each(|r| mark(*r));
+    }
+    index.scan_subs(folded, mark);
 }
 
 /// The values of one field (arrays flattened).
