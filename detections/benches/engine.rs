@@ -7,7 +7,9 @@
 //!
 //! Run: `cargo bench -p detections --bench engine` (criterion prints time
 //! per pass and events/s). `MLSOC_BENCH_EVENTS=2000` sets the number of
-//! events per pass (default 20,000, cycling through the samples).
+//! events per pass (default 20,000, cycling through the samples). With all
+//! rules it also measures the engine as `mlsoc hunt` runs it (built-in
+//! pipelines and log source routing).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -130,23 +132,28 @@ fn bench(c: &mut Criterion) {
         .collect();
     let files = rule_files();
     let mut group = c.benchmark_group("detect");
-    group.sample_size(10);
+    group
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
     group.throughput(Throughput::Elements(evs.len() as u64));
     for count in [100, 1000, files.len()] {
         let subset = &files[..count.min(files.len())];
         let loading = Loader::default().load_paths(subset);
         let (engine, _) = Engine::build(loading);
         let (always, total) = engine.prefilter_counts();
+        // rsigma rebuilds its index on each `add_collection`: add every
+        // rule in one batch instead.
         let mut rs = rsigma_eval::Engine::new();
-        let mut rs_rules = 0;
-        for f in subset {
-            let text = std::fs::read_to_string(f).unwrap();
-            if let Ok(col) = rsigma_parser::parse_sigma_yaml(&text)
-                && rs.add_collection(&col).is_ok()
-            {
-                rs_rules += col.rules.len();
-            }
-        }
+        let collections: Vec<_> = subset
+            .iter()
+            .filter_map(|f| {
+                rsigma_parser::parse_sigma_yaml(&std::fs::read_to_string(f).unwrap()).ok()
+            })
+            .collect();
+        let all_rules: Vec<_> = collections.iter().flat_map(|c| c.rules.iter()).collect();
+        let rs_errors = rs.add_rules(all_rules.iter().copied()).len();
+        let rs_rules = all_rules.len() - rs_errors;
         let label = if count >= files.len() {
             "all".to_string()
         } else {
@@ -174,6 +181,33 @@ fn bench(c: &mut Criterion) {
                 black_box(n)
             })
         });
+        if count >= files.len() {
+            // As `mlsoc hunt` runs them: the built-in pipelines map the
+            // Sigma taxonomy onto mlsoc's fields and route each rule to
+            // its log source.
+            let piped = Loader::default()
+                .with_pipelines(detections::Pipeline::builtin())
+                .load_paths(subset);
+            let (hunt, _) = Engine::build(piped);
+            let mut n = 0usize;
+            for e in &evs {
+                hunt.eval_with(e, &mut scratch, &mut |_| n += 1);
+            }
+            eprintln!(
+                "all with pipelines: {} rules, {} routed to no collected log source, {n} matches",
+                hunt.len(),
+                hunt.unrouted()
+            );
+            group.bench_function("mlsoc-with-pipelines/all", |b| {
+                b.iter(|| {
+                    let mut n = 0usize;
+                    for e in &evs {
+                        hunt.eval_with(e, &mut scratch, &mut |_| n += 1);
+                    }
+                    black_box(n)
+                })
+            });
+        }
         group.bench_function(format!("rsigma-eval/{label}"), |b| {
             b.iter(|| {
                 let mut n = 0usize;

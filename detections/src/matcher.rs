@@ -13,6 +13,8 @@ use crate::pattern::StrMatcher;
 pub struct FieldRef {
     pub name: String,
     id: Option<FieldId>,
+    /// [`schema::event::root_bit`] of the name.
+    root: u64,
 }
 
 impl FieldRef {
@@ -20,6 +22,7 @@ impl FieldRef {
         FieldRef {
             name: name.to_string(),
             id: FieldId::lookup(name),
+            root: schema::event::root_bit(name),
         }
     }
 
@@ -30,6 +33,10 @@ impl FieldRef {
             && let Some(v) = ev.get_id(id)
         {
             visit_leaves(v, f);
+            return;
+        }
+        // No key starts with the path's first segment: absent, no scan.
+        if ev.roots_mask() & self.root == 0 {
             return;
         }
         let mut done = false;

@@ -17,13 +17,50 @@ use crate::time::Timestamp;
 use crate::value::{Str, Value};
 
 /// One normalized record.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Event {
     fields: Vec<(FieldKey, Value)>,
     /// Bit `id % 128` is set when a registered field with that id may be
     /// present: most lookups of absent fields end here without a scan.
     known: u128,
+    /// The first path segments of the stored keys, hashed to one bit each
+    /// (see [`root_bit`]), computed on first use and cleared by any change:
+    /// a lookup of an unregistered path whose root is absent ends there.
+    roots: std::sync::atomic::AtomicU64,
 }
+
+impl Clone for Event {
+    fn clone(&self) -> Event {
+        Event {
+            fields: self.fields.clone(),
+            known: self.known,
+            roots: std::sync::atomic::AtomicU64::new(
+                self.roots.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Event) -> bool {
+        self.fields == other.fields
+    }
+}
+
+/// The bit of a path's first segment in [`Event::roots_mask`].
+pub fn root_bit(path: &str) -> u64 {
+    let root = path.split('.').next().unwrap_or("");
+    // FNV-1a: stable, cheap on short segments.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in root.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    1u64 << (h % 63)
+}
+
+/// Marks a computed mask (bit 63 is never a root bit).
+const ROOTS_DONE: u64 = 1 << 63;
 
 #[inline]
 fn bit(id: FieldId) -> u128 {
@@ -32,17 +69,36 @@ fn bit(id: FieldId) -> u128 {
 
 impl Event {
     pub fn new() -> Event {
-        Event {
-            fields: Vec::with_capacity(32),
-            known: 0,
-        }
+        Event::with_capacity(32)
     }
 
     pub fn with_capacity(n: usize) -> Event {
         Event {
             fields: Vec::with_capacity(n),
             known: 0,
+            roots: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// One bit per first segment of the stored keys ([`root_bit`]): an
+    /// unregistered path can only be present when its root's bit is set.
+    pub fn roots_mask(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let m = self.roots.load(Ordering::Relaxed);
+        if m != 0 {
+            return m;
+        }
+        let m = self
+            .fields
+            .iter()
+            .fold(ROOTS_DONE, |m, (k, _)| m | root_bit(k.name()));
+        self.roots.store(m, Ordering::Relaxed);
+        m
+    }
+
+    #[inline(always)]
+    fn changed(&mut self) {
+        *self.roots.get_mut() = 0;
     }
 
     fn recompute_known(&mut self) {
@@ -64,6 +120,7 @@ impl Event {
 
     /// Sets a field, replacing an earlier value of the same key.
     pub fn insert(&mut self, key: impl Into<FieldKey>, value: impl Into<Value>) {
+        self.changed();
         let key = key.into();
         if let FieldKey::Known(id) = key {
             return self.set(id, value);
@@ -93,6 +150,7 @@ impl Event {
 
     #[inline(always)]
     fn push_known(&mut self, id: FieldId, value: Value) {
+        self.changed();
         self.fields.reserve(1);
         let len = self.fields.len();
         self.fields.spare_capacity_mut()[0].write((FieldKey::Known(id), value));
@@ -147,6 +205,7 @@ impl Event {
 
     /// Removes a field (by exact key) and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.changed();
         let i = self.fields.iter().position(|(k, _)| k.name() == name)?;
         let v = self.fields.remove(i).1;
         self.recompute_known();
@@ -154,6 +213,7 @@ impl Event {
     }
 
     pub fn remove_id(&mut self, id: FieldId) -> Option<Value> {
+        self.changed();
         if self.known & bit(id) == 0 {
             return None;
         }
@@ -273,7 +333,11 @@ impl Event {
     }
 
     pub(crate) fn from_fields(fields: Vec<(FieldKey, Value)>) -> Event {
-        let mut e = Event { fields, known: 0 };
+        let mut e = Event {
+            fields,
+            known: 0,
+            roots: std::sync::atomic::AtomicU64::new(0),
+        };
         e.recompute_known();
         e
     }
