@@ -171,18 +171,7 @@ pub fn correlation_from_yaml(doc: &Y) -> Result<Correlation, Problem> {
             "type",
         )
     })?;
-    let rules: Vec<String> = match c.get("rules") {
-        Some(Y::String(s)) => vec![s.clone()],
-        Some(Y::Sequence(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| Problem::at("`rules` must list rule ids or names", "rules"))?,
-        _ => return Err(Problem::at("`correlation.rules` is missing", "correlation")),
-    };
-    if rules.is_empty() {
-        return Err(Problem::at("`rules` is empty", "rules"));
-    }
+    let rules = crate::rule::rule_refs(c, "correlation")?;
     let group_by: Vec<String> = match c.get("group-by") {
         None | Some(Y::Null) => Vec::new(),
         Some(Y::String(s)) => vec![s.clone()],

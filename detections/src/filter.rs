@@ -24,18 +24,7 @@ pub fn filter_from_yaml(doc: &Y, placeholders: &Placeholders) -> Result<Filter, 
     let Some(Y::Mapping(f)) = doc.get("filter") else {
         return Err(Problem::at("`filter` must be a map", "filter"));
     };
-    let rules: Vec<String> = match f.get("rules") {
-        Some(Y::String(s)) => vec![s.clone()],
-        Some(Y::Sequence(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| Problem::at("`filter.rules` must list rule ids or names", "rules"))?,
-        _ => return Err(Problem::at("`filter.rules` is missing", "filter")),
-    };
-    if rules.is_empty() {
-        return Err(Problem::at("`filter.rules` is empty", "rules"));
-    }
+    let rules = crate::rule::rule_refs(&Y::Mapping(f.clone()), "filter")?;
     let mut det = f.clone();
     det.remove("rules");
     let detection = compile_detection(&Y::Mapping(det), placeholders)?;

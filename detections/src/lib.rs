@@ -52,6 +52,19 @@ pub struct Engine {
     rule_route: Vec<u32>,
 }
 
+/// The prefilter of the rules, their distinct routes and each rule's route.
+fn index(rules: &[Loaded]) -> (prefilter::Prefilter, Vec<pipeline::Route>, Vec<u32>) {
+    // Rules for log sources no pipeline maps never run.
+    let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| {
+        (!l.route
+            .as_ref()
+            .is_some_and(pipeline::Route::matches_nothing))
+        .then_some(&l.rule.detection)
+    }));
+    let (routes, rule_route) = routes_of(rules);
+    (prefilter, routes, rule_route)
+}
+
 /// Distinct routes and each rule's index into them.
 fn routes_of(rules: &[Loaded]) -> (Vec<pipeline::Route>, Vec<u32>) {
     let mut routes: Vec<pipeline::Route> = Vec::new();
@@ -82,13 +95,7 @@ impl Engine {
     /// Rules only (no filters, no correlations).
     pub fn new(rules: Vec<Loaded>) -> Engine {
         let n = rules.len();
-        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| {
-            (!l.route
-                .as_ref()
-                .is_some_and(pipeline::Route::matches_nothing))
-            .then_some(&l.rule.detection)
-        }));
-        let (routes, rule_route) = routes_of(&rules);
+        let (prefilter, routes, rule_route) = index(&rules);
         Engine {
             routes,
             rule_route,
@@ -314,13 +321,7 @@ impl Engine {
             corr_standalone[j] = !corr_referenced[j] || corr_generated[j];
         }
         let spans = compiled.iter().map(|(c, _)| c.def.timespan).collect();
-        let prefilter = prefilter::Prefilter::build(rules.iter().map(|l| {
-            (!l.route
-                .as_ref()
-                .is_some_and(pipeline::Route::matches_nothing))
-            .then_some(&l.rule.detection)
-        }));
-        let (routes, rule_route) = routes_of(&rules);
+        let (prefilter, routes, rule_route) = index(&rules);
         (
             Engine {
                 routes,

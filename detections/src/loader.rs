@@ -211,11 +211,7 @@ impl Loader {
                 match crate::filter::filter_from_yaml(&doc, &self.placeholders) {
                     Ok(filter) => out.filters.push(LoadedFilter { filter, origin }),
                     Err(p) => {
-                        let kind = if p.message.contains("has no configured values") {
-                            ErrorKind::Placeholder
-                        } else {
-                            ErrorKind::Invalid
-                        };
+                        let kind = kind_of(&p);
                         out.errors.push(fail(p, kind));
                     }
                 }
@@ -253,15 +249,20 @@ impl Loader {
                     })
                 }
                 Err(p) => {
-                    let kind = if p.message.contains("has no configured values") {
-                        ErrorKind::Placeholder
-                    } else {
-                        ErrorKind::Invalid
-                    };
+                    let kind = kind_of(&p);
                     out.errors.push(fail(p, kind));
                 }
             }
         }
+    }
+}
+
+/// A rule refused for its placeholders, or invalid.
+fn kind_of(p: &Problem) -> ErrorKind {
+    if p.message.contains("has no configured values") {
+        ErrorKind::Placeholder
+    } else {
+        ErrorKind::Invalid
     }
 }
 

@@ -197,6 +197,28 @@ pub(crate) fn meta(doc: &Y) -> Result<Meta, Problem> {
     })
 }
 
+/// The `rules` list of a correlation or filter section (ids or names).
+pub(crate) fn rule_refs(section: &Y, what: &str) -> Result<Vec<String>, Problem> {
+    let rules: Vec<String> = match section.get("rules") {
+        Some(Y::String(s)) => vec![s.clone()],
+        Some(Y::Sequence(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Problem::at(
+                    format!("`{what}.rules` must list rule ids or names"),
+                    "rules",
+                )
+            })?,
+        _ => return Err(Problem::at(format!("`{what}.rules` is missing"), what)),
+    };
+    if rules.is_empty() {
+        return Err(Problem::at(format!("`{what}.rules` is empty"), "rules"));
+    }
+    Ok(rules)
+}
+
 pub(crate) fn logsource(doc: &Y) -> Result<LogSource, Problem> {
     let Some(ls) = doc.get("logsource") else {
         return Err(Problem::new("`logsource` is missing", None));
