@@ -9,7 +9,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The tests read only the repository and ../shared (the Sigma corpus, later);
+# The tests read only the repository and ../shared (the SigmaHQ rule corpus);
 # everything else they need is built by cargo.
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
