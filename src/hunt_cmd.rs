@@ -80,13 +80,10 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         })?);
     }
     let loading = rules_cmd::load_with(&args.rules, pipelines)?;
-    for e in &loading.errors {
-        eprintln!("mlsoc: rule not loaded: {e}");
-    }
+    let mut errors = loading.errors.clone();
     let (engine, unresolved) = Engine::build(loading);
-    for e in &unresolved {
-        eprintln!("mlsoc: rule not loaded: {e}");
-    }
+    errors.extend(unresolved);
+    rules_cmd::report_load_errors(&errors);
     if engine.is_empty() {
         return Err(anyhow::Error::new(Exit(2)).context("no rule could be loaded"));
     }

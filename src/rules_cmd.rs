@@ -92,13 +92,10 @@ pub fn check(args: RulesCheckArgs) -> anyhow::Result<ExitCode> {
 
 pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let loading = load(&args.rules)?;
-    for e in &loading.errors {
-        eprintln!("mlsoc: rule not loaded: {e}");
-    }
+    let mut errors = loading.errors.clone();
     let (engine, unresolved) = Engine::build(loading);
-    for e in &unresolved {
-        eprintln!("mlsoc: rule not loaded: {e}");
-    }
+    errors.extend(unresolved);
+    report_load_errors(&errors);
     let mut session = engine.session(Limits::default());
     let mut hits = Vec::new();
     let input: Box<dyn BufRead> = match args.input.as_deref() {
@@ -188,4 +185,23 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         engine.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reports rules that were not loaded on stderr: errors one by one, rules
+/// refused for placeholders without values in one line (they are expected
+/// with a public corpus; `mlsoc rules check` lists them).
+pub fn report_load_errors(errors: &[detections::RuleError]) {
+    let mut refused = 0;
+    for e in errors {
+        if e.kind == ErrorKind::Placeholder {
+            refused += 1;
+        } else {
+            eprintln!("mlsoc: rule not loaded: {e}");
+        }
+    }
+    if refused > 0 {
+        eprintln!(
+            "mlsoc: {refused} rules not loaded: their `expand` placeholders have no values (give them with --placeholder or --placeholders; `mlsoc rules check` lists them)"
+        );
+    }
 }

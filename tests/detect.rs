@@ -281,3 +281,40 @@ level: medium
             .all(|a| s(a, "rule.name") != "Path traversal in a web request")
     );
 }
+
+#[test]
+fn placeholder_rules_are_summed_up_and_load_with_values() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("p.yml"),
+        "title: Login by a non-admin\nlogsource: {product: mlflow}\ndetection: {s: {user.name|expand: '%Admins%'}, condition: not s}\nlevel: low\n",
+    )
+    .unwrap();
+    let rules = d.path().to_str().unwrap();
+    let log = "127.0.0.1 - mallory [30/Nov/2026:10:00:00 +0000] \"GET /api/2.0/mlflow/experiments/search HTTP/1.1\" 200 2 \"-\" \"x\"\n";
+    let out = run(
+        &["hunt", "-", "--rules", rules, "--json"],
+        Some(log.as_bytes()),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "no usable rule: {stderr}");
+    assert!(
+        stderr.contains("1 rules not loaded: their `expand` placeholders have no values"),
+        "{stderr}"
+    );
+    let out = run(
+        &[
+            "hunt",
+            "-",
+            "--rules",
+            rules,
+            "--json",
+            "--placeholder",
+            "Admins=admin,release-*",
+        ],
+        Some(log.as_bytes()),
+    );
+    let alerts = ndjson(&out.stdout);
+    assert_eq!(alerts.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s(&alerts[0], "user.name"), "mallory");
+}
