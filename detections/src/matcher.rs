@@ -13,8 +13,8 @@ use crate::pattern::StrMatcher;
 pub struct FieldRef {
     pub name: String,
     id: Option<FieldId>,
-    /// [`schema::event::root_bit`] of the name.
-    root: u64,
+    /// [`schema::event::root_bits`] of the name.
+    root: [u64; 2],
 }
 
 impl FieldRef {
@@ -22,7 +22,7 @@ impl FieldRef {
         FieldRef {
             name: name.to_string(),
             id: FieldId::lookup(name),
-            root: schema::event::root_bit(name),
+            root: schema::event::root_bits(name),
         }
     }
 
@@ -36,7 +36,7 @@ impl FieldRef {
             return;
         }
         // No key starts with the path's first segment: absent, no scan.
-        if ev.roots_mask() & self.root == 0 {
+        if !ev.may_have_root(self.root) {
             return;
         }
         let mut done = false;

@@ -23,10 +23,11 @@ pub struct Event {
     /// Bit `id % 128` is set when a registered field with that id may be
     /// present: most lookups of absent fields end here without a scan.
     known: u128,
-    /// The first path segments of the stored keys, hashed to one bit each
-    /// (see [`root_bit`]), computed on first use and cleared by any change:
-    /// a lookup of an unregistered path whose root is absent ends there.
-    roots: std::sync::atomic::AtomicU64,
+    /// The first path segments of the stored keys, hashed to one bit in
+    /// each word (see [`root_bits`]), computed on first use and cleared by
+    /// any change: a lookup of an unregistered path whose root is absent
+    /// ends there.
+    roots: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl Clone for Event {
@@ -34,9 +35,11 @@ impl Clone for Event {
         Event {
             fields: self.fields.clone(),
             known: self.known,
-            roots: std::sync::atomic::AtomicU64::new(
-                self.roots.load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            roots: [0, 1].map(|i| {
+                std::sync::atomic::AtomicU64::new(
+                    self.roots[i].load(std::sync::atomic::Ordering::Relaxed),
+                )
+            }),
         }
     }
 }
@@ -47,8 +50,10 @@ impl PartialEq for Event {
     }
 }
 
-/// The bit of a path's first segment in [`Event::roots_mask`].
-pub fn root_bit(path: &str) -> u64 {
+/// The bits of a path's first segment in [`Event::roots_mask`]: one in
+/// each word, from two parts of one hash (a two-hash Bloom filter; with 15
+/// roots about 5% of absent roots pass).
+pub fn root_bits(path: &str) -> [u64; 2] {
     let root = path.split('.').next().unwrap_or("");
     // FNV-1a: stable, cheap on short segments.
     let mut h: u64 = 0xcbf29ce484222325;
@@ -56,7 +61,7 @@ pub fn root_bit(path: &str) -> u64 {
         h ^= b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
-    1u64 << (h % 63)
+    [1u64 << (h % 63), 1u64 << ((h >> 32) % 64)]
 }
 
 /// Marks a computed mask (bit 63 is never a root bit).
@@ -76,29 +81,39 @@ impl Event {
         Event {
             fields: Vec::with_capacity(n),
             known: 0,
-            roots: std::sync::atomic::AtomicU64::new(0),
+            roots: Default::default(),
         }
     }
 
-    /// One bit per first segment of the stored keys ([`root_bit`]): an
-    /// unregistered path can only be present when its root's bit is set.
-    pub fn roots_mask(&self) -> u64 {
+    /// The bits of the first segments of the stored keys ([`root_bits`]).
+    pub fn roots_mask(&self) -> [u64; 2] {
         use std::sync::atomic::Ordering;
-        let m = self.roots.load(Ordering::Relaxed);
-        if m != 0 {
-            return m;
+        // `lo` is published after `hi` (release/acquire): a thread that
+        // sees a computed `lo` sees its `hi`.
+        let lo = self.roots[0].load(Ordering::Acquire);
+        if lo != 0 {
+            return [lo, self.roots[1].load(Ordering::Relaxed)];
         }
-        let m = self
-            .fields
-            .iter()
-            .fold(ROOTS_DONE, |m, (k, _)| m | root_bit(k.name()));
-        self.roots.store(m, Ordering::Relaxed);
+        let m = self.fields.iter().fold([ROOTS_DONE, 0], |m, (k, _)| {
+            let b = root_bits(k.name());
+            [m[0] | b[0], m[1] | b[1]]
+        });
+        self.roots[1].store(m[1], Ordering::Relaxed);
+        self.roots[0].store(m[0], Ordering::Release);
         m
+    }
+
+    /// False when no stored key starts with the first segment of `path`
+    /// (`bits` = [`root_bits`] of it); true means it may.
+    #[inline]
+    pub fn may_have_root(&self, bits: [u64; 2]) -> bool {
+        let m = self.roots_mask();
+        m[0] & bits[0] != 0 && m[1] & bits[1] != 0
     }
 
     #[inline(always)]
     fn changed(&mut self) {
-        *self.roots.get_mut() = 0;
+        *self.roots[0].get_mut() = 0;
     }
 
     fn recompute_known(&mut self) {
@@ -336,7 +351,7 @@ impl Event {
         let mut e = Event {
             fields,
             known: 0,
-            roots: std::sync::atomic::AtomicU64::new(0),
+            roots: Default::default(),
         };
         e.recompute_known();
         e
@@ -457,6 +472,38 @@ mod tests {
             Some("/b".into())
         );
         assert_eq!(e.get_id(f::URL_PATH), None);
+    }
+
+    #[test]
+    fn root_filter_never_hides_a_present_root() {
+        let mut e = Event::new();
+        assert!(!e.may_have_root(root_bits("kubernetes.audit.verb")));
+        e.insert("kubernetes.audit", Value::Object(vec![]));
+        e.insert("CommandLine", "x");
+        e.set(f::URL_PATH, "/a");
+        for p in [
+            "kubernetes.audit.verb",
+            "kubernetes",
+            "CommandLine",
+            "url.anything",
+            "url",
+        ] {
+            assert!(e.may_have_root(root_bits(p)), "{p}");
+        }
+        // Most absent roots are ruled out (a Bloom filter: some may pass).
+        let absent = (0..200)
+            .filter(|i| !e.may_have_root(root_bits(&format!("root{i}.x"))))
+            .count();
+        assert!(absent > 150, "{absent} of 200 ruled out");
+        // Any change recomputes the mask.
+        e.insert("zeek", "y");
+        assert!(e.may_have_root(root_bits("zeek.id")));
+        let copy = e.clone();
+        assert!(copy.may_have_root(root_bits("zeek.id")));
+        e.remove("zeek");
+        let mut other = Event::new();
+        other.insert("zeek", "y");
+        assert!(other.may_have_root(root_bits("zeek")));
     }
 
     #[test]
