@@ -314,12 +314,9 @@ impl Keywords {
 impl Keywords {
     pub fn matches(&self, ev: &Event) -> bool {
         // Every text searched, folded once for all the keywords.
-        let mut texts: Vec<(std::borrow::Cow<'_, str>, String)> = Vec::new();
-        keyword_values(ev, &mut |leaf| {
-            if let Some(t) = leaf.to_text() {
-                let folded = crate::pattern::fold(&t).into_owned();
-                texts.push((t, folded));
-            }
+        let mut texts: Vec<(String, String)> = Vec::new();
+        keyword_texts(ev, &mut |t| {
+            texts.push((t.to_string(), crate::pattern::fold(t).into_owned()));
             false
         });
         if let Some(ac) = &self.ac {
@@ -336,14 +333,9 @@ impl Keywords {
         }
         let one = |m: &ValueMatcher| match m {
             ValueMatcher::Str(sm) => texts.iter().any(|(t, f)| sm.matches_prefolded(t, f)),
-            other => {
-                let mut hit = false;
-                keyword_values(ev, &mut |leaf| {
-                    hit = !matches!(leaf, Value::Null) && other.matches(leaf, ev);
-                    hit
-                });
-                hit
-            }
+            other => texts
+                .iter()
+                .any(|(t, _)| other.matches(&Value::Str(schema::Str::from(t.as_str())), ev)),
         };
         if self.all {
             self.values.iter().all(one)
@@ -353,25 +345,86 @@ impl Keywords {
     }
 }
 
-/// The values keyword searches read: `event.original` and `message` when
-/// the event keeps its original record (a normalized event: the raw line
-/// holds every field as it was written), else every value of the event
-/// (JSON events evaluated as given).
-pub fn keyword_values<'e>(ev: &'e Event, f: &mut dyn FnMut(&'e Value) -> bool) {
-    if let Some(orig) = ev.get_id(schema::f::EVENT_ORIGINAL) {
-        if f(orig) {
+/// The texts keyword searches read: `event.original` and `message` when
+/// the event keeps its original record (a normalized line holds every
+/// field as it was written; a JSON record with escapes is read decoded,
+/// since `\u003c` hides a `<` an attacker wrote), else every value of the
+/// event (JSON events evaluated as given). `f` returns true to stop.
+pub fn keyword_texts(ev: &Event, f: &mut dyn FnMut(&str) -> bool) {
+    if let Some(orig) = ev.get_id(schema::f::EVENT_ORIGINAL).and_then(Value::as_str) {
+        let stop = if orig.trim_start().starts_with(['{', '['])
+            && memchr::memchr(b'\\', orig.as_bytes()).is_some()
+        {
+            f(&unescape_json_text(orig))
+        } else {
+            f(orig)
+        };
+        if stop {
             return;
         }
         if let Some(m) = ev.get_id(schema::f::MESSAGE) {
-            visit_all_leaves(m, f);
+            visit_all_leaves(m, &mut |leaf| leaf.to_text().is_some_and(|t| f(&t)));
         }
         return;
     }
     for (_, v) in ev.iter() {
-        if visit_all_leaves(v, f) {
+        if visit_all_leaves(v, &mut |leaf| leaf.to_text().is_some_and(|t| f(&t))) {
             return;
         }
     }
+}
+
+/// A JSON text with its string escapes decoded (`\"`, `\\`, `\/`,
+/// `\n`..., `\uXXXX` with surrogate pairs); anything else is kept as is.
+pub fn unescape_json_text(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut rest = t;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let esc = &rest[i..];
+        let mut chars = esc[1..].chars();
+        let (decoded, used) = match chars.next() {
+            Some('"') => (Some('"'), 2),
+            Some('\\') => (Some('\\'), 2),
+            Some('/') => (Some('/'), 2),
+            Some('b') => (Some('\u{8}'), 2),
+            Some('f') => (Some('\u{c}'), 2),
+            Some('n') => (Some('\n'), 2),
+            Some('r') => (Some('\r'), 2),
+            Some('t') => (Some('\t'), 2),
+            Some('u') => {
+                let hex = |s: &str| -> Option<u32> {
+                    (s.len() >= 4 && s.is_char_boundary(4))
+                        .then(|| u32::from_str_radix(&s[..4], 16).ok())
+                        .flatten()
+                };
+                match hex(&esc[2..]) {
+                    Some(hi @ 0xD800..=0xDBFF) if esc[6..].starts_with("\\u") => {
+                        match hex(&esc[8..]) {
+                            Some(lo @ 0xDC00..=0xDFFF) => (
+                                char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
+                                12,
+                            ),
+                            _ => (None, 1),
+                        }
+                    }
+                    Some(cp) => match char::from_u32(cp) {
+                        Some(c) => (Some(c), 6),
+                        None => (None, 1),
+                    },
+                    None => (None, 1),
+                }
+            }
+            _ => (None, 1),
+        };
+        match decoded {
+            Some(c) => out.push(c),
+            None => out.push('\\'),
+        }
+        rest = &esc[used..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn visit_all_leaves<'e>(v: &'e Value, f: &mut dyn FnMut(&'e Value) -> bool) -> bool {
@@ -426,6 +479,23 @@ mod tests {
         )
     }
 
+    #[test]
+    fn json_text_unescaping() {
+        assert_eq!(
+            unescape_json_text(r#"{"a":"\u003cscript\u003e \"q\" \/etc\/passwd \\x \n"}"#),
+            "{\"a\":\"<script> \"q\" /etc/passwd \\x \n\"}"
+        );
+        // A surrogate pair, a lone surrogate, a short and a bad escape.
+        assert_eq!(unescape_json_text(r"\ud83d\ude00"), "\u{1f600}");
+        assert_eq!(unescape_json_text(r"\ud83dx"), r"\ud83dx");
+        assert_eq!(unescape_json_text(r"end\u00"), r"end\u00");
+        assert_eq!(unescape_json_text(r"\q\"), r"\q\");
+        assert_eq!(
+            unescape_json_text("é\\u00e9"),
+            "é\\u00e9".replace("\\u00e9", "é")
+        );
+    }
+
     // Keywords read the original record of a normalized event, and every
     // value of an event without one.
     #[test]
@@ -451,5 +521,14 @@ mod tests {
         assert!(!kw(false, &["missing"]).matches(&raw));
         // One keyword only: no automaton, the same answers.
         assert!(kw(false, &["nested"]).matches(&raw));
+        // A JSON record's text escapes characters: its decoded values are
+        // searched too.
+        let mut json = Event::new();
+        json.set(
+            schema::f::EVENT_ORIGINAL,
+            r#"{"requestURI":"/api?q=\u003cscript\u003e"}"#,
+        );
+        json.insert("kubernetes.audit.requestURI", "/api?q=<script>");
+        assert!(kw(false, &["<script>"]).matches(&json));
     }
 }

@@ -430,8 +430,8 @@ impl Prefilter {
         }
         if let Some(any) = self.any {
             let index = &self.indexes[any as usize];
-            crate::matcher::keyword_values(ev, &mut |v| {
-                scan_leaf(index, v, folded, &mut mark);
+            crate::matcher::keyword_texts(ev, &mut |t| {
+                scan_text(index, t, folded, &mut mark);
                 false
             });
         }
@@ -447,24 +447,29 @@ impl Prefilter {
 
 fn scan_leaf(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnMut(u32)) {
     index.scan_number(v, mark);
-    let Some(text) = v.to_text() else { return };
+    if let Some(text) = v.to_text() {
+        scan_text(index, &text, folded, mark);
+    }
+}
+
+fn scan_text(index: &Index, text: &str, folded: &mut String, mark: &mut impl FnMut(u32)) {
     if text.is_ascii() {
         // ASCII: the automaton ignores ASCII case itself (the same as
         // folding); only the exact table needs the lower-cased text.
         if !index.exact.is_empty() {
             folded.clear();
-            folded.push_str(&text);
+            folded.push_str(text);
             folded.make_ascii_lowercase();
             if let Some(rules) = index.exact.get(folded.as_str()) {
                 rules.iter().for_each(|r| mark(*r));
             }
         }
-        index.scan_subs(&text, mark);
+        index.scan_subs(text, mark);
         return;
     }
     // Otherwise Unicode folding, as the matchers do (`K`, the Kelvin sign,
     // folds to an ASCII `k`).
-    *folded = fold(&text).into_owned();
+    *folded = fold(text).into_owned();
     if let Some(rules) = index.exact.get(folded.as_str()) {
         rules.iter().for_each(|r| mark(*r));
     }
