@@ -384,16 +384,6 @@ impl Engine {
         scratch.routes = routes;
     }
 
-    /// The rules the prefilter lets through for `ev` (diagnostics).
-    pub fn candidates_for_debug(
-        &self,
-        ev: &schema::Event,
-        scratch: &mut prefilter::Scratch,
-        f: &mut impl FnMut(usize),
-    ) {
-        self.prefilter.candidates(ev, scratch, f);
-    }
-
     /// Whether the event belongs to rule `i`'s log source (each distinct
     /// route is tested once per event).
     fn routed(&self, i: usize, ev: &schema::Event, cache: &mut [u8]) -> bool {

@@ -313,24 +313,34 @@ impl Keywords {
 
 impl Keywords {
     pub fn matches(&self, ev: &Event) -> bool {
+        // The usual keyword list: each text is folded and scanned once,
+        // as it comes, and the search stops at the first hit.
+        if let Some(ac) = &self.ac {
+            let mut seen = vec![false; if self.all { self.values.len() } else { 0 }];
+            let mut hit = false;
+            keyword_texts(ev, &mut |t| {
+                let folded = crate::pattern::fold(t);
+                if !self.all {
+                    hit = ac.is_match(folded.as_ref());
+                    return hit;
+                }
+                for m in ac.find_overlapping_iter(folded.as_ref()) {
+                    seen[m.pattern().as_usize()] = true;
+                }
+                false
+            });
+            return if self.all {
+                seen.iter().all(|s| *s)
+            } else {
+                hit
+            };
+        }
         // Every text searched, folded once for all the keywords.
         let mut texts: Vec<(String, String)> = Vec::new();
         keyword_texts(ev, &mut |t| {
             texts.push((t.to_string(), crate::pattern::fold(t).into_owned()));
             false
         });
-        if let Some(ac) = &self.ac {
-            if !self.all {
-                return texts.iter().any(|(_, f)| ac.is_match(f.as_str()));
-            }
-            let mut seen = vec![false; self.values.len()];
-            for (_, f) in &texts {
-                for m in ac.find_overlapping_iter(f.as_str()) {
-                    seen[m.pattern().as_usize()] = true;
-                }
-            }
-            return seen.iter().all(|s| *s);
-        }
         let one = |m: &ValueMatcher| match m {
             ValueMatcher::Str(sm) => texts.iter().any(|(t, f)| sm.matches_prefolded(t, f)),
             other => texts
