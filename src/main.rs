@@ -12,9 +12,11 @@
 //! - 3: some input could not be read (missing, unreadable, truncated gzip); the others were processed
 //! - 4: the output could not be written
 
+mod coverage_cmd;
 mod formats_cmd;
 mod hunt_cmd;
 mod normalize_cmd;
+mod rule_tests;
 mod rules_cmd;
 
 use std::path::PathBuf;
@@ -109,28 +111,38 @@ enum RulesCommand {
         after_help = "Exit codes:\n  0  every rule loaded\n  1  at least one rule has an error (listed on stdout)\n  2  usage error"
     )]
     Check(RulesCheckArgs),
+    /// Run the rule tests (`*.tests.yml` beside the rules, see docs/rule-tests.md): raw log lines
+    /// are normalized and every case checks that its rule fires, or does not; reports per rule.
+    #[command(
+        after_help = "Exit codes:\n  0  every case passed and every alerting rule has a match and a no_match case\n  1  a case failed, a rule is untested, or a rule or test file has an error\n  2  usage error"
+    )]
+    Test(rule_tests::TestArgs),
+    /// Coverage of a rule set: a Markdown table (rule, component, ATLAS technique, fields,
+    /// response) or an ATLAS Navigator layer (JSON).
+    Coverage(coverage_cmd::CoverageArgs),
 }
 
 /// Where rules come from, and the values of their placeholders.
 #[derive(Args, Clone)]
 pub struct RuleArgs {
-    /// Rule files or directories (searched recursively for .yml/.yaml); may be repeated.
-    #[arg(long, value_name = "PATH", required = true)]
+    /// Rule files or directories (searched recursively for .yml/.yaml, leaving out `*.tests.yml`);
+    /// may be repeated. Default: mlsoc's ML threat rule pack, compiled in.
+    #[arg(long, value_name = "PATH")]
     pub rules: Vec<PathBuf>,
-    /// YAML map of placeholder names to value lists, for the `expand` modifier.
-    #[arg(long = "placeholders", value_name = "FILE")]
-    pub placeholders_file: Option<PathBuf>,
-    /// One placeholder's values: NAME=VALUE[,VALUE...]; may be repeated.
-    #[arg(long, value_name = "NAME=VALUES")]
-    pub placeholder: Vec<String>,
+    #[command(flatten)]
+    pub placeholders: PlaceholderArgs,
 }
 
-#[derive(Args)]
+/// Values of the rules' `expand` placeholders (allowlists). The rule pack's defaults
+/// (docs/detections.md) apply unless replaced here, name by name.
+#[derive(Args, Clone, Default)]
 pub struct PlaceholderArgs {
-    /// YAML map of placeholder names to value lists, for the `expand` modifier.
+    /// YAML map of placeholder names to value lists, for the `expand` modifier; may be repeated
+    /// (a later file replaces an earlier file's values of the same name).
     #[arg(long = "placeholders", value_name = "FILE")]
-    pub placeholders_file: Option<PathBuf>,
-    /// One placeholder's values: NAME=VALUE[,VALUE...]; may be repeated.
+    pub placeholders_files: Vec<PathBuf>,
+    /// One placeholder's values: NAME=VALUE[,VALUE...]; replaces the values from files and
+    /// defaults; may be repeated (values of the same name add up).
     #[arg(long, value_name = "NAME=VALUES")]
     pub placeholder: Vec<String>,
 }
@@ -141,7 +153,7 @@ pub struct RulesCheckArgs {
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub rules: PlaceholderArgs,
+    pub placeholders: PlaceholderArgs,
 }
 
 #[derive(Args)]
@@ -250,6 +262,8 @@ fn main() -> ExitCode {
         Command::Formats(args) => formats_cmd::run(args),
         Command::Hunt(args) => hunt_cmd::run(args),
         Command::Rules(RulesCommand::Check(args)) => rules_cmd::check(args),
+        Command::Rules(RulesCommand::Test(args)) => rule_tests::run(args),
+        Command::Rules(RulesCommand::Coverage(args)) => coverage_cmd::run(args),
         Command::Eval(args) => rules_cmd::eval(args),
     };
     match result {

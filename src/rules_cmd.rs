@@ -7,34 +7,34 @@ use std::process::ExitCode;
 use anyhow::Context;
 use detections::{Engine, ErrorKind, Hit, Limits, Loader, Loading, Placeholders};
 
-use crate::{EvalArgs, Exit, RuleArgs, RulesCheckArgs};
+use crate::{EvalArgs, Exit, PlaceholderArgs, RuleArgs, RulesCheckArgs};
 
-/// Reads the placeholder values given on the command line.
-pub fn placeholders(args: &RuleArgs) -> anyhow::Result<Placeholders> {
-    let mut out = Placeholders::new();
-    if let Some(f) = &args.placeholders_file {
+/// The placeholder values: the rule pack's defaults, replaced name by name
+/// by the files given (in order), then by `--placeholder` flags.
+pub fn placeholders(args: &PlaceholderArgs) -> anyhow::Result<Placeholders> {
+    let mut out = detections::pack::default_placeholders()
+        .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("rule pack: {e}")))?;
+    for f in &args.placeholders_files {
         let text = std::fs::read_to_string(f)
             .with_context(|| format!("cannot read {}", f.display()))
             .map_err(|e| e.context(Exit(2)))?;
-        let map: std::collections::BTreeMap<String, Vec<String>> = serde_norway::from_str(&text)
-            .map_err(|e| {
-                anyhow::Error::new(Exit(2)).context(format!(
-                    "{}: expected a map of placeholder names to lists of values: {e}",
-                    f.display()
-                ))
-            })?;
+        let map = detections::pack::parse_placeholders(&f.display().to_string(), &text)
+            .map_err(|e| anyhow::Error::new(Exit(2)).context(e.to_string()))?;
         out.extend(map);
     }
+    let mut flags = Placeholders::new();
     for p in &args.placeholder {
         let Some((name, values)) = p.split_once('=') else {
             return Err(anyhow::Error::new(Exit(2)).context(format!(
                 "--placeholder `{p}`: expected NAME=VALUE[,VALUE...]"
             )));
         };
-        out.entry(name.trim_matches('%').to_string())
+        flags
+            .entry(name.trim_matches('%').to_string())
             .or_default()
             .extend(values.split(',').map(str::to_string));
     }
+    out.extend(flags);
     Ok(out)
 }
 
@@ -42,9 +42,13 @@ pub fn load(args: &RuleArgs) -> anyhow::Result<Loading> {
     load_with(args, Vec::new())
 }
 
-/// Loads rules through processing pipelines.
+/// Loads rules through processing pipelines: the paths given, or the
+/// compiled-in rule pack when there are none.
 pub fn load_with(args: &RuleArgs, pipelines: Vec<detections::Pipeline>) -> anyhow::Result<Loading> {
-    let loader = Loader::new(placeholders(args)?).with_pipelines(pipelines);
+    let loader = Loader::new(placeholders(&args.placeholders)?).with_pipelines(pipelines);
+    if args.rules.is_empty() {
+        return Ok(detections::pack::load(&loader));
+    }
     for p in &args.rules {
         if !p.exists() {
             return Err(anyhow::Error::new(Exit(2))
@@ -57,8 +61,7 @@ pub fn load_with(args: &RuleArgs, pipelines: Vec<detections::Pipeline>) -> anyho
 pub fn check(args: RulesCheckArgs) -> anyhow::Result<ExitCode> {
     let loading = load(&RuleArgs {
         rules: args.paths,
-        placeholders_file: args.rules.placeholders_file,
-        placeholder: args.rules.placeholder,
+        placeholders: args.placeholders,
     })?;
     let files = loading.files;
     let (rules, correlations, filters) = (

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod loader;
 pub mod matcher;
 pub mod modifiers;
+pub mod pack;
 pub mod pattern;
 pub mod pipeline;
 pub mod prefilter;
@@ -341,6 +342,18 @@ impl Engine {
 
     pub fn rules(&self) -> &[Loaded] {
         &self.rules
+    }
+
+    /// Whether rule `i` alerts on its own (it is not only the input of
+    /// correlations that do not `generate` its matches).
+    pub fn rule_alerts(&self, i: usize) -> bool {
+        self.standalone[i]
+    }
+
+    /// Whether correlation `i` alerts on its own (it is not only the input
+    /// of another correlation).
+    pub fn correlation_alerts(&self, i: usize) -> bool {
+        self.corr_standalone[i]
     }
 
     pub fn correlations(&self) -> impl Iterator<Item = (&correlation::Correlation, &Origin)> {

@@ -104,8 +104,9 @@ impl Loader {
         self
     }
 
-    /// Loads every `.yml`/`.yaml` file under each path (files are read
-    /// whatever their extension), in path order.
+    /// Loads every `.yml`/`.yaml` file under each directory, except rule
+    /// test files (`*.tests.yml`), in path order; files named directly are
+    /// read whatever their name.
     pub fn load_paths(&self, paths: &[PathBuf]) -> Loading {
         let mut out = Loading::default();
         let mut files = Vec::new();
@@ -134,6 +135,18 @@ impl Loader {
                     message,
                 }),
             }
+        }
+        check_duplicate_ids(&mut out);
+        out
+    }
+
+    /// Loads rule files given as (path, text) pairs, e.g. the rule pack
+    /// compiled into the binary.
+    pub fn load_texts<'a>(&self, files: impl IntoIterator<Item = (PathBuf, &'a str)>) -> Loading {
+        let mut out = Loading::default();
+        for (path, text) in files {
+            out.files += 1;
+            self.load_text(text, &path, &mut out);
         }
         check_duplicate_ids(&mut out);
         out
@@ -327,11 +340,20 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<
             }
         } else if ft.is_file()
             && matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"))
+            && !is_test_file(&p)
         {
             out.push(p);
         }
     }
     Ok(())
+}
+
+/// Rule test files (`*.tests.yml`, read by `mlsoc rules test`) sit beside
+/// the rules they test; a directory walk leaves them out.
+pub fn is_test_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".tests.yml") || n.ends_with(".tests.yaml"))
 }
 
 /// Splits a multi-document YAML text at `---` lines: (1-based first line

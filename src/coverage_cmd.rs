@@ -1,0 +1,371 @@
+//! `mlsoc rules coverage`: what a rule set detects, from the rule files
+//! themselves (so the documentation cannot drift from them): a Markdown
+//! table of the alerting rules and correlations (component, MITRE ATLAS
+//! techniques, log fields needed, suggested response), or a MITRE ATLAS
+//! Navigator layer (JSON, layer format 4.5, domain `atlas-atlas`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use detections::{Engine, Loader};
+use serde_norway::Value as Y;
+
+use crate::{Exit, PlaceholderArgs, rules_cmd};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CoverageFormat {
+    /// A Markdown document with the coverage table.
+    Markdown,
+    /// A MITRE ATLAS Navigator layer.
+    Navigator,
+}
+
+#[derive(Args)]
+pub struct CoverageArgs {
+    /// Rule files or directories. Default: the compiled-in rule pack.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: CoverageFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub placeholders: PlaceholderArgs,
+}
+
+/// One alerting rule or correlation.
+struct Row {
+    component: String,
+    title: String,
+    id: String,
+    kind: String,
+    level: String,
+    atlas: Vec<String>,
+    attack: Vec<String>,
+    fields: BTreeSet<String>,
+    response: Vec<String>,
+    file: String,
+}
+
+/// `atlas.aml.t0010.003` -> `AML.T0010.003`.
+fn atlas_id(tag: &str) -> Option<String> {
+    let rest = tag.strip_prefix("atlas.")?;
+    rest.starts_with("aml.t").then(|| rest.to_uppercase())
+}
+
+fn attack_id(tag: &str) -> Option<String> {
+    let rest = tag.strip_prefix("attack.")?;
+    (rest.starts_with('t') && rest[1..].starts_with(|c: char| c.is_ascii_digit()))
+        .then(|| rest.to_uppercase())
+}
+
+fn strings(v: Option<&Y>) -> Vec<String> {
+    match v {
+        Some(Y::Sequence(s)) => s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Some(Y::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Field names of a detection section: the keys of its search
+/// identifiers' maps, modifiers cut (keyword lists name no field).
+fn detection_fields(det: &Y, out: &mut BTreeSet<String>) {
+    fn map_keys(v: &Y, out: &mut BTreeSet<String>) {
+        match v {
+            Y::Mapping(m) => {
+                for k in m.keys().filter_map(Y::as_str) {
+                    let field = k.split('|').next().unwrap_or(k);
+                    if !field.is_empty() {
+                        out.insert(field.to_string());
+                    }
+                }
+            }
+            Y::Sequence(s) => s.iter().for_each(|x| map_keys(x, out)),
+            _ => {}
+        }
+    }
+    if let Y::Mapping(m) = det {
+        for (k, v) in m {
+            if !matches!(k.as_str(), Some("condition" | "timeframe")) {
+                map_keys(v, out);
+            }
+        }
+    }
+}
+
+/// Raw YAML documents by rule id, for the custom attributes (`response`)
+/// and the detection field names.
+fn raw_documents(files: &[(PathBuf, String)]) -> BTreeMap<String, Y> {
+    let mut out = BTreeMap::new();
+    for (_, text) in files {
+        for doc in serde_norway::Deserializer::from_str(text) {
+            if let Ok(v) = <Y as serde::Deserialize>::deserialize(doc)
+                && let Some(id) = v.get("id").and_then(Y::as_str)
+            {
+                out.insert(id.to_string(), v);
+            }
+        }
+    }
+    out
+}
+
+fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    if paths.is_empty() {
+        return Ok(detections::pack::rule_files()
+            .map(|(p, t)| (p, t.to_string()))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let (files, errors) = collector::walk::expand(p);
+        if let Some(e) = errors.first() {
+            return Err(anyhow::Error::new(Exit(2)).context(e.clone()));
+        }
+        for f in files {
+            let is_yaml = matches!(f.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"));
+            if is_yaml && !detections::loader::is_test_file(&f) {
+                let t = std::fs::read_to_string(&f)
+                    .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("{}: {e}", f.display())))?;
+                out.push((f, t));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn rows(args: &CoverageArgs) -> anyhow::Result<Vec<Row>> {
+    let files = rule_files(&args.paths)?;
+    let loader = Loader::new(rules_cmd::placeholders(&args.placeholders)?)
+        .with_pipelines(detections::Pipeline::builtin());
+    let loading = loader.load_texts(files.iter().map(|(p, t)| (p.clone(), t.as_str())));
+    if let Some(e) = loading.errors.first() {
+        return Err(anyhow::Error::new(Exit(2)).context(format!(
+            "the rules have errors (`mlsoc rules check` lists them), first: {e}"
+        )));
+    }
+    let raw = raw_documents(&files);
+    let (engine, _) = Engine::build(loading);
+    let name_of = |p: &PathBuf| {
+        let s = p.display().to_string();
+        s.strip_prefix(detections::pack::PACK_PREFIX)
+            .map(|r| format!("detections/rules{r}"))
+            .unwrap_or(s)
+    };
+    // Component and fields of each rule, by id and name, for correlations.
+    let mut base: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, l) in engine.rules().iter().enumerate() {
+        let r = &l.rule;
+        let doc = r.id.as_ref().and_then(|id| raw.get(id));
+        let mut fields = BTreeSet::new();
+        if let Some(d) = doc.and_then(|d| d.get("detection")) {
+            detection_fields(d, &mut fields);
+        }
+        let component = r
+            .logsource
+            .product
+            .clone()
+            .or_else(|| r.logsource.category.clone())
+            .unwrap_or_else(|| "any".into());
+        for k in [&r.id, &r.name].into_iter().flatten() {
+            base.insert(k.clone(), (component.clone(), fields.clone()));
+        }
+        if !engine.rule_alerts(i) {
+            continue;
+        }
+        out.push(Row {
+            component,
+            title: r.title.clone(),
+            id: r.id.clone().unwrap_or_default(),
+            kind: "single event".into(),
+            level: r.level.map_or("-", |l| l.as_str()).into(),
+            atlas: r.tags.iter().filter_map(|t| atlas_id(t)).collect(),
+            attack: r.tags.iter().filter_map(|t| attack_id(t)).collect(),
+            fields,
+            response: strings(doc.and_then(|d| d.get("response"))),
+            file: name_of(&l.origin.path),
+        });
+    }
+    for (i, (c, o)) in engine.correlations().enumerate() {
+        let mut fields: BTreeSet<String> = c.group_by.iter().cloned().collect();
+        fields.extend(c.field.clone());
+        let mut components = BTreeSet::new();
+        for r in &c.rules {
+            if let Some((comp, f)) = base.get(r) {
+                components.insert(comp.clone());
+                fields.extend(f.iter().cloned());
+            }
+        }
+        for k in [&c.id, &c.name].into_iter().flatten() {
+            base.insert(
+                k.clone(),
+                (
+                    components.iter().cloned().collect::<Vec<_>>().join(", "),
+                    fields.clone(),
+                ),
+            );
+        }
+        if !engine.correlation_alerts(i) {
+            continue;
+        }
+        let doc = c.id.as_ref().and_then(|id| raw.get(id));
+        out.push(Row {
+            component: components.into_iter().collect::<Vec<_>>().join(", "),
+            title: c.title.clone(),
+            id: c.id.clone().unwrap_or_default(),
+            kind: c.kind.as_str().replace('_', " "),
+            level: c.level.map_or("-", |l| l.as_str()).into(),
+            atlas: c.tags.iter().filter_map(|t| atlas_id(t)).collect(),
+            attack: c.tags.iter().filter_map(|t| attack_id(t)).collect(),
+            fields,
+            response: strings(doc.and_then(|d| d.get("response"))),
+            file: name_of(&o.path),
+        });
+    }
+    out.sort_by(|a, b| (&a.component, &a.title).cmp(&(&b.component, &b.title)));
+    Ok(out)
+}
+
+/// Markdown table cells: no line breaks, pipes escaped.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut techniques: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in rows {
+        for t in &r.atlas {
+            techniques.entry(t).or_default().push(&r.title);
+        }
+    }
+    let correlations = rows.iter().filter(|r| r.kind != "single event").count();
+    let mut s = String::new();
+    s.push_str("# Detection coverage of the mlsoc rule pack\n\n");
+    s.push_str("Generated by `mlsoc rules coverage detections/rules -o docs/detections.md` from the rule files;\n");
+    s.push_str("do not edit by hand (a test fails when this file and the rules disagree). The ATLAS Navigator\n");
+    s.push_str("layer is `docs/atlas-layer.json` (`mlsoc rules coverage detections/rules --format navigator`).\n\n");
+    s.push_str(&format!(
+        "{} alerting rules ({} single-event, {} correlations) covering {} MITRE ATLAS techniques.\n\n",
+        rows.len(),
+        rows.len() - correlations,
+        correlations,
+        techniques.len()
+    ));
+    s.push_str("| Rule | Component | Kind | Level | ATLAS | ATT&CK | Log fields needed | Suggested response |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let fields: Vec<String> = r.fields.iter().map(|f| format!("`{}`", cell(f))).collect();
+        s.push_str(&format!(
+            "| [{}]({}) | {} | {} | {} | {} | {} | {} | {} |\n",
+            cell(&r.title),
+            cell(&format!("../{}", r.file)),
+            cell(&r.component),
+            cell(&r.kind),
+            cell(&r.level),
+            cell(&r.atlas.join(", ")),
+            cell(&r.attack.join(", ")),
+            fields.join(", "),
+            cell(&r.response.join("; ")),
+        ));
+    }
+    s.push_str("\n## ATLAS techniques\n\n| Technique | Rules |\n|---|---|\n");
+    for (t, titles) in &techniques {
+        s.push_str(&format!(
+            "| [{t}](https://atlas.mitre.org/techniques/{}) | {} |\n",
+            t.split('.').take(2).collect::<Vec<_>>().join("."),
+            titles.len()
+        ));
+    }
+    s
+}
+
+fn navigator(rows: &[Row]) -> String {
+    let mut techniques: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        for t in &r.atlas {
+            techniques.entry(t).or_default().push(r);
+        }
+    }
+    let max = techniques.values().map(Vec::len).max().unwrap_or(1);
+    let list: Vec<serde_json::Value> = techniques
+        .iter()
+        .map(|(t, rules)| {
+            let titles: Vec<&str> = rules.iter().map(|r| r.title.as_str()).collect();
+            let meta: Vec<serde_json::Value> = rules
+                .iter()
+                .map(|r| serde_json::json!({"name": "rule", "value": format!("{} ({})", r.title, r.id)}))
+                .collect();
+            serde_json::json!({
+                "techniqueID": t,
+                "score": rules.len(),
+                "comment": titles.join("; "),
+                "enabled": true,
+                "metadata": meta,
+            })
+        })
+        .collect();
+    let layer = serde_json::json!({
+        "name": "mlsoc rule pack",
+        "description": format!("{} alerting rules of the mlsoc ML threat rule pack", rows.len()),
+        "domain": "atlas-atlas",
+        "versions": {"layer": "4.5"},
+        "sorting": 3,
+        "hideDisabled": false,
+        "techniques": list,
+        "gradient": {"colors": ["#d6eaf8", "#1b4f72"], "minValue": 0, "maxValue": max},
+        "legendItems": [],
+        "metadata": [],
+    });
+    let mut s = serde_json::to_string_pretty(&layer).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+pub fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
+    let rows = rows(&args)?;
+    let text = match args.format {
+        CoverageFormat::Markdown => markdown(&rows),
+        CoverageFormat::Navigator => navigator(&rows),
+    };
+    match &args.output {
+        Some(p) => std::fs::write(p, text).map_err(|e| {
+            anyhow::Error::new(Exit(4)).context(format!("cannot write {}: {e}", p.display()))
+        })?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| anyhow::Error::new(Exit(4)).context(format!("cannot write: {e}")))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_fields() {
+        assert_eq!(atlas_id("atlas.aml.t0010.003").as_deref(), Some("AML.T0010.003"));
+        assert_eq!(atlas_id("attack.t1190"), None);
+        assert_eq!(attack_id("attack.t1190").as_deref(), Some("T1190"));
+        assert_eq!(attack_id("attack.initial-access"), None);
+        let det: Y = serde_norway::from_str(
+            "sel:\n  url.path|contains: x\n  source.ip: 1\nsel2:\n  - user.name: a\n  - mlops.api: b\nkw: [a, b]\ncondition: sel",
+        )
+        .unwrap();
+        let mut f = BTreeSet::new();
+        detection_fields(&det, &mut f);
+        assert_eq!(
+            f.into_iter().collect::<Vec<_>>(),
+            vec!["mlops.api", "source.ip", "url.path", "user.name"]
+        );
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
+}
