@@ -2,9 +2,11 @@
 //! rules over the events, printing a table of hits or NDJSON alerts.
 //!
 //! Normalization and rule evaluation run on every core (detection on the
-//! batches of events, beside serialization in `normalize`); correlations
-//! run in input order on one thread, so their results do not depend on
-//! the scheduling.
+//! batches of events, beside serialization in `normalize`). The events that
+//! matched a rule are then put in time order (stable: input order breaks
+//! ties) and correlations run over them on one thread, so a correlation
+//! across several files sees one timeline and the results do not depend on
+//! the scheduling. Alerts come out in time order.
 
 use std::cell::RefCell;
 use std::io::{self, BufWriter, Write};
@@ -113,6 +115,25 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             found
         })
     };
+    // Events with rule matches are gathered, then put in time order before
+    // the correlations see them: the inputs are read file by file, and a
+    // correlation over several logs (a job submitted in the dashboard log,
+    // its entrypoint in the job's own log) needs one timeline. Events without
+    // a timestamp take the time of the event before them.
+    let mut pending: Vec<(i64, u64, Event, Vec<usize>)> = Vec::new();
+    let mut record = 0u64;
+    let mut last_ts = i64::MIN;
+    let mut write_error = drive(&mut prepared, handle, |batch| {
+        for (ev, rule_hits) in batch {
+            record += 1;
+            let ts = ev.timestamp().map_or(last_ts, |t| t.0);
+            last_ts = ts;
+            pending.push((ts, record, ev, rule_hits));
+        }
+        Ok(())
+    });
+    pending.sort_by_key(|p| (p.0, p.1));
+
     let mut session = engine.session(Limits::default());
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -120,48 +141,49 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     let mut by_level = [0u64; 5];
     let mut alerts = 0u64;
     let mut worst: Option<Level> = None;
-    let mut record = 0u64;
     let mut hits = Vec::new();
     let json = args.json;
-    let write_error = drive(&mut prepared, handle, |batch| {
-        for (ev, rule_hits) in batch {
-            record += 1;
-            hits.clear();
-            session.process_hits(engine_ref, &ev, record, &rule_hits, &mut hits);
-            for h in &hits {
-                let (a, level) = match h {
-                    Hit::Rule(i) => {
-                        let r = &engine_ref.rules()[*i].rule;
-                        (alert::rule_alert(r, &ev), r.level)
-                    }
-                    Hit::Correlation(m) => {
-                        let c = engine_ref.correlation(m.correlation);
-                        (alert::correlation_alert(c, m, &ev), c.level)
-                    }
-                };
-                alerts += 1;
-                if let Some(l) = level {
-                    by_level[l as usize] += 1;
-                    worst = worst.max(Some(l));
+    for (_, record, ev, rule_hits) in pending {
+        if write_error.is_some() {
+            break;
+        }
+        hits.clear();
+        session.process_hits(engine_ref, &ev, record, &rule_hits, &mut hits);
+        for h in &hits {
+            let (a, level) = match h {
+                Hit::Rule(i) => {
+                    let r = &engine_ref.rules()[*i].rule;
+                    (alert::rule_alert(r, &ev), r.level)
                 }
-                if json {
-                    let mut buf = Vec::with_capacity(1024);
-                    a.write_json(&mut buf);
-                    buf.push(b'\n');
-                    out.write_all(&buf)?;
-                } else {
-                    let time = a.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
-                    rows.push([
-                        time,
-                        level.map_or("-", |l| l.as_str()).to_string(),
-                        printable(&text(&a, "rule.name").unwrap_or_default(), 70),
-                        details(&ev),
-                    ]);
+                Hit::Correlation(m) => {
+                    let c = engine_ref.correlation(m.correlation);
+                    (alert::correlation_alert(c, m, &ev), c.level)
                 }
+            };
+            alerts += 1;
+            if let Some(l) = level {
+                by_level[l as usize] += 1;
+                worst = worst.max(Some(l));
+            }
+            if json {
+                let mut buf = Vec::with_capacity(1024);
+                a.write_json(&mut buf);
+                buf.push(b'\n');
+                if let Err(e) = out.write_all(&buf) {
+                    write_error = Some(e);
+                    break;
+                }
+            } else {
+                let time = a.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
+                rows.push([
+                    time,
+                    level.map_or("-", |l| l.as_str()).to_string(),
+                    printable(&text(&a, "rule.name").unwrap_or_default(), 70),
+                    details(&ev),
+                ]);
             }
         }
-        Ok(())
-    });
+    }
     if let Some(e) = write_error.or_else(|| out.flush().err()) {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(ExitCode::SUCCESS);
