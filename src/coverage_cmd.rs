@@ -51,10 +51,15 @@ struct Row {
     file: String,
 }
 
-/// `atlas.aml.t0010.003` -> `AML.T0010.003`.
+/// `atlas.aml.t0010.003` -> `AML.T0010.003`; case studies too
+/// (`atlas.aml.cs0030` -> `AML.CS0030`).
 fn atlas_id(tag: &str) -> Option<String> {
     let rest = tag.strip_prefix("atlas.")?;
-    rest.starts_with("aml.t").then(|| rest.to_uppercase())
+    (rest.starts_with("aml.t") || rest.starts_with("aml.cs")).then(|| rest.to_uppercase())
+}
+
+fn is_technique(id: &str) -> bool {
+    id.starts_with("AML.T")
 }
 
 fn attack_id(tag: &str) -> Option<String> {
@@ -238,9 +243,11 @@ fn cell(s: &str) -> String {
 
 fn markdown(rows: &[Row]) -> String {
     let mut techniques: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut studies: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for r in rows {
         for t in &r.atlas {
-            techniques.entry(t).or_default().push(&r.title);
+            let into = if is_technique(t) { &mut techniques } else { &mut studies };
+            into.entry(t).or_default().push(&r.title);
         }
     }
     let correlations = rows.iter().filter(|r| r.kind != "single event").count();
@@ -281,13 +288,22 @@ fn markdown(rows: &[Row]) -> String {
             titles.len()
         ));
     }
+    if !studies.is_empty() {
+        s.push_str("\n## ATLAS case studies\n\n| Case study | Rules |\n|---|---|\n");
+        for (t, titles) in &studies {
+            s.push_str(&format!(
+                "| [{t}](https://atlas.mitre.org/studies/{t}) | {} |\n",
+                titles.len()
+            ));
+        }
+    }
     s
 }
 
 fn navigator(rows: &[Row]) -> String {
     let mut techniques: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in rows {
-        for t in &r.atlas {
+        for t in r.atlas.iter().filter(|t| is_technique(t)) {
             techniques.entry(t).or_default().push(r);
         }
     }
@@ -354,6 +370,8 @@ mod tests {
     fn tags_and_fields() {
         assert_eq!(atlas_id("atlas.aml.t0010.003").as_deref(), Some("AML.T0010.003"));
         assert_eq!(atlas_id("attack.t1190"), None);
+        assert_eq!(atlas_id("atlas.aml.cs0030").as_deref(), Some("AML.CS0030"));
+        assert!(!is_technique("AML.CS0030"));
         assert_eq!(attack_id("attack.t1190").as_deref(), Some("T1190"));
         assert_eq!(attack_id("attack.initial-access"), None);
         let det: Y = serde_norway::from_str(

@@ -145,8 +145,12 @@ fn records(case: &Case, base: &Path) -> Result<(Arc<Source>, Vec<(u64, u64, Vec<
         (Some(_), Some(_)) => return Err("give `source` or `logs`, not both".into()),
         (None, None) => return Err("give the log lines: `source` (a file) or `logs` (inline)".into()),
         (Some(src), None) => {
+            // Opened as `hunt` opens inputs: gzip files are decompressed.
             let path = base.join(src);
-            let bytes = std::fs::read(&path)
+            let mut opened = collector::file::open(&path)
+                .map_err(|e| format!("cannot read `source`: {e}"))?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut opened.reader, &mut bytes)
                 .map_err(|e| format!("cannot read `source` {}: {e}", path.display()))?;
             (path.display().to_string(), bytes)
         }

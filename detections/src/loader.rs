@@ -246,8 +246,12 @@ impl Loader {
                 Ok(rule) => {
                     // With pipelines, a log source none of them maps is one
                     // mlsoc does not collect: the rule sees no event (a
-                    // Windows rule must not run on MLflow logs).
-                    let route = if self.pipelines.is_empty() {
+                    // Windows rule must not run on MLflow logs). A rule that
+                    // names no log source at all (`logsource: {}`) is for
+                    // every event: a secret in any log line.
+                    let ls = &rule.logsource;
+                    let any = ls.category.is_none() && ls.product.is_none() && ls.service.is_none();
+                    let route = if self.pipelines.is_empty() || any {
                         None
                     } else {
                         Some(

@@ -544,3 +544,25 @@ fn a_pipeline_file_loads_from_disk_and_errors_name_file_and_line() {
     assert_eq!(e.line, 8, "{e}");
     assert!(e.message.contains("unknown key `categroy`"), "{e}");
 }
+
+/// A rule that names no log source is for every event (a secret in any
+/// log line); one for a log source no pipeline maps sees none.
+#[test]
+fn an_empty_logsource_routes_to_every_event() {
+    let loader = detections::Loader::new(Default::default()).with_pipelines(Pipeline::builtin());
+    let mut out = detections::Loading::default();
+    let text = "title: any\nid: 9c1d7f8e-5a0b-4c3e-9f6a-1b2c3d4e5f60\nlogsource: {}\n\
+                detection:\n  kw: ['AKIA']\n  condition: kw\n---\n\
+                title: windows\nid: 9c1d7f8e-5a0b-4c3e-9f6a-1b2c3d4e5f61\nlogsource: {product: windows}\n\
+                detection:\n  kw: ['AKIA']\n  condition: kw\n";
+    loader.load_text(text, Path::new("t.yml"), &mut out);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.rules[0].route.is_none(), "an empty logsource sees every event");
+    let r = out.rules[1].route.as_ref().expect("a route");
+    assert!(r.matches_nothing(), "an unmapped logsource sees no event");
+    let ev = normalize("mlflow.uvicorn_access", r#"2026/11/30 00:30:56 INFO:     127.0.0.1:54658 - "GET /x?k=AKIAABCDEFGHIJKLMNOP HTTP/1.1" 200 OK"#);
+    let (engine, _) = detections::Engine::build(out);
+    let mut hits = Vec::new();
+    engine.eval(&ev, &mut |i| hits.push(i));
+    assert_eq!(hits, vec![0]);
+}

@@ -48,6 +48,10 @@ pub fn mlflow(ev: &mut Event, strict: bool) -> bool {
     if let Some(rest) = rest {
         if let Some(art) = rest.strip_prefix("mlflow-artifacts/") {
             mlflow_artifacts(ev, &r, art);
+        } else if rest == "jobs" || rest.starts_with("jobs/") {
+            // MLflow 3's job API (/ajax-api/3.0/jobs/): what CVE-2026-0545
+            // reached without authentication.
+            set_api(ev, "jobs");
         } else if let Some(endpoint) = rest.strip_prefix("mlflow/") {
             let api = r.path.slice_ref(endpoint.trim_end_matches('/'));
             ev.set(f::MLOPS_API, api.clone());
@@ -62,6 +66,10 @@ pub fn mlflow(ev: &mut Event, strict: bool) -> bool {
     } else if path == "/model-versions/get-artifact" {
         set_api(ev, "model-versions/get-artifact");
         mlflow_params(ev, &r, "model-versions/get-artifact");
+    } else if !strict && (path == "/v1/traces" || path == "/v1/traces/") {
+        // The OpenTelemetry trace ingest MLflow 3 serves (CVE-2026-2652);
+        // in front of other services the path is any OTLP collector's.
+        set_api(ev, "traces");
     } else if !strict && (path == "/server-info" || path == "/version" || path == "/health") {
         set_api_owned(ev, path[1..].to_string());
     } else {
@@ -598,6 +606,25 @@ mod tests {
 
     fn s(e: &Event, name: &str) -> Option<String> {
         e.get(name).and_then(Value::as_str).map(str::to_owned)
+    }
+
+    #[test]
+    fn mlflow_job_and_trace_endpoints() {
+        let mut e = ev("POST", "/ajax-api/3.0/jobs/", None);
+        assert!(mlflow(&mut e, true));
+        assert_eq!(s(&e, "mlops.api").as_deref(), Some("jobs"));
+        assert_eq!(s(&e, "mlops.component").as_deref(), Some("mlflow"));
+        let mut e = ev("GET", "/api/3.0/jobs/7f3a", None);
+        assert!(mlflow(&mut e, true));
+        assert_eq!(s(&e, "mlops.api").as_deref(), Some("jobs"));
+        let mut e = ev("POST", "/v1/traces", None);
+        assert!(mlflow(&mut e, false));
+        assert_eq!(s(&e, "mlops.api").as_deref(), Some("traces"));
+        // Behind an ingress, /v1/traces is any OTLP collector's.
+        let mut e = ev("POST", "/v1/traces", None);
+        assert!(!mlflow(&mut e, true));
+        let mut e = ev("POST", "/api/3.0/jobsearch", None);
+        assert!(!mlflow(&mut e, true));
     }
 
     #[test]
