@@ -283,8 +283,7 @@ fn markdown(rows: &[Row]) -> String {
     s.push_str("\n## ATLAS techniques\n\n| Technique | Rules |\n|---|---|\n");
     for (t, titles) in &techniques {
         s.push_str(&format!(
-            "| [{t}](https://atlas.mitre.org/techniques/{}) | {} |\n",
-            t.split('.').take(2).collect::<Vec<_>>().join("."),
+            "| [{t}](https://atlas.mitre.org/techniques/{t}) | {} |\n",
             titles.len()
         ));
     }
