@@ -1,7 +1,7 @@
 """Scenario a: stolen MLflow credentials -> registry enumeration -> bulk model download.
 
 Writes samples/scenarios/a-stolen-mlflow-credentials/{mlflow/mlflow-access.log,minio/audit.log}.
-Run from the repository root: python3 samples/scenarios/tools/gen_a.py
+Run: python3 samples/scenarios/tools/gen_a.py
 """
 
 import datetime as dt
@@ -12,7 +12,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(__file__))
 from common import Timeline, etag_of, gunicorn, hexid, minio, rnd, t  # noqa: E402
 
-ROOT = "samples/scenarios/a-stolen-mlflow-credentials"
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "a-stolen-mlflow-credentials")
 DAY = 26
 R = rnd(20261126_1)
 TL = Timeline()

@@ -1,7 +1,7 @@
 """Scenario b: ShadowRay - unauthenticated Ray job submission -> miner entrypoint.
 
 Writes samples/scenarios/b-shadowray/{ray/...,kubernetes/audit.log}.
-Run from the repository root: python3 samples/scenarios/tools/gen_b.py
+Run: python3 samples/scenarios/tools/gen_b.py
 """
 
 import base64
@@ -13,7 +13,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(__file__))
 from common import Timeline, hexid, k8s_audit, ray_access, ray_event, ray_line, rnd, t, write  # noqa: E402
 
-ROOT = "samples/scenarios/b-shadowray"
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "b-shadowray")
 DAY = 26
 R = rnd(20261126_2)
 TL = Timeline()

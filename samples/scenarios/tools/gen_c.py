@@ -3,7 +3,7 @@ promotion to production by a non-release identity.
 
 Writes samples/scenarios/c-model-supply-chain/{mlflow/mlflow-access.log,kubernetes/audit.log,
 ingress/ingress-nginx-controller.log}.
-Run from the repository root: python3 samples/scenarios/tools/gen_c.py
+Run: python3 samples/scenarios/tools/gen_c.py
 """
 
 import datetime as dt
@@ -14,7 +14,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(__file__))
 from common import Timeline, gunicorn, hexid, k8s_audit, rnd, t  # noqa: E402
 
-ROOT = "samples/scenarios/c-model-supply-chain"
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "c-model-supply-chain")
 DAY = 26
 R = rnd(20261126_3)
 TL = Timeline()

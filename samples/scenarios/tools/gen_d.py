@@ -3,7 +3,7 @@ Kubernetes -> S3 exfiltration.
 
 Writes samples/scenarios/d-notebook-compromise/{jupyter/jupyter-server.log,
 jupyter/terminal-bash_history.txt,kubernetes/audit.log,cloudtrail/events.ndjson}.
-Run from the repository root: python3 samples/scenarios/tools/gen_d.py
+Run: python3 samples/scenarios/tools/gen_d.py
 """
 
 import datetime as dt
@@ -14,7 +14,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(__file__))
 from common import Timeline, cloudtrail, hexid, jupyter, k8s_audit, rnd, t, uuid4, write  # noqa: E402
 
-ROOT = "samples/scenarios/d-notebook-compromise"
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "d-notebook-compromise")
 DAY = 26
 R = rnd(20261126_4)
 TL = Timeline()
