@@ -70,7 +70,10 @@ fn attack_id(tag: &str) -> Option<String> {
 
 fn strings(v: Option<&Y>) -> Vec<String> {
     match v {
-        Some(Y::Sequence(s)) => s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Some(Y::Sequence(s)) => s
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
         Some(Y::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }
@@ -133,8 +136,9 @@ fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
         for f in files {
             let is_yaml = matches!(f.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"));
             if is_yaml && !detections::loader::is_test_file(&f) {
-                let t = std::fs::read_to_string(&f)
-                    .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("{}: {e}", f.display())))?;
+                let t = std::fs::read_to_string(&f).map_err(|e| {
+                    anyhow::Error::new(Exit(2)).context(format!("{}: {e}", f.display()))
+                })?;
                 out.push((f, t));
             }
         }
@@ -246,7 +250,11 @@ fn markdown(rows: &[Row]) -> String {
     let mut studies: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for r in rows {
         for t in &r.atlas {
-            let into = if is_technique(t) { &mut techniques } else { &mut studies };
+            let into = if is_technique(t) {
+                &mut techniques
+            } else {
+                &mut studies
+            };
             into.entry(t).or_default().push(&r.title);
         }
     }
@@ -367,7 +375,10 @@ mod tests {
 
     #[test]
     fn tags_and_fields() {
-        assert_eq!(atlas_id("atlas.aml.t0010.003").as_deref(), Some("AML.T0010.003"));
+        assert_eq!(
+            atlas_id("atlas.aml.t0010.003").as_deref(),
+            Some("AML.T0010.003")
+        );
         assert_eq!(atlas_id("attack.t1190"), None);
         assert_eq!(atlas_id("atlas.aml.cs0030").as_deref(), Some("AML.CS0030"));
         assert!(!is_technique("AML.CS0030"));

@@ -139,16 +139,21 @@ fn build(dirs: &[PathBuf], placeholders: Placeholders) -> (Built, Vec<String>) {
     (Built { engine, by_key }, errors)
 }
 
+/// A raw record: its line number, byte offset and bytes.
+type Record = (u64, u64, Vec<u8>);
+
 /// The raw records of a case, in order, with their line numbers.
-fn records(case: &Case, base: &Path) -> Result<(Arc<Source>, Vec<(u64, u64, Vec<u8>)>, bool), String> {
+fn records(case: &Case, base: &Path) -> Result<(Arc<Source>, Vec<Record>), String> {
     let (name, text) = match (&case.source, &case.logs) {
         (Some(_), Some(_)) => return Err("give `source` or `logs`, not both".into()),
-        (None, None) => return Err("give the log lines: `source` (a file) or `logs` (inline)".into()),
+        (None, None) => {
+            return Err("give the log lines: `source` (a file) or `logs` (inline)".into());
+        }
         (Some(src), None) => {
             // Opened as `hunt` opens inputs: gzip files are decompressed.
             let path = base.join(src);
-            let mut opened = collector::file::open(&path)
-                .map_err(|e| format!("cannot read `source`: {e}"))?;
+            let mut opened =
+                collector::file::open(&path).map_err(|e| format!("cannot read `source`: {e}"))?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut opened.reader, &mut bytes)
                 .map_err(|e| format!("cannot read `source` {}: {e}", path.display()))?;
@@ -166,8 +171,9 @@ fn records(case: &Case, base: &Path) -> Result<(Arc<Source>, Vec<(u64, u64, Vec<
     });
     let wanted = case.lines.as_deref().map(parse_ranges).transpose()?;
     // A whole-file JSON document (a CloudTrail `Records` file) is one record.
-    if wanted.is_none() && collector::file::framing_of(&text) == collector::file::Framing::Document {
-        return Ok((source, vec![(1, 0, text)], true));
+    if wanted.is_none() && collector::file::framing_of(&text) == collector::file::Framing::Document
+    {
+        return Ok((source, vec![(1, 0, text)]));
     }
     let mut out = Vec::new();
     let mut offset = 0u64;
@@ -188,9 +194,11 @@ fn records(case: &Case, base: &Path) -> Result<(Arc<Source>, Vec<(u64, u64, Vec<
         && let Some(&(_, last)) = w.iter().max_by_key(|r| r.1)
         && last > n
     {
-        return Err(format!("`lines` goes to line {last}, the input has {n} lines"));
+        return Err(format!(
+            "`lines` goes to line {last}, the input has {n} lines"
+        ));
     }
-    Ok((source, out, false))
+    Ok((source, out))
 }
 
 /// Runs one case; `Ok(())` when it holds.
@@ -206,7 +214,7 @@ fn run_case(case: &Case, base: &Path, norm: &Normalizer, built: &Built) -> Resul
     {
         return Err(format!("unknown format `{f}` (see `mlsoc formats`)"));
     }
-    let (source, recs, _document) = records(case, base)?;
+    let (source, recs) = records(case, base)?;
     let mut stream = norm.stream(source.clone(), None);
     let mut outs = Vec::new();
     let mut line_of_offset = HashMap::new();
@@ -287,7 +295,9 @@ fn run_case(case: &Case, base: &Path, norm: &Normalizer, built: &Built) -> Resul
         format!("{}{more}", shown.join(", "))
     };
     match case.expect {
-        Expect::Match if count == 0 => Err(format!("expected a match, got none over {events} events")),
+        Expect::Match if count == 0 => {
+            Err(format!("expected a match, got none over {events} events"))
+        }
         Expect::Match => match case.alerts {
             Some(n) if n != count => Err(format!(
                 "expected {n} matches, got {count} (at lines {})",
@@ -355,7 +365,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let mut engines: HashMap<String, Built> = HashMap::new();
     let (mut cases_run, mut cases_failed) = (0usize, 0usize);
     for f in &files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         let parsed: TestFile = match serde_norway::from_str(&text) {
             Ok(t) => t,
             Err(e) => {
@@ -402,7 +413,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<(PathBuf, usize, (u8, usize), String)> = Vec::new();
     for (i, l) in engine.rules().iter().enumerate() {
         if engine.rule_alerts(i) || results.contains_key(&(0, i)) {
-            rows.push((l.origin.path.clone(), l.origin.line, (0, i), l.rule.title.clone()));
+            rows.push((
+                l.origin.path.clone(),
+                l.origin.line,
+                (0, i),
+                l.rule.title.clone(),
+            ));
         }
     }
     for (i, (c, o)) in engine.correlations().enumerate() {
@@ -487,7 +503,10 @@ mod tests {
 
     #[test]
     fn line_ranges() {
-        assert_eq!(parse_ranges("1-3, 7,9-9").unwrap(), vec![(1, 3), (7, 7), (9, 9)]);
+        assert_eq!(
+            parse_ranges("1-3, 7,9-9").unwrap(),
+            vec![(1, 3), (7, 7), (9, 9)]
+        );
         assert!(parse_ranges("0-3").is_err());
         assert!(parse_ranges("5-3").is_err());
         assert!(parse_ranges("a").is_err());

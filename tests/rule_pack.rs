@@ -20,7 +20,10 @@ fn the_pack_passes_its_rule_tests() {
     let passed = stdout.lines().filter(|l| l.starts_with("PASS")).count();
     println!("{stderr}");
     assert!(passed >= 35, "only {passed} alerting rules pass:\n{stdout}");
-    assert!(!stdout.contains("FAIL") && !stdout.contains("UNTESTED"), "{stdout}");
+    assert!(
+        !stdout.contains("FAIL") && !stdout.contains("UNTESTED"),
+        "{stdout}"
+    );
 }
 
 /// The runner reports a failing case and an untested rule, and exits 1.
@@ -57,12 +60,14 @@ fn rules_test_fails_on_a_wrong_case_and_an_untested_rule() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL     traversal probe"), "{stdout}");
     assert!(
-        stdout.contains("wrongly claims the probes are quiet") && stdout.contains("expected no match, got 2 (at lines 94, 95)"),
+        stdout.contains("wrongly claims the probes are quiet")
+            && stdout.contains("expected no match, got 2 (at lines 94, 95)"),
         "{stdout}"
     );
     assert!(stdout.contains("expected 7 matches, got 2"), "{stdout}");
     assert!(
-        stdout.contains("UNTESTED untested rule") && stdout.contains("missing a `match` case and a `no_match` case"),
+        stdout.contains("UNTESTED untested rule")
+            && stdout.contains("missing a `match` case and a `no_match` case"),
         "{stdout}"
     );
 
@@ -75,21 +80,38 @@ fn rules_test_fails_on_a_wrong_case_and_an_untested_rule() {
     let out = run(&["rules", "test", d], None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("not a valid tests file") && stdout.contains("logz"), "{stdout}");
+    assert!(
+        stdout.contains("not a valid tests file") && stdout.contains("logz"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn coverage_documents_match_the_rules() {
     let md = run(&["rules", "coverage", "detections/rules"], None);
-    assert!(md.status.success(), "{}", String::from_utf8_lossy(&md.stderr));
+    assert!(
+        md.status.success(),
+        "{}",
+        String::from_utf8_lossy(&md.stderr)
+    );
     let committed = std::fs::read_to_string(repo().join("docs/detections.md")).unwrap_or_default();
     assert!(
         String::from_utf8_lossy(&md.stdout) == committed,
         "docs/detections.md is stale: regenerate it with `mlsoc rules coverage detections/rules -o docs/detections.md`"
     );
-    let nav = run(&["rules", "coverage", "detections/rules", "--format", "navigator"], None);
+    let nav = run(
+        &[
+            "rules",
+            "coverage",
+            "detections/rules",
+            "--format",
+            "navigator",
+        ],
+        None,
+    );
     assert!(nav.status.success());
-    let committed = std::fs::read_to_string(repo().join("docs/atlas-layer.json")).unwrap_or_default();
+    let committed =
+        std::fs::read_to_string(repo().join("docs/atlas-layer.json")).unwrap_or_default();
     assert!(
         String::from_utf8_lossy(&nav.stdout) == committed,
         "docs/atlas-layer.json is stale: regenerate it with `mlsoc rules coverage detections/rules --format navigator -o docs/atlas-layer.json`"
@@ -97,10 +119,17 @@ fn coverage_documents_match_the_rules() {
     let layer: Value = serde_json::from_slice(&nav.stdout).unwrap();
     assert_eq!(layer["domain"], "atlas-atlas");
     let techniques = layer["techniques"].as_array().unwrap();
-    assert!(techniques.len() >= 15, "{} ATLAS techniques", techniques.len());
+    assert!(
+        techniques.len() >= 15,
+        "{} ATLAS techniques",
+        techniques.len()
+    );
     for t in techniques {
         let id = t["techniqueID"].as_str().unwrap();
-        assert!(id.starts_with("AML.T") && id[5..9].chars().all(|c| c.is_ascii_digit()), "{id}");
+        assert!(
+            id.starts_with("AML.T") && id[5..9].chars().all(|c| c.is_ascii_digit()),
+            "{id}"
+        );
     }
     // Table rows: one per alerting rule.
     let rows = String::from_utf8_lossy(&md.stdout)
@@ -142,7 +171,11 @@ fn benign_real_logs_raise_no_high_or_critical_alert() {
         std::fs::write(&dest, slice.join("\n") + "\n").unwrap();
     }
     let out = run(&["hunt", dir.path().to_str().unwrap(), "--json"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let alerts = ndjson(&out.stdout);
     let loud: Vec<String> = alerts
         .iter()
@@ -150,13 +183,20 @@ fn benign_real_logs_raise_no_high_or_critical_alert() {
         .map(|a| {
             format!(
                 "{} on {}",
-                a["rule"]["name"],
-                a["mlsoc"]["alert"]["events"][0]["event"]["original"]
+                a["rule"]["name"], a["mlsoc"]["alert"]["events"][0]["event"]["original"]
             )
         })
         .collect();
-    println!("{} alerts over the benign logs, {} high or critical", alerts.len(), loud.len());
-    assert!(loud.is_empty(), "high/critical alerts on benign lines:\n{}", loud.join("\n"));
+    println!(
+        "{} alerts over the benign logs, {} high or critical",
+        alerts.len(),
+        loud.len()
+    );
+    assert!(
+        loud.is_empty(),
+        "high/critical alerts on benign lines:\n{}",
+        loud.join("\n")
+    );
 }
 
 fn check_scenario(dir: &Path) -> Result<(), String> {
@@ -166,7 +206,10 @@ fn check_scenario(dir: &Path) -> Result<(), String> {
     .map_err(|e| format!("expected.json: {e}"))?;
     let out = run(&["hunt", dir.to_str().unwrap(), "--json"], None);
     if !out.status.success() {
-        return Err(format!("hunt failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "hunt failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let alerts = ndjson(&out.stdout);
     let mut got: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
@@ -177,8 +220,13 @@ fn check_scenario(dir: &Path) -> Result<(), String> {
     }
     let mut problems = Vec::new();
     let mut want_ids = Vec::new();
-    for e in expected["alerts"].as_array().ok_or("expected.json: no `alerts` list")? {
-        let id = e["rule_id"].as_str().ok_or("expected alert without rule_id")?;
+    for e in expected["alerts"]
+        .as_array()
+        .ok_or("expected.json: no `alerts` list")?
+    {
+        let id = e["rule_id"]
+            .as_str()
+            .ok_or("expected alert without rule_id")?;
         want_ids.push(id.to_string());
         let count = e["count"].as_u64().unwrap_or(1) as usize;
         let have = got.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -229,7 +277,11 @@ fn each_attack_scenario_raises_exactly_its_expected_alerts() {
         .filter(|p| p.join("expected.json").is_file())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 4, "{} scenarios with an expected.json", dirs.len());
+    assert!(
+        dirs.len() >= 4,
+        "{} scenarios with an expected.json",
+        dirs.len()
+    );
     let mut failures = Vec::new();
     for d in &dirs {
         match check_scenario(d) {
@@ -238,4 +290,101 @@ fn each_attack_scenario_raises_exactly_its_expected_alerts() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Every alerting document of the pack carries what an analyst and the
+/// coverage table need: id, title, description, references, an ATLAS tag,
+/// level, false positives, a suggested response, and a log source naming
+/// the component (a generic web request rule or a rule for every log line
+/// may name none).
+#[test]
+fn every_alerting_rule_has_its_metadata() {
+    let mut files = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yml")
+                && !p.to_string_lossy().ends_with(".tests.yml")
+            {
+                out.push(p);
+            }
+        }
+    }
+    walk(&repo().join("detections/rules"), &mut files);
+    assert!(!files.is_empty());
+    let mut problems = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let docs: Vec<serde_norway::Value> = serde_norway::Deserializer::from_str(&text)
+            .map(|d| <serde_norway::Value as serde::Deserialize>::deserialize(d).unwrap())
+            .collect();
+        let mut referenced = std::collections::BTreeSet::new();
+        for d in &docs {
+            if let Some(rules) = d
+                .get("correlation")
+                .and_then(|c| c.get("rules"))
+                .and_then(|r| r.as_sequence())
+            {
+                referenced.extend(rules.iter().filter_map(|r| r.as_str().map(str::to_string)));
+            }
+        }
+        for d in &docs {
+            let title = d.get("title").and_then(|t| t.as_str()).unwrap_or("?");
+            let id = d.get("id").and_then(|t| t.as_str()).unwrap_or("");
+            if id.len() != 36 || !ids.insert(id.to_string()) {
+                problems.push(format!(
+                    "{}: {title}: id `{id}` is not a unique UUID",
+                    f.display()
+                ));
+            }
+            let name = d.get("name").and_then(|t| t.as_str()).unwrap_or("");
+            let is_correlation = d.get("correlation").is_some();
+            if !is_correlation && (referenced.contains(name) || referenced.contains(id)) {
+                continue; // a base rule: it does not alert
+            }
+            for key in [
+                "description",
+                "references",
+                "tags",
+                "level",
+                "falsepositives",
+                "response",
+            ] {
+                let present = match d.get(key) {
+                    Some(serde_norway::Value::String(s)) => !s.trim().is_empty(),
+                    Some(serde_norway::Value::Sequence(s)) => !s.is_empty(),
+                    _ => false,
+                };
+                if !present {
+                    problems.push(format!("{}: {title}: no `{key}`", f.display()));
+                }
+            }
+            let tags: Vec<&str> = d
+                .get("tags")
+                .and_then(|t| t.as_sequence())
+                .map(|t| t.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            if !tags.iter().any(|t| t.starts_with("atlas.aml.")) {
+                problems.push(format!("{}: {title}: no MITRE ATLAS tag", f.display()));
+            }
+            if !is_correlation {
+                let ls = d.get("logsource");
+                let has = |k: &str| ls.and_then(|l| l.get(k)).is_some();
+                let generic = has("category")
+                    || ls
+                        .and_then(|l| l.as_mapping())
+                        .is_some_and(|m| m.is_empty());
+                if !has("product") && !generic {
+                    problems.push(format!(
+                        "{}: {title}: the logsource names no product",
+                        f.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

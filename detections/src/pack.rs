@@ -53,7 +53,11 @@ pub fn parse_placeholders(file: &str, text: &str) -> Result<Placeholders, Placeh
     let map = match doc {
         Y::Null => return Ok(out),
         Y::Mapping(m) => m,
-        _ => return Err(err("expected a map of placeholder names to lists of values".into())),
+        _ => {
+            return Err(err(
+                "expected a map of placeholder names to lists of values".into(),
+            ));
+        }
     };
     for (k, v) in map {
         let Y::String(name) = k else {

@@ -557,10 +557,16 @@ fn an_empty_logsource_routes_to_every_event() {
                 detection:\n  kw: ['AKIA']\n  condition: kw\n";
     loader.load_text(text, Path::new("t.yml"), &mut out);
     assert!(out.errors.is_empty(), "{:?}", out.errors);
-    assert!(out.rules[0].route.is_none(), "an empty logsource sees every event");
+    assert!(
+        out.rules[0].route.is_none(),
+        "an empty logsource sees every event"
+    );
     let r = out.rules[1].route.as_ref().expect("a route");
     assert!(r.matches_nothing(), "an unmapped logsource sees no event");
-    let ev = normalize("mlflow.uvicorn_access", r#"2026/11/30 00:30:56 INFO:     127.0.0.1:54658 - "GET /x?k=AKIAABCDEFGHIJKLMNOP HTTP/1.1" 200 OK"#);
+    let ev = normalize(
+        "mlflow.uvicorn_access",
+        r#"2026/11/30 00:30:56 INFO:     127.0.0.1:54658 - "GET /x?k=AKIAABCDEFGHIJKLMNOP HTTP/1.1" 200 OK"#,
+    );
     let (engine, _) = detections::Engine::build(out);
     let mut hits = Vec::new();
     engine.eval(&ev, &mut |i| hits.push(i));
