@@ -8,8 +8,9 @@
 //! Run: `cargo bench -p detections --bench engine` (criterion prints time
 //! per pass and events/s). `MLSOC_BENCH_EVENTS=2000` sets the number of
 //! events per pass (default 20,000, cycling through the samples). With all
-//! rules it also measures the engine as `mlsoc hunt` runs it (built-in
-//! pipelines and log source routing).
+//! rules it also measures the engine as `mlsoc hunt --rules` runs it
+//! (built-in pipelines and log source routing), with mlsoc's own ML rule
+//! pack (detections/rules) added to the SigmaHQ rules.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -182,12 +183,17 @@ fn bench(c: &mut Criterion) {
             })
         });
         if count >= files.len() {
-            // As `mlsoc hunt` runs them: the built-in pipelines map the
+            // As `mlsoc hunt --rules` runs them: the built-in pipelines map the
             // Sigma taxonomy onto mlsoc's fields and route each rule to
             // its log source.
-            let piped = Loader::default()
-                .with_pipelines(detections::Pipeline::builtin())
-                .load_paths(subset);
+            // Plus mlsoc's own ML rule pack, with its default allowlists.
+            let loader = Loader::new(detections::pack::default_placeholders().unwrap())
+                .with_pipelines(detections::Pipeline::builtin());
+            let mut piped = loader.load_paths(subset);
+            let pack = detections::pack::load(&loader);
+            assert!(pack.errors.is_empty(), "{:?}", pack.errors);
+            piped.rules.extend(pack.rules);
+            piped.correlations.extend(pack.correlations);
             let (hunt, _) = Engine::build(piped);
             let mut n = 0usize;
             for e in &evs {

@@ -106,6 +106,26 @@ fn search_triggers(s: &Search) -> Option<Triggers> {
     }
 }
 
+/// ECS fields with a few values that most events carry: a trigger on one
+/// of them lets most events through, so another part of the rule is
+/// preferred.
+const COMMON_FIELDS: &[&str] = &[
+    "event.outcome",
+    "event.kind",
+    "event.category",
+    "event.type",
+    "event.module",
+    "event.dataset",
+    "mlops.component",
+    "http.request.method",
+    "http.version",
+    "log.level",
+    "cloud.provider",
+    "orchestrator.type",
+    "network.protocol",
+    "network.transport",
+];
+
 /// Shortest literal worth indexing: shorter ones match almost everything.
 const MIN_LITERAL: usize = 2;
 /// Most literals taken from one regex.
@@ -189,7 +209,111 @@ fn regex_literals(pattern: &str) -> Option<Vec<String>> {
             best = Some(out);
         }
     }
+    // Literals inside the regex: `(^|[^a-z])hf_[A-Za-z0-9]{34}` has no
+    // literal prefix or suffix, but every match contains `hf_`.
+    if let Some(mut inner) = inner_literals(&hir) {
+        inner.sort();
+        inner.dedup();
+        let shortest = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
+        if best.as_ref().is_none_or(|b| shortest(&inner) > shortest(b)) {
+            best = Some(inner);
+        }
+    }
     best
+}
+
+/// A character class that stands for one character whatever its case
+/// (`[Kk]`, or `k` under `(?i)`): that character, folded.
+fn class_char(class: &regex_syntax::hir::Class) -> Option<String> {
+    use regex_syntax::hir::Class;
+    let Class::Unicode(u) = class else {
+        return None;
+    };
+    let mut folded: Option<String> = None;
+    let mut n = 0;
+    for r in u.iter() {
+        for c in r.start()..=r.end() {
+            n += 1;
+            if n > 4 {
+                return None;
+            }
+            let f: String = c.to_lowercase().collect();
+            match &folded {
+                None => folded = Some(f),
+                Some(prev) if *prev == f => {}
+                Some(_) => return None,
+            }
+        }
+    }
+    folded
+}
+
+/// Literals (folded) of which every match of `hir` contains one, found
+/// anywhere in the expression: a concatenation needs each of its parts
+/// (the best part is taken, adjacent characters joined into one
+/// literal), an alternation one of its branches.
+fn inner_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<String>> {
+    use regex_syntax::hir::HirKind;
+    let strength = |v: &[String]| {
+        (
+            v.iter().map(String::len).min().unwrap_or(0),
+            std::cmp::Reverse(v.len()),
+        )
+    };
+    match hir.kind() {
+        HirKind::Literal(l) => {
+            let t = std::str::from_utf8(&l.0).ok()?;
+            (t.len() >= MIN_LITERAL).then(|| vec![fold(t).into_owned()])
+        }
+        HirKind::Class(c) => class_char(c)
+            .filter(|t| t.len() >= MIN_LITERAL)
+            .map(|t| vec![t]),
+        HirKind::Capture(c) => inner_literals(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => inner_literals(&r.sub),
+        HirKind::Alternation(branches) => {
+            let mut out = Vec::new();
+            for b in branches {
+                out.extend(inner_literals(b)?);
+                if out.len() > MAX_REGEX_LITERALS {
+                    return None;
+                }
+            }
+            Some(out)
+        }
+        HirKind::Concat(parts) => {
+            let mut candidates: Vec<Vec<String>> = Vec::new();
+            let mut run = String::new();
+            let flush = |run: &mut String, candidates: &mut Vec<Vec<String>>| {
+                if run.len() >= MIN_LITERAL {
+                    candidates.push(vec![std::mem::take(run)]);
+                }
+                run.clear();
+            };
+            for p in parts {
+                match p.kind() {
+                    HirKind::Literal(l) => match std::str::from_utf8(&l.0) {
+                        Ok(t) => run.push_str(&fold(t)),
+                        Err(_) => flush(&mut run, &mut candidates),
+                    },
+                    HirKind::Class(c) => match class_char(c) {
+                        Some(t) => run.push_str(&t),
+                        None => flush(&mut run, &mut candidates),
+                    },
+                    // Zero-width: the text on both sides is contiguous.
+                    HirKind::Look(_) | HirKind::Empty => {}
+                    _ => {
+                        flush(&mut run, &mut candidates);
+                        if let Some(set) = inner_literals(p) {
+                            candidates.push(set);
+                        }
+                    }
+                }
+            }
+            flush(&mut run, &mut candidates);
+            candidates.into_iter().max_by_key(|c| strength(c))
+        }
+        _ => None,
+    }
 }
 
 /// All alternatives must have triggers; the union is necessary.
@@ -206,14 +330,17 @@ fn union(parts: impl Iterator<Item = Option<Triggers>>) -> Option<Triggers> {
 /// weak; long literals are strong); ties go to the set with fewer
 /// alternatives.
 fn best(parts: impl Iterator<Item = Option<Triggers>>) -> Option<Triggers> {
-    let strength = |l: &Lit| match l {
+    let strength = |p: &Place, l: &Lit| match l {
+        // Any value of a field with a handful of values is common, however
+        // long: `event.outcome: success` is on most events.
+        _ if matches!(p, Place::Field(f) if COMMON_FIELDS.contains(&f.as_str())) => 1,
         Lit::Exact(s) => s.len() + 2,
         Lit::Sub(s) => s.len(),
         Lit::Num(_) => 3,
         Lit::Present => 0,
     };
     parts.flatten().filter(|t| !t.is_empty()).max_by_key(|t| {
-        let weakest = t.iter().map(|(_, l)| strength(l)).min().unwrap_or(0);
+        let weakest = t.iter().map(|(p, l)| strength(p, l)).min().unwrap_or(0);
         (weakest, std::cmp::Reverse(t.len()))
     })
 }
@@ -490,5 +617,44 @@ fn scan_items(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnM
         Value::Json(doc) => scan_items(index, doc.tree(), folded, mark),
         Value::Object(_) | Value::Null => {}
         other => scan_leaf(index, other, folded, mark),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regex_literals;
+
+    fn lits(p: &str) -> Option<Vec<String>> {
+        regex_literals(p)
+    }
+
+    #[test]
+    fn literals_inside_a_regex_are_triggers() {
+        // No literal prefix or suffix, but `hf_` is in every match.
+        assert_eq!(
+            lits(r"(^|[^A-Za-z0-9_]|%[0-9A-Fa-f]{2})hf_[A-Za-z0-9]{34}([^A-Za-z0-9]|$)"),
+            Some(vec!["hf_".to_string()])
+        );
+        assert_eq!(
+            lits(r"(^|[^A-Za-z0-9])(AKIA|ASIA)[0-9A-Z]{16}([^A-Za-z0-9]|$)"),
+            Some(vec!["akia".to_string(), "asia".to_string()])
+        );
+        // Case-insensitive letters are classes in the syntax tree; they
+        // still make a literal (`k` also stands for the Kelvin sign, which
+        // folds to `k`), and optional parts split it. `s` does not: `ſ`
+        // matches it under (?i) but folds to itself, as texts are folded.
+        assert_eq!(lits(r"x+(?i)token_?key"), Some(vec!["token".to_string()]));
+        assert_eq!(lits(r"\d(?i)kkk\d"), Some(vec!["kkk".to_string()]));
+        assert_eq!(lits(r"\d(?i)as\d"), None);
+        // Zero-width assertions do not split a literal.
+        assert_eq!(
+            lits(r"\bpassword\b=\S+"),
+            Some(vec!["password=".to_string()])
+        );
+        // Nothing required: an optional literal, or single characters.
+        assert_eq!(lits(r"[a-z]+(foo)?\d"), None);
+        assert_eq!(lits(r"a.b"), None);
+        // An alternation needs a literal in every branch.
+        assert_eq!(lits(r"[a-z]+(foo|[0-9]+)[a-z]+"), None);
     }
 }

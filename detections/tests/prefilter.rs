@@ -112,3 +112,92 @@ fn prefiltered_matches_equal_full_evaluation() {
         "the generated events must exercise most rules: {hits} matches"
     );
 }
+
+/// Every line of the repository's samples (real captures, attack
+/// scenarios, hand-written vendor examples), normalized.
+fn sample_events() -> Vec<Event> {
+    use normalizer::{Normalizer, Options, Output, Registry};
+    use schema::{RawRecord, Source, Timestamp};
+    fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if !p.to_string_lossy().ends_with(".gz") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples"),
+        &mut files,
+    );
+    files.sort();
+    let norm = Normalizer::new(Registry::builtin(), Options::default());
+    let mut events = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read(&f) else {
+            continue;
+        };
+        let source = Source::file(f.display().to_string());
+        let mut stream = norm.stream(source.clone(), Some(Timestamp(1_796_000_000_000_000_000)));
+        let mut out = Vec::new();
+        for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+            stream.push(
+                RawRecord {
+                    bytes: bytes::Bytes::copy_from_slice(line),
+                    source: source.clone(),
+                    offset: 0,
+                    line: n as u64 + 1,
+                    received: Timestamp(1_796_000_000_000_000_000),
+                    overflow_len: None,
+                },
+                &mut out,
+            );
+        }
+        stream.finish(&mut out);
+        events.extend(out.into_iter().filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            Output::Dead(_) => None,
+        }));
+    }
+    events
+}
+
+/// The same for mlsoc's own rule pack as `mlsoc hunt` runs it (pipelines,
+/// routing, default placeholders) over every sample line: its regex
+/// keyword rules (secrets in any log line) are indexed by the literals
+/// inside their regexes, and still find every match.
+#[test]
+fn prefiltered_pack_matches_equal_full_evaluation() {
+    let loader = Loader::new(detections::pack::default_placeholders().unwrap())
+        .with_pipelines(detections::Pipeline::builtin());
+    let (engine, errors) = Engine::build(detections::pack::load(&loader));
+    assert!(errors.is_empty(), "{errors:?}");
+    let (always, total) = engine.prefilter_counts();
+    assert_eq!(
+        always, 0,
+        "every rule of the pack has a trigger ({total} rules)"
+    );
+    let events = sample_events();
+    let mut scratch = detections::prefilter::Scratch::default();
+    let mut hits = 0usize;
+    for e in &events {
+        let mut fast = Vec::new();
+        engine.eval_with(e, &mut scratch, &mut |i| fast.push(i));
+        let mut all = Vec::new();
+        engine.eval_all(e, &mut |i| all.push(i));
+        assert_eq!(fast, all, "event {}", e.to_json_string());
+        hits += all.len();
+    }
+    println!(
+        "{} events, {hits} matches, identical with and without the prefilter",
+        events.len()
+    );
+    assert!(
+        events.len() > 5000 && hits > 100,
+        "{} events, {hits} matches",
+        events.len()
+    );
+}
