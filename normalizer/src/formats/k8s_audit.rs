@@ -25,6 +25,27 @@ struct Scan {
     images: Vec<Value>,
     privileged: bool,
     storage_uri: Option<Str>,
+    /// hostPID, hostNetwork, hostIPC set to true; hostPath volumes.
+    host_access: Vec<&'static str>,
+}
+
+/// Keys of the request object read in one pass (by position).
+const KEYS: &[&str] = &[
+    "image",
+    "privileged",
+    "storageUri",
+    "hostPID",
+    "hostNetwork",
+    "hostIPC",
+    "hostPath",
+];
+
+impl Scan {
+    fn host(&mut self, key: &'static str) {
+        if !self.host_access.contains(&key) {
+            self.host_access.push(key);
+        }
+    }
 }
 
 /// The command line of an Argo workflow's entrypoint template: container
@@ -67,6 +88,10 @@ fn scan(v: &Value, depth: usize, out: &mut Scan) {
                     ("storageUri" | "storageUris", Value::Str(s)) => {
                         out.storage_uri.get_or_insert_with(|| s.clone());
                     }
+                    ("hostPID", Value::Bool(true)) => out.host("hostPID"),
+                    ("hostNetwork", Value::Bool(true)) => out.host("hostNetwork"),
+                    ("hostIPC", Value::Bool(true)) => out.host("hostIPC"),
+                    ("hostPath", Value::Object(_)) => out.host("hostPath"),
                     _ => scan(child, depth + 1, out),
                 }
             }
@@ -82,16 +107,13 @@ fn scan(v: &Value, depth: usize, out: &mut Scan) {
 
 pub static K8S_AUDIT: NamedStep = NamedStep {
     name: "k8s_audit",
-    doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images, privileged containers, storage URIs and job command lines (RayJob, Argo) from the request object",
+    doc: "Kubernetes audit: event.type from the verb, ML component from the API group (kserve, kubeflow, argo, ray), images, privileged containers, host namespaces and paths, storage URIs and job command lines (RayJob, Argo) from the request object",
     paths: &[
         "kubernetes.audit.objectRef.apiGroup",
         "kubernetes.audit.objectRef.subresource",
         "kubernetes.audit.requestObject.spec.entrypoint",
     ],
-    find: Some((
-        "kubernetes.audit.requestObject",
-        &["image", "privileged", "storageUri"],
-    )),
+    find: Some(("kubernetes.audit.requestObject", KEYS)),
     run: |ctx| {
         let ev = &mut ctx.event;
         let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
@@ -152,7 +174,7 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
                             doc.source(),
                             doc.text(),
                             "requestObject",
-                            &["image", "privileged", "storageUri"],
+                            KEYS,
                         )
                         .map_err(|e| Reject::new(e.to_string()))?;
                         &searched[..]
@@ -170,6 +192,8 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
                         (2, Value::Str(s)) => {
                             found.storage_uri.get_or_insert(s);
                         }
+                        (k @ 3..=5, Value::Bool(true)) => found.host(KEYS[k]),
+                        (6, Value::Object(_)) => found.host("hostPath"),
                         _ => {}
                     }
                 }
@@ -182,6 +206,14 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             }
             if found.privileged {
                 ev.set(f::MLOPS_WORKLOAD_PRIVILEGED, true);
+            }
+            if !found.host_access.is_empty() {
+                let v = found
+                    .host_access
+                    .iter()
+                    .map(|k| Value::Str(Str::from(*k)))
+                    .collect();
+                ev.set(f::MLOPS_WORKLOAD_HOST_ACCESS, Value::Array(v));
             }
             if let Some(s) = found.storage_uri {
                 ev.set(f::MLOPS_MODEL_STORAGE_URI, s);
@@ -257,6 +289,18 @@ mod tests {
             "rayproject/ray:2.40.0,evil/miner:2"
         );
         assert_eq!(text(&e, "mlops.workload.privileged"), "true");
+    }
+
+    #[test]
+    fn host_namespaces_and_paths() {
+        let line = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"h1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/kubeflow-user/pods","verb":"create","user":{"username":"system:serviceaccount:kubeflow-user:default-editor"},"sourceIPs":["10.0.0.9"],"objectRef":{"resource":"pods","namespace":"kubeflow-user","name":"p","apiVersion":"v1"},"responseStatus":{"code":201},"requestObject":{"kind":"Pod","spec":{"hostNetwork":true,"hostPID":false,"containers":[{"name":"c","image":"ubuntu:22.04"}],"volumes":[{"name":"root","hostPath":{"path":"/"}},{"name":"d","hostPath":{"path":"/var/run/docker.sock"}}]}},"requestReceivedTimestamp":"2026-11-30T10:20:00Z","stageTimestamp":"2026-11-30T10:20:00Z"}"#;
+        let e = parse("kubernetes.audit", line).unwrap();
+        // hostPID is false: not listed; two hostPath volumes: listed once.
+        assert_eq!(
+            text(&e, "mlops.workload.host_access"),
+            "hostNetwork,hostPath"
+        );
+        assert_eq!(text(&e, "mlops.workload.privileged"), "");
     }
 
     #[test]
