@@ -342,8 +342,8 @@ fn every_alerting_rule_has_its_metadata() {
             }
             let name = d.get("name").and_then(|t| t.as_str()).unwrap_or("");
             let is_correlation = d.get("correlation").is_some();
-            if !is_correlation && (referenced.contains(name) || referenced.contains(id)) {
-                continue; // a base rule: it does not alert
+            if referenced.contains(name) || referenced.contains(id) {
+                continue; // an input of a correlation: it does not alert
             }
             for key in [
                 "description",
