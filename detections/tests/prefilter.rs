@@ -67,6 +67,22 @@ fn events_for(s: &Search, out: &mut Vec<Event>) {
     }
 }
 
+/// Asserts that the prefiltered evaluation finds, on every event, exactly
+/// the rules a full evaluation finds; returns the number of matches.
+fn same_matches(engine: &Engine, events: &[Event]) -> usize {
+    let mut scratch = detections::prefilter::Scratch::default();
+    let mut hits = 0usize;
+    for e in events {
+        let mut fast = Vec::new();
+        engine.eval_with(e, &mut scratch, &mut |i| fast.push(i));
+        let mut all = Vec::new();
+        engine.eval_all(e, &mut |i| all.push(i));
+        assert_eq!(fast, all, "event {}", e.to_json_string());
+        hits += all.len();
+    }
+    hits
+}
+
 #[test]
 fn prefiltered_matches_equal_full_evaluation() {
     let loading = Loader::default().load_paths(&corpus());
@@ -95,17 +111,8 @@ fn prefiltered_matches_equal_full_evaluation() {
             }
         }
     }
-    let mut scratch = detections::prefilter::Scratch::default();
-    let (mut hits, mut checked) = (0usize, 0usize);
-    for e in &events {
-        let mut fast = Vec::new();
-        engine.eval_with(e, &mut scratch, &mut |i| fast.push(i));
-        let mut all = Vec::new();
-        engine.eval_all(e, &mut |i| all.push(i));
-        assert_eq!(fast, all, "event {}", e.to_json_string());
-        hits += all.len();
-        checked += 1;
-    }
+    let hits = same_matches(&engine, &events);
+    let checked = events.len();
     println!("{checked} events, {hits} matches, identical with and without the prefilter");
     assert!(
         hits > total / 2,
@@ -181,16 +188,7 @@ fn prefiltered_pack_matches_equal_full_evaluation() {
         "every rule of the pack has a trigger ({total} rules)"
     );
     let events = sample_events();
-    let mut scratch = detections::prefilter::Scratch::default();
-    let mut hits = 0usize;
-    for e in &events {
-        let mut fast = Vec::new();
-        engine.eval_with(e, &mut scratch, &mut |i| fast.push(i));
-        let mut all = Vec::new();
-        engine.eval_all(e, &mut |i| all.push(i));
-        assert_eq!(fast, all, "event {}", e.to_json_string());
-        hits += all.len();
-    }
+    let hits = same_matches(&engine, &events);
     println!(
         "{} events, {hits} matches, identical with and without the prefilter",
         events.len()
