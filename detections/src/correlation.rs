@@ -12,6 +12,12 @@
 //!   share (0-100) of the group's events in the window whose `field` has
 //!   the value of the current event (a rarity measure: `lte: 1` is "this
 //!   value is at most 1% of what the group did");
+//! - `temporal` and `temporal_ordered` also take a boolean condition over
+//!   their rules instead of a count (`a and (b or not c)`, pySigma's
+//!   extended temporal conditions): it is evaluated on each event over the
+//!   rules that matched in the group's window (for `temporal_ordered`, a
+//!   rule counts when it matched at or after the listed rules before it
+//!   that did); `not` means "did not match in the window so far";
 //! - state is bounded: at most `max_groups` groups per correlation (the
 //!   least recently updated is evicted, and counted) and `max_entries`
 //!   events per group (the oldest dropped, and counted); groups expire
@@ -122,6 +128,9 @@ pub struct Correlation {
     /// Window length in nanoseconds.
     pub timespan: i64,
     pub bounds: Bounds,
+    /// A temporal correlation's boolean condition over its rules
+    /// (`recon_a and (recon_b or not recon_c)`), instead of a count.
+    pub expr: Option<Expr>,
     pub field: Option<String>,
     /// alias -> (rule name -> field)
     pub aliases: Vec<(String, Vec<(String, String)>)>,
@@ -198,6 +207,7 @@ pub fn correlation_from_yaml(doc: &Y) -> Result<Correlation, Problem> {
     })?;
     let mut bounds = Bounds::default();
     let mut field = None;
+    let mut expr = None;
     match c.get("condition") {
         None | Some(Y::Null) => {}
         Some(Y::Mapping(map)) => {
@@ -235,9 +245,15 @@ pub fn correlation_from_yaml(doc: &Y) -> Result<Correlation, Problem> {
                 *slot = Some(x);
             }
         }
+        Some(Y::String(text)) if matches!(kind, Kind::Temporal | Kind::TemporalOrdered) => {
+            expr =
+                Some(parse_expr(text, &rules).map_err(|m| {
+                    Problem::at(format!("`correlation.condition`: {m}"), "condition")
+                })?);
+        }
         Some(_) => {
             return Err(Problem::at(
-                "`correlation.condition` must be a map",
+                "`correlation.condition` must be a map (gt, gte, lt, lte, eq, neq, field), or for a temporal correlation a boolean expression of its rules",
                 "condition",
             ));
         }
@@ -305,10 +321,146 @@ pub fn correlation_from_yaml(doc: &Y) -> Result<Correlation, Problem> {
         group_by,
         timespan,
         bounds,
+        expr,
         field,
         aliases,
         generate,
     })
+}
+
+/// A boolean condition over a temporal correlation's rules (by position in
+/// `rules`): pySigma's extended temporal conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Rule(usize),
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    /// Whether the condition holds when the rules marked in `present`
+    /// matched in the window.
+    pub fn holds(&self, present: &[bool]) -> bool {
+        match self {
+            Expr::Rule(i) => present[*i],
+            Expr::Not(e) => !e.holds(present),
+            Expr::And(es) => es.iter().all(|e| e.holds(present)),
+            Expr::Or(es) => es.iter().any(|e| e.holds(present)),
+        }
+    }
+}
+
+/// Parses `a and (b or not c)` (keywords in any case; `not` binds
+/// tightest, then `and`, then `or`) over the names in `rules`.
+fn parse_expr(text: &str, rules: &[String]) -> Result<Expr, String> {
+    let mut tokens = Vec::new();
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start();
+        let Some(c) = rest.chars().next() else { break };
+        if c == '(' || c == ')' {
+            tokens.push(c.to_string());
+            rest = &rest[1..];
+            continue;
+        }
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '(' || c == ')')
+            .unwrap_or(rest.len());
+        tokens.push(rest[..end].to_string());
+        rest = &rest[end..];
+    }
+    if tokens.len() > 1024 {
+        return Err("the expression is too long".into());
+    }
+    struct P<'a> {
+        t: &'a [String],
+        i: usize,
+        rules: &'a [String],
+        depth: usize,
+    }
+    impl P<'_> {
+        fn peek(&self) -> Option<&str> {
+            self.t.get(self.i).map(String::as_str)
+        }
+        fn kw(&self, k: &str) -> bool {
+            self.peek().is_some_and(|t| t.eq_ignore_ascii_case(k))
+        }
+        fn or(&mut self) -> Result<Expr, String> {
+            let mut v = vec![self.and()?];
+            while self.kw("or") {
+                self.i += 1;
+                v.push(self.and()?);
+            }
+            Ok(if v.len() == 1 {
+                v.remove(0)
+            } else {
+                Expr::Or(v)
+            })
+        }
+        fn and(&mut self) -> Result<Expr, String> {
+            let mut v = vec![self.not()?];
+            while self.kw("and") {
+                self.i += 1;
+                v.push(self.not()?);
+            }
+            Ok(if v.len() == 1 {
+                v.remove(0)
+            } else {
+                Expr::And(v)
+            })
+        }
+        fn not(&mut self) -> Result<Expr, String> {
+            if self.kw("not") {
+                self.i += 1;
+                return Ok(Expr::Not(Box::new(self.not()?)));
+            }
+            self.atom()
+        }
+        fn atom(&mut self) -> Result<Expr, String> {
+            match self.peek() {
+                Some("(") => {
+                    self.depth += 1;
+                    if self.depth > 64 {
+                        return Err("parentheses nested too deep".into());
+                    }
+                    self.i += 1;
+                    let e = self.or()?;
+                    if self.peek() != Some(")") {
+                        return Err("a `(` is not closed".into());
+                    }
+                    self.i += 1;
+                    self.depth -= 1;
+                    Ok(e)
+                }
+                Some(name)
+                    if !["and", "or", "not", ")"]
+                        .iter()
+                        .any(|k| name.eq_ignore_ascii_case(k)) =>
+                {
+                    let pos =
+                        self.rules.iter().position(|r| r == name).ok_or_else(|| {
+                            format!("`{name}` is not one of the correlation's rules")
+                        })?;
+                    self.i += 1;
+                    Ok(Expr::Rule(pos))
+                }
+                Some(t) => Err(format!("expected a rule name, found `{t}`")),
+                None => Err("the expression ends too early".into()),
+            }
+        }
+    }
+    let mut p = P {
+        t: &tokens,
+        i: 0,
+        rules,
+        depth: 0,
+    };
+    let e = p.or()?;
+    if let Some(t) = p.peek() {
+        return Err(format!("unexpected `{t}`"));
+    }
+    Ok(e)
 }
 
 /// What a correlation reads from an event matched by one of its inputs.
@@ -541,6 +693,38 @@ fn evaluate(corr: &Compiled, entries: &VecDeque<Entry>) -> Option<(f64, Vec<u64>
             seen.sort_unstable();
             seen.dedup();
             seen.len() as f64
+        }
+        Kind::Temporal if def.expr.is_some() => {
+            let mut seen = vec![false; corr.inputs.len()];
+            for e in entries {
+                seen[e.input] = true;
+            }
+            let n = seen.iter().filter(|s| **s).count();
+            return def
+                .expr
+                .as_ref()
+                .is_some_and(|x| x.holds(&seen))
+                .then(|| (n as f64, all_lines()));
+        }
+        Kind::TemporalOrdered if def.expr.is_some() => {
+            // Each rule in the order listed counts as present when it
+            // matched at or after the rules before it that did.
+            let mut seen = vec![false; corr.inputs.len()];
+            let mut lines = Vec::new();
+            let mut after = i64::MIN;
+            for (i, s) in seen.iter_mut().enumerate() {
+                if let Some(e) = entries.iter().find(|e| e.input == i && e.ts >= after) {
+                    *s = true;
+                    after = e.ts;
+                    lines.extend(&e.lines);
+                }
+            }
+            let n = seen.iter().filter(|s| **s).count();
+            return def
+                .expr
+                .as_ref()
+                .is_some_and(|x| x.holds(&seen))
+                .then_some((n as f64, lines));
         }
         Kind::Temporal => {
             let mut seen = vec![false; corr.inputs.len()];

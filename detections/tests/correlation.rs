@@ -586,3 +586,103 @@ correlation: {type: temporal, rules: [a], timespan: 1h}
     );
     assert_eq!(e.correlations().count(), 0);
 }
+
+// pySigma's extended temporal conditions (Sigma specification repository,
+// schema tests `temporal_condition.yml`; SEP "Condition Extension in
+// Temporal Correlation Rules"): a boolean expression over the rules
+// replaces "all of them".
+#[test]
+fn temporal_boolean_condition() {
+    let yaml = format!(
+        "{RECON}---\n{}",
+        r#"
+title: Recon without hostname
+correlation:
+  type: temporal
+  rules: [recon_a, recon_b, recon_c]
+  group-by: [user.name]
+  timespan: 5m
+  condition: recon_a AND (recon_b or recon_c) and not recon_c
+"#
+    );
+    let e = engine(&yaml);
+    // whoami then id: a and b, no c.
+    let hits = run(
+        &e,
+        &[at(0, &proc("whoami", "eve")), at(10, &proc("id", "eve"))],
+    );
+    assert_eq!(
+        hits,
+        vec![("Recon without hostname".to_string(), vec![1, 2])]
+    );
+    // hostname in the window: the `not` holds no more.
+    let hits = run(
+        &e,
+        &[
+            at(0, &proc("hostname", "eve")),
+            at(10, &proc("whoami", "eve")),
+            at(20, &proc("id", "eve")),
+        ],
+    );
+    assert!(hits.is_empty(), "{hits:?}");
+    // Unknown names and broken expressions are refused with a reason.
+    for (cond, why) in [
+        (
+            "recon_a and recon_x",
+            "`recon_x` is not one of the correlation's rules",
+        ),
+        ("recon_a and (recon_b", "a `(` is not closed"),
+        ("recon_a recon_b", "unexpected `recon_b`"),
+        ("not", "ends too early"),
+    ] {
+        let doc = format!(
+            "{RECON}---\ntitle: X\ncorrelation:\n  type: temporal\n  rules: [recon_a, recon_b]\n  group-by: [user.name]\n  timespan: 5m\n  condition: '{cond}'\n"
+        );
+        let mut loading = Loading::default();
+        Loader::default().load_text(&doc, Path::new("t.yml"), &mut loading);
+        assert_eq!(loading.errors.len(), 1, "{cond}");
+        assert!(
+            loading.errors[0].message.contains(why),
+            "{cond}: {}",
+            loading.errors[0]
+        );
+    }
+}
+
+// The same for temporal_ordered: a rule counts when it matched after the
+// rules before it in `rules` that did.
+#[test]
+fn temporal_ordered_boolean_condition() {
+    let yaml = format!(
+        "{RECON}---\n{}",
+        r#"
+title: Ordered a then b or c
+correlation:
+  type: temporal_ordered
+  rules: [recon_a, recon_b, recon_c]
+  group-by: [user.name]
+  timespan: 5m
+  condition: recon_a and (recon_b or recon_c)
+"#
+    );
+    let e = engine(&yaml);
+    let wrong = run(
+        &e,
+        &[
+            at(0, &proc("hostname", "eve")),
+            at(10, &proc("whoami", "eve")),
+        ],
+    );
+    assert!(wrong.is_empty(), "{wrong:?}");
+    let right = run(
+        &e,
+        &[
+            at(0, &proc("whoami", "eve")),
+            at(10, &proc("hostname", "eve")),
+        ],
+    );
+    assert_eq!(
+        right,
+        vec![("Ordered a then b or c".to_string(), vec![1, 2])]
+    );
+}
