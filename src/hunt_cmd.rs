@@ -70,6 +70,79 @@ fn details(ev: &Event) -> String {
     parts.join(" ")
 }
 
+/// Turns matched events into alerts: the table rows or NDJSON lines, and
+/// the counts of the summary.
+struct Emit {
+    json: bool,
+    rows: Vec<[String; 4]>,
+    by_level: [u64; 5],
+    alerts: u64,
+    worst: Option<Level>,
+    hits: Vec<Hit>,
+    error: Option<io::Error>,
+    /// Batches of matched events processed.
+    batches: usize,
+}
+
+impl Emit {
+    /// Puts the pending events in time order (input order breaks ties),
+    /// runs the correlations over them and writes their alerts.
+    fn process(
+        &mut self,
+        engine: &Engine,
+        session: &mut detections::Session,
+        pending: &mut Vec<(i64, u64, Event, Vec<usize>)>,
+        out: &mut impl Write,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        self.batches += 1;
+        pending.sort_by_key(|p| (p.0, p.1));
+        for (_, record, ev, rule_hits) in pending.drain(..) {
+            if self.error.is_some() {
+                continue;
+            }
+            self.hits.clear();
+            session.process_hits(engine, &ev, record, &rule_hits, &mut self.hits);
+            for h in &self.hits {
+                let (a, level) = match h {
+                    Hit::Rule(i) => {
+                        let r = &engine.rules()[*i].rule;
+                        (alert::rule_alert(r, &ev), r.level)
+                    }
+                    Hit::Correlation(m) => {
+                        let c = engine.correlation(m.correlation);
+                        (alert::correlation_alert(c, m, &ev), c.level)
+                    }
+                };
+                self.alerts += 1;
+                if let Some(l) = level {
+                    self.by_level[l as usize] += 1;
+                    self.worst = self.worst.max(Some(l));
+                }
+                if self.json {
+                    let mut buf = Vec::with_capacity(1024);
+                    a.write_json(&mut buf);
+                    buf.push(b'\n');
+                    if let Err(e) = out.write_all(&buf) {
+                        self.error = Some(e);
+                        break;
+                    }
+                } else {
+                    let time = a.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
+                    self.rows.push([
+                        time,
+                        level.map_or("-", |l| l.as_str()).to_string(),
+                        printable(&text(&a, "rule.name").unwrap_or_default(), 70),
+                        details(&ev),
+                    ]);
+                }
+            }
+        }
+    }
+}
+
 pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     let mut pipelines = if args.no_builtin_pipelines {
         Vec::new()
@@ -119,78 +192,63 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     // the correlations see them: the inputs are read file by file, and a
     // correlation over several logs (a job submitted in the dashboard log,
     // its entrypoint in the job's own log) needs one timeline. Events without
-    // a timestamp take the time of the event before them.
+    // a timestamp take the time of the event before them. The buffer is
+    // bounded: past --order-buffer matched events it is sorted and
+    // processed, and later matches form the next batch.
+    let max_pending = args.order_buffer as usize;
+    let mut session = engine.session(Limits::default());
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut emit = Emit {
+        json: args.json,
+        rows: Vec::new(),
+        by_level: [0u64; 5],
+        alerts: 0,
+        worst: None,
+        hits: Vec::new(),
+        error: None,
+        batches: 0,
+    };
     let mut pending: Vec<(i64, u64, Event, Vec<usize>)> = Vec::new();
     let mut record = 0u64;
     let mut last_ts = i64::MIN;
-    let mut write_error = drive(&mut prepared, handle, |batch| {
+    let drive_error = drive(&mut prepared, handle, |batch| {
         for (ev, rule_hits) in batch {
             record += 1;
             let ts = ev.timestamp().map_or(last_ts, |t| t.0);
             last_ts = ts;
             pending.push((ts, record, ev, rule_hits));
         }
-        Ok(())
+        if pending.len() >= max_pending {
+            emit.process(engine_ref, &mut session, &mut pending, &mut out);
+        }
+        match emit.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     });
-    pending.sort_by_key(|p| (p.0, p.1));
-
-    let mut session = engine.session(Limits::default());
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let mut rows: Vec<[String; 4]> = Vec::new();
-    let mut by_level = [0u64; 5];
-    let mut alerts = 0u64;
-    let mut worst: Option<Level> = None;
-    let mut hits = Vec::new();
-    let json = args.json;
-    for (_, record, ev, rule_hits) in pending {
-        if write_error.is_some() {
-            break;
-        }
-        hits.clear();
-        session.process_hits(engine_ref, &ev, record, &rule_hits, &mut hits);
-        for h in &hits {
-            let (a, level) = match h {
-                Hit::Rule(i) => {
-                    let r = &engine_ref.rules()[*i].rule;
-                    (alert::rule_alert(r, &ev), r.level)
-                }
-                Hit::Correlation(m) => {
-                    let c = engine_ref.correlation(m.correlation);
-                    (alert::correlation_alert(c, m, &ev), c.level)
-                }
-            };
-            alerts += 1;
-            if let Some(l) = level {
-                by_level[l as usize] += 1;
-                worst = worst.max(Some(l));
-            }
-            if json {
-                let mut buf = Vec::with_capacity(1024);
-                a.write_json(&mut buf);
-                buf.push(b'\n');
-                if let Err(e) = out.write_all(&buf) {
-                    write_error = Some(e);
-                    break;
-                }
-            } else {
-                let time = a.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
-                rows.push([
-                    time,
-                    level.map_or("-", |l| l.as_str()).to_string(),
-                    printable(&text(&a, "rule.name").unwrap_or_default(), 70),
-                    details(&ev),
-                ]);
-            }
-        }
+    emit.process(engine_ref, &mut session, &mut pending, &mut out);
+    let write_error = drive_error.or(emit.error.take());
+    if emit.batches > 1 {
+        eprintln!(
+            "mlsoc: more than {max_pending} events matched (--order-buffer): they were put in time order in {} batches, so a correlation across files may miss events that fall in two batches",
+            emit.batches
+        );
     }
+    let Emit {
+        rows,
+        by_level,
+        alerts,
+        worst,
+        ..
+    } = emit;
     if let Some(e) = write_error.or_else(|| out.flush().err()) {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(ExitCode::SUCCESS);
         }
         return Err(anyhow::Error::new(Exit(4)).context(format!("cannot write output: {e}")));
     }
-    if !json {
+    if !args.json {
         if rows.is_empty() {
             writeln!(out, "no detections")?;
         } else {

@@ -102,6 +102,10 @@ pub struct HuntArgs {
     /// high, critical).
     #[arg(long, value_name = "LEVEL")]
     pub fail_level: Option<String>,
+    /// Matched events held in memory to be put in time order before correlations run (one
+    /// timeline across files); past it they are processed in batches.
+    #[arg(long, value_name = "EVENTS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub order_buffer: u64,
 }
 
 #[derive(Subcommand)]

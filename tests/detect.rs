@@ -318,3 +318,56 @@ fn placeholder_rules_are_summed_up_and_load_with_values() {
     assert_eq!(alerts.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(s(&alerts[0], "user.name"), "mallory");
 }
+
+/// A correlation over two files sees one timeline: the later file in path
+/// order holds the earlier event. With `--order-buffer 1` the matched events
+/// are ordered one batch at a time, the pair is missed, and hunt says why.
+#[test]
+fn hunt_correlates_across_files_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        logs.join("a.log"),
+        "{\"timestamp\":\"2026-11-30T10:05:00Z\",\"step\":\"two\",\"user\":\"eve\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("b.log"),
+        "{\"timestamp\":\"2026-11-30T10:01:00Z\",\"step\":\"one\",\"user\":\"eve\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("r.yml"),
+        "title: one\nname: step_one\nlogsource: {}\ndetection: {s: {json.step: one}, condition: s}\n---\n\
+         title: two\nname: step_two\nlogsource: {}\ndetection: {s: {json.step: two}, condition: s}\n---\n\
+         title: one then two\nid: 3b0f9f5e-4d7c-4c55-9a55-0c1a2b3c4d5e\ncorrelation:\n  type: temporal_ordered\n  \
+         rules: [step_one, step_two]\n  group-by: [json.user]\n  timespan: 10m\nlevel: high\n",
+    )
+    .unwrap();
+    let (l, r) = (logs.to_str().unwrap(), rules.to_str().unwrap());
+    let out = run(&["hunt", l, "--rules", r, "--json"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = ndjson(&out.stdout);
+    let names: Vec<&str> = alerts
+        .iter()
+        .filter_map(|a| a["rule"]["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["one then two"]);
+    let out = run(
+        &["hunt", l, "--rules", r, "--json", "--order-buffer", "1"],
+        None,
+    );
+    assert!(ndjson(&out.stdout).is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("put in time order in 2 batches"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
