@@ -160,7 +160,7 @@ fn records(case: &Case, base: &Path) -> Result<(Arc<Source>, Vec<Record>), Strin
             (path.display().to_string(), bytes)
         }
         (None, Some(logs)) => (
-            format!("{}#{}", base.display(), case.name),
+            format!("<inline logs of {}: {}>", base.display(), case.name),
             logs.clone().into_bytes(),
         ),
     };
