@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use detections::{Engine, Loader};
+use detections::{Engine, Loader, Placeholders};
 use serde_norway::Value as Y;
 
 use crate::{Exit, PlaceholderArgs, rules_cmd};
@@ -49,6 +49,8 @@ struct Row {
     fields: BTreeSet<String>,
     response: Vec<String>,
     file: String,
+    /// `expand` placeholders the rule's text names.
+    placeholders: BTreeSet<String>,
 }
 
 /// `atlas.aml.t0010.003` -> `AML.T0010.003`; case studies too
@@ -105,6 +107,76 @@ fn detection_fields(det: &Y, out: &mut BTreeSet<String>) {
     }
 }
 
+/// The `%name%` placeholders of a rule document's `expand` items.
+fn placeholders_of(doc: Option<&Y>) -> BTreeSet<String> {
+    fn names(v: &Y, out: &mut BTreeSet<String>) {
+        match v {
+            Y::String(t) => {
+                let mut rest = t.as_str();
+                while let Some(a) = rest.find('%') {
+                    let after = &rest[a + 1..];
+                    let Some(b) = after.find('%') else { break };
+                    if b > 0 {
+                        out.insert(after[..b].to_string());
+                    }
+                    rest = &after[b + 1..];
+                }
+            }
+            Y::Sequence(items) => items.iter().for_each(|i| names(i, out)),
+            _ => {}
+        }
+    }
+    fn walk(v: &Y, out: &mut BTreeSet<String>) {
+        match v {
+            Y::Mapping(m) => {
+                for (k, v) in m {
+                    let expand = k
+                        .as_str()
+                        .is_some_and(|k| k.split('|').skip(1).any(|m| m == "expand"));
+                    if expand {
+                        names(v, out);
+                    } else {
+                        walk(v, out);
+                    }
+                }
+            }
+            Y::Sequence(items) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    if let Some(det) = doc.and_then(|d| d.get("detection")) {
+        walk(det, &mut out);
+    }
+    out
+}
+
+/// The comment block written above each name of the compiled-in
+/// placeholder files: what the value is and why the default is safe.
+fn placeholder_comments() -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (_, text) in detections::pack::PLACEHOLDERS {
+        let mut comment: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if let Some(c) = t.strip_prefix('#') {
+                comment.push(c.trim());
+            } else if t.is_empty() {
+                comment.clear();
+            } else if !line.starts_with([' ', '-'])
+                && let Some((name, _)) = t.split_once(':')
+            {
+                out.insert(
+                    name.trim_matches(['%', '\'', '"']).to_string(),
+                    comment.join(" "),
+                );
+                comment.clear();
+            }
+        }
+    }
+    out
+}
+
 /// Raw YAML documents by rule id, for the custom attributes (`response`)
 /// and the detection field names.
 fn raw_documents(files: &[(PathBuf, String)]) -> BTreeMap<String, Y> {
@@ -147,10 +219,10 @@ fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
-fn rows(args: &CoverageArgs) -> anyhow::Result<Vec<Row>> {
+fn rows(args: &CoverageArgs) -> anyhow::Result<(Vec<Row>, Placeholders)> {
     let files = rule_files(&args.paths)?;
-    let loader = Loader::new(rules_cmd::placeholders(&args.placeholders)?)
-        .with_pipelines(detections::Pipeline::builtin());
+    let values = rules_cmd::placeholders(&args.placeholders)?;
+    let loader = Loader::new(values.clone()).with_pipelines(detections::Pipeline::builtin());
     let loading = loader.load_texts(files.iter().map(|(p, t)| (p.clone(), t.as_str())));
     if let Some(e) = loading.errors.first() {
         return Err(anyhow::Error::new(Exit(2)).context(format!(
@@ -165,8 +237,10 @@ fn rows(args: &CoverageArgs) -> anyhow::Result<Vec<Row>> {
             .map(|r| format!("detections/rules{r}"))
             .unwrap_or(s)
     };
-    // Component and fields of each rule, by id and name, for correlations.
-    let mut base: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    // Component, fields and placeholders of each rule, by id and name, for
+    // the correlations that use it.
+    type Base = (String, BTreeSet<String>, BTreeSet<String>);
+    let mut base: BTreeMap<String, Base> = BTreeMap::new();
     let mut out = Vec::new();
     for (i, l) in engine.rules().iter().enumerate() {
         let r = &l.rule;
@@ -181,8 +255,12 @@ fn rows(args: &CoverageArgs) -> anyhow::Result<Vec<Row>> {
             .clone()
             .or_else(|| r.logsource.category.clone())
             .unwrap_or_else(|| "any".into());
+        let placeholders = placeholders_of(doc);
         for k in [&r.id, &r.name].into_iter().flatten() {
-            base.insert(k.clone(), (component.clone(), fields.clone()));
+            base.insert(
+                k.clone(),
+                (component.clone(), fields.clone(), placeholders.clone()),
+            );
         }
         if !engine.rule_alerts(i) {
             continue;
@@ -198,16 +276,19 @@ fn rows(args: &CoverageArgs) -> anyhow::Result<Vec<Row>> {
             fields,
             response: strings(doc.and_then(|d| d.get("response"))),
             file: name_of(&l.origin.path),
+            placeholders,
         });
     }
     for (i, (c, o)) in engine.correlations().enumerate() {
         let mut fields: BTreeSet<String> = c.group_by.iter().cloned().collect();
         fields.extend(c.field.clone());
         let mut components = BTreeSet::new();
+        let mut placeholders = BTreeSet::new();
         for r in &c.rules {
-            if let Some((comp, f)) = base.get(r) {
+            if let Some((comp, f, p)) = base.get(r) {
                 components.insert(comp.clone());
                 fields.extend(f.iter().cloned());
+                placeholders.extend(p.iter().cloned());
             }
         }
         for k in [&c.id, &c.name].into_iter().flatten() {
@@ -216,6 +297,7 @@ fn rows(args: &CoverageArgs) -> anyhow::Result<Vec<Row>> {
                 (
                     components.iter().cloned().collect::<Vec<_>>().join(", "),
                     fields.clone(),
+                    placeholders.clone(),
                 ),
             );
         }
@@ -234,10 +316,11 @@ fn rows(args: &CoverageArgs) -> anyhow::Result<Vec<Row>> {
             fields,
             response: strings(doc.and_then(|d| d.get("response"))),
             file: name_of(&o.path),
+            placeholders,
         });
     }
     out.sort_by(|a, b| (&a.component, &a.title).cmp(&(&b.component, &b.title)));
-    Ok(out)
+    Ok((out, values))
 }
 
 /// Markdown table cells: no line breaks, pipes escaped.
@@ -245,7 +328,7 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-fn markdown(rows: &[Row]) -> String {
+fn markdown(rows: &[Row], values: &Placeholders) -> String {
     let mut techniques: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut studies: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for r in rows {
@@ -294,6 +377,36 @@ fn markdown(rows: &[Row]) -> String {
             "| [{t}](https://atlas.mitre.org/techniques/{t}) | {} |\n",
             titles.len()
         ));
+    }
+    let mut used: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in rows {
+        for p in &r.placeholders {
+            used.entry(p).or_default().push(&r.title);
+        }
+    }
+    if !used.is_empty() {
+        let comments = placeholder_comments();
+        s.push_str("\n## Allowlists (placeholders)\n\n");
+        s.push_str("The rules' allowlists are Sigma `expand` placeholders. The values below are the ones this\n");
+        s.push_str("document was generated with (the defaults of `detections/placeholders/`, compiled into mlsoc);\n");
+        s.push_str("replace them with `--placeholders FILE` (a YAML map of names to lists).\n\n");
+        s.push_str("| Placeholder | Values | What it is | Rules |\n|---|---|---|---|\n");
+        for (name, titles) in &used {
+            let vals = values
+                .get(*name)
+                .map(|v| {
+                    v.iter()
+                        .map(|x| format!("`{}`", cell(x)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_else(|| "(none: the rules are refused)".into());
+            s.push_str(&format!(
+                "| `{name}` | {vals} | {} | {} |\n",
+                cell(comments.get(*name).map(String::as_str).unwrap_or("")),
+                titles.len()
+            ));
+        }
     }
     if !studies.is_empty() {
         s.push_str("\n## ATLAS case studies\n\n| Case study | Rules |\n|---|---|\n");
@@ -350,9 +463,9 @@ fn navigator(rows: &[Row]) -> String {
 }
 
 pub fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
-    let rows = rows(&args)?;
+    let (rows, values) = rows(&args)?;
     let text = match args.format {
-        CoverageFormat::Markdown => markdown(&rows),
+        CoverageFormat::Markdown => markdown(&rows, &values),
         CoverageFormat::Navigator => navigator(&rows),
     };
     match &args.output {
@@ -395,5 +508,25 @@ mod tests {
             vec!["mlops.api", "source.ip", "url.path", "user.name"]
         );
         assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
+
+    #[test]
+    fn placeholders_of_expand_items_only() {
+        let doc: Y = serde_norway::from_str(
+            "detection:\n  a: {source.ip|cidr|expand: '%nets%'}\n  b: {user.name|expand: ['%users%', x]}\n  c: {url.query|contains: '%2e%2e'}\n  condition: a",
+        )
+        .unwrap();
+        assert_eq!(
+            placeholders_of(Some(&doc)).into_iter().collect::<Vec<_>>(),
+            vec!["nets", "users"]
+        );
+        // Every compiled-in placeholder has its comment.
+        let comments = placeholder_comments();
+        for name in detections::pack::default_placeholders().unwrap().keys() {
+            assert!(
+                comments.get(name).is_some_and(|c| c.len() > 20),
+                "{name} has no comment in detections/placeholders/"
+            );
+        }
     }
 }
