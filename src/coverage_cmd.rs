@@ -199,23 +199,22 @@ fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
             .map(|(p, t)| (p, t.to_string()))
             .collect());
     }
+    // The files `mlsoc hunt --rules` would read.
     let mut out = Vec::new();
     for p in paths {
-        let (files, errors) = collector::walk::expand(p);
-        if let Some(e) = errors.first() {
-            return Err(anyhow::Error::new(Exit(2)).context(e.clone()));
-        }
+        let files = if p.is_dir() {
+            detections::loader::files_under(p, false)
+                .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("{}: {e}", p.display())))?
+        } else {
+            vec![p.clone()]
+        };
         for f in files {
-            let is_yaml = matches!(f.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"));
-            if is_yaml && !detections::loader::is_test_file(&f) {
-                let t = std::fs::read_to_string(&f).map_err(|e| {
-                    anyhow::Error::new(Exit(2)).context(format!("{}: {e}", f.display()))
-                })?;
-                out.push((f, t));
-            }
+            let t = std::fs::read_to_string(&f).map_err(|e| {
+                anyhow::Error::new(Exit(2)).context(format!("{}: {e}", f.display()))
+            })?;
+            out.push((f, t));
         }
     }
-    out.sort();
     Ok(out)
 }
 

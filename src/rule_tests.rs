@@ -313,28 +313,6 @@ fn run_case(case: &Case, base: &Path, norm: &Normalizer, built: &Built) -> Resul
     }
 }
 
-fn test_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if dir.is_file() {
-        if detections::loader::is_test_file(dir) {
-            out.push(dir.to_path_buf());
-        }
-        return Ok(());
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        if e.file_type()?.is_dir() {
-            if !e.file_name().to_string_lossy().starts_with('.') {
-                test_files(&p, out)?;
-            }
-        } else if detections::loader::is_test_file(&p) {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     for p in &args.paths {
         if !p.exists() {
@@ -357,7 +335,14 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
 
     let mut files = Vec::new();
     for p in &args.paths {
-        test_files(p, &mut files).with_context(|| format!("cannot read {}", p.display()))?;
+        if p.is_dir() {
+            files.extend(
+                detections::loader::files_under(p, true)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+            );
+        } else if detections::loader::is_test_file(p) {
+            files.push(p.clone());
+        }
     }
     // Results by target key (rule or correlation index).
     let mut results: BTreeMap<(u8, usize), Vec<CaseResult>> = BTreeMap::new();

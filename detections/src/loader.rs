@@ -112,7 +112,7 @@ impl Loader {
         let mut files = Vec::new();
         for p in paths {
             if p.is_dir() {
-                if let Err(e) = collect(p, 0, &mut files) {
+                if let Err(e) = collect(p, 0, false, &mut files) {
                     out.errors.push(RuleError {
                         path: p.clone(),
                         line: 0,
@@ -329,7 +329,16 @@ fn read_limited(path: &Path) -> Result<String, String> {
     })
 }
 
-fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The rule files (`.yml`/`.yaml`, not `*.tests.yml`) under `dir`, or with
+/// `tests` its rule test files, in path order. Hidden directories are left
+/// out, and nesting is followed `MAX_DIR_DEPTH` deep.
+pub fn files_under(dir: &Path, tests: bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    collect(dir, 0, tests, &mut out)?;
+    Ok(out)
+}
+
+fn collect(dir: &Path, depth: usize, tests: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if depth > MAX_DIR_DEPTH {
         return Ok(());
     }
@@ -340,11 +349,11 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<
         let ft = e.file_type()?;
         if ft.is_dir() {
             if !e.file_name().to_string_lossy().starts_with('.') {
-                collect(&p, depth + 1, out)?;
+                collect(&p, depth + 1, tests, out)?;
             }
         } else if ft.is_file()
             && matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"))
-            && !is_test_file(&p)
+            && is_test_file(&p) == tests
         {
             out.push(p);
         }

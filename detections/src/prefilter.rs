@@ -180,7 +180,17 @@ fn regex_literals(pattern: &str) -> Option<Vec<String>> {
         .build()
         .parse(pattern)
         .ok()?;
+    // Of the candidate sets, the one whose shortest literal is longest
+    // (the first one on a tie).
     let mut best: Option<Vec<String>> = None;
+    let shortest = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
+    let mut consider = |mut set: Vec<String>| {
+        set.sort();
+        set.dedup();
+        if best.as_ref().is_none_or(|b| shortest(&set) > shortest(b)) {
+            best = Some(set);
+        }
+    };
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
         let mut ex = Extractor::new();
         ex.kind(kind).limit_total(MAX_REGEX_LITERALS);
@@ -199,25 +209,14 @@ fn regex_literals(pattern: &str) -> Option<Vec<String>> {
                 }
             }
         }
-        if out.is_empty() {
-            continue;
-        }
-        out.sort();
-        out.dedup();
-        let shortest = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
-        if best.as_ref().is_none_or(|b| shortest(&out) > shortest(b)) {
-            best = Some(out);
+        if !out.is_empty() {
+            consider(out);
         }
     }
     // Literals inside the regex: `(^|[^a-z])hf_[A-Za-z0-9]{34}` has no
     // literal prefix or suffix, but every match contains `hf_`.
-    if let Some(mut inner) = inner_literals(&hir) {
-        inner.sort();
-        inner.dedup();
-        let shortest = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
-        if best.as_ref().is_none_or(|b| shortest(&inner) > shortest(b)) {
-            best = Some(inner);
-        }
+    if let Some(inner) = inner_literals(&hir) {
+        consider(inner);
     }
     best
 }
