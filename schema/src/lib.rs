@@ -10,8 +10,11 @@
 //! - [`RawRecord`] / [`Source`]: bytes as collectors read them and where they
 //!   came from;
 //! - [`DeadLetter`]: a record that could not be normalized, with the reason;
-//! - [`Timestamp`]: UTC nanoseconds with fast RFC 3339 reading and writing.
+//! - [`Timestamp`]: UTC nanoseconds with fast RFC 3339 reading and writing;
+//! - [`Ack`]: end-to-end acknowledgement of a batch, from the sinks back to
+//!   the source that read it.
 
+pub mod ack;
 pub mod dlq;
 pub mod event;
 pub mod field;
@@ -22,6 +25,7 @@ pub mod text;
 pub mod time;
 pub mod value;
 
+pub use ack::{Ack, AckStatus};
 pub use dlq::DeadLetter;
 pub use event::Event;
 pub use field::{FieldDef, FieldId, FieldKey, FieldType, f};

@@ -1,0 +1,285 @@
+//! NDJSON file or stdout sink: one document per line.
+//!
+//! `path` may name the stream and dataset (`out/{stream}/{dataset}.ndjson`)
+//! so events, alerts and dead letters, or each dataset, get their own file.
+//! A batch is acknowledged once its bytes are written to the file (they
+//! survive the process being killed), and after an `fsync` when `fsync =
+//! true` (they survive the machine losing power). Write errors (a full
+//! disk) are retried with backoff and never drop records.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use schema::AckStatus;
+use serde::{Deserialize, Serialize};
+
+use crate::buffer::BufferReceiver;
+use crate::record::{Batch, Record};
+use crate::retry::Backoff;
+use crate::{Sink, SinkContext, SinkError, SinkFuture};
+
+/// `type = "file"` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// File to append to, `-` for stdout. `{stream}` and `{dataset}` are
+    /// replaced per record.
+    pub path: String,
+    /// `fsync` each batch before acknowledging it.
+    #[serde(default)]
+    pub fsync: bool,
+    /// Most records written per write call.
+    #[serde(default = "default_batch")]
+    pub max_batch_events: usize,
+    #[serde(default)]
+    pub retry: Backoff,
+}
+
+fn default_batch() -> usize {
+    4096
+}
+
+impl FileSinkConfig {
+    pub fn new(path: impl Into<String>) -> FileSinkConfig {
+        FileSinkConfig {
+            path: path.into(),
+            fsync: false,
+            max_batch_events: default_batch(),
+            retry: Backoff::default(),
+        }
+    }
+}
+
+/// The sink.
+pub struct FileSink {
+    config: FileSinkConfig,
+}
+
+impl FileSink {
+    pub fn new(config: FileSinkConfig) -> Result<FileSink, String> {
+        if config.path.is_empty() {
+            return Err("path must not be empty".into());
+        }
+        if config.max_batch_events == 0 {
+            return Err("max_batch_events must be at least 1".into());
+        }
+        Ok(FileSink { config })
+    }
+}
+
+impl Sink for FileSink {
+    fn run(self: Box<Self>, input: BufferReceiver, ctx: SinkContext) -> SinkFuture {
+        Box::pin(run(self.config, input, ctx))
+    }
+}
+
+struct Writer {
+    template: String,
+    fsync: bool,
+    files: HashMap<PathBuf, std::fs::File>,
+}
+
+impl Writer {
+    fn path_of(&self, r: &Record) -> PathBuf {
+        if !self.template.contains('{') {
+            return PathBuf::from(&self.template);
+        }
+        PathBuf::from(
+            self.template
+                .replace("{stream}", r.stream.as_str())
+                .replace("{dataset}", &sanitize(&r.dataset)),
+        )
+    }
+
+    /// Writes the records; each file gets one write call.
+    fn write(&mut self, records: &[Record]) -> std::io::Result<()> {
+        if self.template == "-" {
+            let mut buf = Vec::with_capacity(records.iter().map(|r| r.doc.len() + 1).sum());
+            for r in records {
+                buf.extend_from_slice(&r.doc);
+                buf.push(b'\n');
+            }
+            let mut out = std::io::stdout().lock();
+            out.write_all(&buf)?;
+            return out.flush();
+        }
+        let mut by_path: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+        for r in records {
+            let buf = by_path.entry(self.path_of(r)).or_default();
+            buf.extend_from_slice(&r.doc);
+            buf.push(b'\n');
+        }
+        for (path, buf) in by_path {
+            let f = match self.files.entry(path) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    if let Some(dir) = v.key().parent()
+                        && !dir.as_os_str().is_empty()
+                    {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(v.key())?;
+                    v.insert(f)
+                }
+            };
+            f.write_all(&buf)?;
+            if self.fsync {
+                f.sync_data()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Dataset names come from configuration and from detection; keep them to
+/// safe file-name characters so a record can never choose a path.
+fn sanitize(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.chars().all(|c| c == '.') {
+        "_".into()
+    } else {
+        out
+    }
+}
+
+async fn run(
+    config: FileSinkConfig,
+    mut input: BufferReceiver,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    let mut writer = Some(Writer {
+        template: config.path.clone(),
+        fsync: config.fsync,
+        files: HashMap::new(),
+    });
+    let name = ctx.name.to_string();
+    loop {
+        let first = tokio::select! {
+            b = input.recv() => b,
+            _ = ctx.stop.cancelled() => return Ok(()),
+        };
+        let Some(mut batch) = first else { break };
+        while batch.len() < config.max_batch_events {
+            match input.try_recv() {
+                Some(more) => batch.append(more),
+                None => break,
+            }
+        }
+        let Batch { records, acks } = batch;
+        let mut attempt = 0u32;
+        let records = std::sync::Arc::new(records);
+        loop {
+            let mut w = writer.take().expect("writer is put back after every write");
+            let recs = records.clone();
+            let (w, res) = tokio::task::spawn_blocking(move || {
+                let res = w_write(&mut w, &recs);
+                (w, res)
+            })
+            .await
+            .map_err(|e| SinkError::Fatal {
+                sink: name.clone(),
+                message: format!("writer thread failed: {e}"),
+            })?;
+            writer = Some(w);
+            match res {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    metrics::counter!("mlsoc_sink_retries_total", "sink" => name.clone(), "reason" => "io").increment(1);
+                    let delay = config.retry.delay(attempt);
+                    tracing::error!(sink = %name, error = %e, retry_in = ?delay, "write failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = ctx.stop.cancelled() => return Ok(()),
+                    }
+                }
+            }
+        }
+        metrics::counter!("mlsoc_sink_records_total", "sink" => name.clone(), "outcome" => "delivered")
+            .increment(records.len() as u64);
+        schema::Ack::complete_all(acks, AckStatus::Delivered);
+    }
+    Ok(())
+}
+
+fn w_write(w: &mut Writer, records: &[Record]) -> std::io::Result<()> {
+    w.write(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::{self, BufferConfig};
+    use crate::record::Stream;
+    use crate::{DeadLetters, Sink};
+    use bytes::Bytes;
+    use schema::Ack;
+    use tokio_util::sync::CancellationToken;
+
+    fn rec(stream: Stream, dataset: &str, doc: &str) -> Record {
+        Record {
+            stream,
+            doc: Bytes::from(doc.to_owned()),
+            dataset: dataset.into(),
+            time_ns: None,
+            host: None,
+            source: "s".into(),
+            id: "i".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_by_stream_and_dataset_then_acks() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("{stream}/{dataset}.ndjson");
+        let sink = FileSink::new(FileSinkConfig::new(template.to_str().unwrap())).unwrap();
+        let (tx, rx) = buffer::open(&BufferConfig::default(), "f", dir.path()).unwrap();
+        let ctx = SinkContext {
+            name: "f".into(),
+            dead_letters: DeadLetters::file(dir.path().join("dlq.ndjson")),
+            stop: CancellationToken::new(),
+        };
+        let task = tokio::spawn(Box::new(sink).run(rx, ctx));
+        let (stx, srx) = std::sync::mpsc::channel();
+        let ack = Ack::new(move |s| stx.send(s).unwrap());
+        tx.send(Batch::new(
+            vec![
+                rec(Stream::Events, "mlflow.access", r#"{"n":1}"#),
+                rec(Stream::Alerts, "mlsoc.alert", r#"{"n":2}"#),
+                rec(Stream::Events, "../../etc/passwd", r#"{"n":3}"#),
+            ],
+            ack,
+        ))
+        .await
+        .unwrap();
+        drop(tx);
+        task.await.unwrap().unwrap();
+        assert_eq!(srx.recv().unwrap(), AckStatus::Delivered);
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(read("events/mlflow.access.ndjson"), "{\"n\":1}\n");
+        assert_eq!(read("alerts/mlsoc.alert.ndjson"), "{\"n\":2}\n");
+        // A hostile dataset name stays inside the directory.
+        assert_eq!(read("events/.._.._etc_passwd.ndjson"), "{\"n\":3}\n");
+    }
+
+    #[test]
+    fn sanitize_keeps_names_in_their_directory() {
+        assert_eq!(sanitize("a/b"), "a_b");
+        assert_eq!(sanitize(".."), "_");
+        assert_eq!(sanitize(""), "_");
+        assert_eq!(sanitize("mlflow.access"), "mlflow.access");
+    }
+}
