@@ -7,9 +7,11 @@
 //! The tailing file source, syslog, HTTP (HEC) and NATS inputs come with the
 //! streaming pipeline.
 
+pub mod batch;
 pub mod file;
 pub mod lines;
 pub mod walk;
 
+pub use batch::SourceBatch;
 pub use file::{Framing, OpenError, Opened, open};
 pub use lines::{Line, LineSplitter};
