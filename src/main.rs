@@ -18,6 +18,7 @@ mod hunt_cmd;
 mod normalize_cmd;
 mod rule_tests;
 mod rules_cmd;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,7 +67,20 @@ enum Command {
     /// no logsource routing): one NDJSON line per match with the rule and the input line number.
     #[command(after_help = EVAL_EXIT_CODES)]
     Eval(EvalArgs),
+    /// Run the pipeline as a daemon: tail sources, normalize, detect, deliver to sinks, with
+    /// checkpoints that advance only as sinks acknowledge. Without --config, tails the bundled
+    /// samples.
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run(run::RunArgs),
+    /// Check a `mlsoc run` configuration: every error with its line.
+    #[command(after_help = "Exit codes:\n  0  valid\n  2  invalid (every error listed on stdout)")]
+    Validate(run::ValidateArgs),
 }
+
+const RUN_EXIT_CODES: &str = "Exit codes:
+  0  stopped cleanly (signal, or every source ended)
+  2  invalid configuration or data directory in use
+  4  a sink failed for good";
 
 const EVAL_EXIT_CODES: &str = "Exit codes:
   0  success (lines that are not JSON objects are reported on stderr and skipped)
@@ -269,6 +283,8 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Test(args)) => rule_tests::run(args),
         Command::Rules(RulesCommand::Coverage(args)) => coverage_cmd::run(args),
         Command::Eval(args) => rules_cmd::eval(args),
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => run::validate(args),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod file;
 pub mod lines;
+pub mod stdin;
 pub mod walk;
 
 pub use batch::SourceBatch;

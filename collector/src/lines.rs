@@ -58,6 +58,12 @@ impl<R: Read> LineSplitter<R> {
         }
     }
 
+    /// Whether bytes already read wait in the buffer, so that the next
+    /// call may return a line without reading (and without blocking).
+    pub fn has_buffered(&self) -> bool {
+        self.pos < self.chunk.len()
+    }
+
     /// Bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.consumed + self.pos as u64

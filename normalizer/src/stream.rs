@@ -178,6 +178,16 @@ impl Stream<'_> {
         self.finish(out);
     }
 
+    /// Whether lines were pushed that have not become outputs yet: lines
+    /// kept for format detection, or a record held open for continuation
+    /// lines. A tailing source must not count them as delivered.
+    pub fn has_pending(&self) -> bool {
+        match &self.state {
+            State::Detecting(items, _) => !items.is_empty(),
+            State::Ready { agg, .. } => agg.has_pending(),
+        }
+    }
+
     /// The chosen format's name, once decided.
     pub fn format_name(&self) -> Option<&str> {
         match &self.state {

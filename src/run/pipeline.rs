@@ -1,0 +1,450 @@
+//! The streaming pipeline between sources and sinks.
+//!
+//! ```text
+//! sources --SourceBatch--> dispatcher --(by stream)--> workers x N --> router --> sink buffers
+//!                                                      normalize        correlate
+//!                                                      rule eval        alerts
+//!                                                      serialize        fan-out
+//! ```
+//!
+//! - The dispatcher sends every batch of one stream (one file, one
+//!   connection) to the same worker, so records of a stream are normalized
+//!   in order with their state (format detection, multi-line records).
+//! - Workers normalize, evaluate the detection rules (stateless, so they
+//!   run on every core) and serialize events once, for all sinks.
+//! - The router runs correlations (stateful, one thread, events in arrival
+//!   order), builds alerts and hands each sink the records of the streams
+//!   it takes, with a clone of the source batch's acknowledgement.
+//! - Every channel is bounded and sink buffers block when full, so a slow
+//!   sink slows the router, the workers, the dispatcher and then the
+//!   sources: memory stays bounded.
+//! - A source batch's acknowledgement is held while the normalizer keeps
+//!   some of its lines pending (format detection, an open multi-line
+//!   record), and released with the batch that finally emits them: a file
+//!   checkpoint never passes a line that is not in an event yet.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use collector::SourceBatch;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use detections::{Engine, Hit, alert};
+use normalizer::{Normalizer, Output};
+use schema::{Ack, AckStatus, Event, FieldId, Value, f};
+use sha2::{Digest, Sha256};
+use sinks::{Batch, BufferSender, Record, Stream};
+use tokio::sync::mpsc;
+
+/// A sink as the router sees it.
+pub struct SinkInput {
+    pub name: Arc<str>,
+    pub streams: Vec<Stream>,
+    pub tx: BufferSender,
+}
+
+/// Counters of the whole pipeline, for the summary and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub records_in: AtomicU64,
+    pub events: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub alerts: AtomicU64,
+}
+
+/// The stages' settings.
+pub struct Stages {
+    pub normalizer: Arc<Normalizer>,
+    pub engine: Option<Arc<Engine>>,
+    pub correlation_limits: detections::Limits,
+    pub workers: usize,
+    pub multiline_timeout: Duration,
+}
+
+/// The running pipeline's threads.
+pub struct Pipeline {
+    threads: Vec<JoinHandle<()>>,
+    pub stats: Arc<Stats>,
+}
+
+impl Pipeline {
+    /// Waits until every source is gone and every record was handed to a
+    /// sink buffer.
+    pub fn join(self) {
+        for t in self.threads {
+            if t.join().is_err() {
+                tracing::error!("a pipeline thread panicked");
+            }
+        }
+    }
+}
+
+/// What a worker hands the router.
+struct WorkerOut {
+    records: Vec<Record>,
+    /// Events some detection rule matched, with the rules.
+    hits: Vec<(Event, Vec<usize>)>,
+    acks: Vec<Ack>,
+}
+
+/// Starts the dispatcher, the workers and the router.
+pub fn spawn(
+    input: mpsc::Receiver<SourceBatch>,
+    stages: Stages,
+    sinks: Vec<SinkInput>,
+    rt: tokio::runtime::Handle,
+) -> std::io::Result<Pipeline> {
+    let stats = Arc::new(Stats::default());
+    let workers = stages.workers.max(1);
+    let (out_tx, out_rx) = bounded::<WorkerOut>(workers * 4);
+    let mut threads = Vec::new();
+    let mut worker_txs = Vec::new();
+    for i in 0..workers {
+        let (tx, rx) = bounded::<SourceBatch>(4);
+        worker_txs.push(tx);
+        let norm = stages.normalizer.clone();
+        let engine = stages.engine.clone();
+        let out = out_tx.clone();
+        let stats = stats.clone();
+        let timeout = stages.multiline_timeout;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker(rx, out, &norm, engine.as_deref(), timeout, &stats))?,
+        );
+    }
+    drop(out_tx);
+    threads.push(
+        std::thread::Builder::new()
+            .name("dispatcher".into())
+            .spawn(move || dispatch(input, worker_txs))?,
+    );
+    let engine = stages.engine.clone();
+    let limits = stages.correlation_limits;
+    let rstats = stats.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("router".into())
+            .spawn(move || router(out_rx, engine.as_deref(), limits, sinks, rt, &rstats))?,
+    );
+    Ok(Pipeline { threads, stats })
+}
+
+fn dispatch(mut input: mpsc::Receiver<SourceBatch>, workers: Vec<Sender<SourceBatch>>) {
+    let hasher = rustc_hash::FxBuildHasher;
+    while let Some(batch) = input.blocking_recv() {
+        let mut h = hasher.build_hasher();
+        batch.source_name.hash(&mut h);
+        batch.stream.hash(&mut h);
+        let i = (std::hash::Hasher::finish(&h) % workers.len() as u64) as usize;
+        if workers[i].send(batch).is_err() {
+            tracing::error!("a pipeline worker stopped; stopping the dispatcher");
+            return;
+        }
+    }
+}
+
+struct StreamState<'n> {
+    stream: normalizer::Stream<'n>,
+    /// Acks of batches with lines still pending in the normalizer.
+    held: Vec<Ack>,
+    last: Instant,
+    source_name: Arc<str>,
+    id: u64,
+}
+
+fn worker(
+    input: Receiver<SourceBatch>,
+    out: Sender<WorkerOut>,
+    norm: &Normalizer,
+    engine: Option<&Engine>,
+    multiline_timeout: Duration,
+    stats: &Stats,
+) {
+    let mut streams: HashMap<(Arc<str>, u64), StreamState<'_>> = HashMap::new();
+    let mut scratch = Default::default();
+    let tick = (multiline_timeout / 2).max(Duration::from_millis(10));
+    let mut outs = Vec::new();
+    loop {
+        match input.recv_timeout(tick) {
+            Ok(batch) => {
+                let key = (batch.source_name.clone(), batch.stream);
+                let st = streams.entry(key.clone()).or_insert_with(|| StreamState {
+                    stream: norm.stream(batch.source.clone(), None),
+                    held: Vec::new(),
+                    last: Instant::now(),
+                    source_name: batch.source_name.clone(),
+                    id: batch.stream,
+                });
+                st.last = Instant::now();
+                stats
+                    .records_in
+                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                for rec in batch.records {
+                    st.stream.push(rec, &mut outs);
+                }
+                let acks = if batch.end_of_stream {
+                    st.stream.finish(&mut outs);
+                    let mut st = streams.remove(&key).expect("entry inserted above");
+                    st.held.push(batch.ack);
+                    (st.held, st.source_name, st.id)
+                } else if st.stream.has_pending() {
+                    st.held.push(batch.ack);
+                    (Vec::new(), st.source_name.clone(), st.id)
+                } else {
+                    let mut acks = std::mem::take(&mut st.held);
+                    acks.push(batch.ack);
+                    (acks, st.source_name.clone(), st.id)
+                };
+                let wo = convert(
+                    &mut outs,
+                    acks.0,
+                    &acks.1,
+                    acks.2,
+                    engine,
+                    &mut scratch,
+                    stats,
+                );
+                if out.send(wo).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                // Sources are gone: close every open record.
+                for (_, mut st) in streams.drain() {
+                    st.stream.finish(&mut outs);
+                    let wo = convert(
+                        &mut outs,
+                        st.held,
+                        &st.source_name,
+                        st.id,
+                        engine,
+                        &mut scratch,
+                        stats,
+                    );
+                    if out.send(wo).is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+        }
+        // Close records held open on quiet streams.
+        let now = Instant::now();
+        for st in streams.values_mut() {
+            if st.stream.has_pending() && now.duration_since(st.last) >= multiline_timeout {
+                st.stream.flush_pending(&mut outs);
+                st.last = now;
+                let held = std::mem::take(&mut st.held);
+                let wo = convert(
+                    &mut outs,
+                    held,
+                    &st.source_name,
+                    st.id,
+                    engine,
+                    &mut scratch,
+                    stats,
+                );
+                if out.send(wo).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Serializes the outputs and evaluates the rules on the events.
+fn convert(
+    outs: &mut Vec<Output>,
+    acks: Vec<Ack>,
+    source_name: &Arc<str>,
+    stream: u64,
+    engine: Option<&Engine>,
+    scratch: &mut detections::prefilter::Scratch,
+    stats: &Stats,
+) -> WorkerOut {
+    let mut records = Vec::with_capacity(outs.len());
+    let mut hits = Vec::new();
+    let mut rule_hits = Vec::new();
+    let mut prev_offset = None;
+    let mut ordinal = 0u32;
+    let mut dataset_cache: Option<(Value, Arc<str>)> = None;
+    let mut source_cache: Option<Arc<str>> = None;
+    for o in outs.drain(..) {
+        match o {
+            Output::Event(ev) => {
+                stats.events.fetch_add(1, Ordering::Relaxed);
+                let offset = match ev.get_id(f::LOG_OFFSET) {
+                    Some(Value::Int(i)) => *i as u64,
+                    _ => u64::MAX,
+                };
+                if prev_offset == Some(offset) {
+                    ordinal += 1;
+                } else {
+                    ordinal = 0;
+                    prev_offset = Some(offset);
+                }
+                let mut doc = Vec::with_capacity(512);
+                ev.write_json(&mut doc);
+                let dataset = match (ev.get_id(f::EVENT_DATASET), &dataset_cache) {
+                    (Some(v), Some((cv, arc))) if v == cv => arc.clone(),
+                    (Some(v), _) => {
+                        let arc: Arc<str> = v.to_text().as_deref().unwrap_or("unknown").into();
+                        dataset_cache = Some((v.clone(), arc.clone()));
+                        arc
+                    }
+                    (None, _) => "unknown".into(),
+                };
+                let source = source_cache
+                    .get_or_insert_with(|| {
+                        ev.get_id(f::LOG_FILE_PATH)
+                            .and_then(Value::to_text)
+                            .map(|s| Arc::from(&*s))
+                            .unwrap_or_else(|| source_name.clone())
+                    })
+                    .clone();
+                let host = ev
+                    .get_id(f::HOST_NAME)
+                    .and_then(Value::to_text)
+                    .map(|s| Arc::from(&*s));
+                records.push(Record {
+                    stream: Stream::Events,
+                    doc: Bytes::from(doc),
+                    dataset,
+                    time_ns: ev.timestamp().map(|t| t.0),
+                    host,
+                    source,
+                    id: record_id(source_name, stream, offset, ordinal),
+                });
+                if let Some(engine) = engine {
+                    rule_hits.clear();
+                    engine.eval_with(&ev, scratch, &mut |i| rule_hits.push(i));
+                    if !rule_hits.is_empty() {
+                        hits.push((ev, rule_hits.clone()));
+                    }
+                }
+            }
+            Output::Dead(d) => {
+                stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("mlsoc_dead_letters_total", "stage" => "normalize").increment(1);
+                let doc = d.to_json_string();
+                records.push(Record {
+                    stream: Stream::DeadLetters,
+                    doc: Bytes::from(doc),
+                    dataset: "mlsoc.dead_letter".into(),
+                    time_ns: None,
+                    host: None,
+                    source: d.source.as_str().into(),
+                    id: record_id(source_name, stream, d.offset, u32::MAX),
+                });
+            }
+        }
+    }
+    WorkerOut {
+        records,
+        hits,
+        acks,
+    }
+}
+
+/// A stable id for the record at `offset` of a stream: the same input
+/// gives the same id after a restart, so a destination that keys on it
+/// (Elasticsearch `create` with `_id`) drops the duplicates that
+/// at-least-once delivery sends.
+fn record_id(source_name: &str, stream: u64, offset: u64, ordinal: u32) -> Arc<str> {
+    let mut h = Sha256::new();
+    h.update(source_name.as_bytes());
+    h.update([0]);
+    h.update(stream.to_le_bytes());
+    h.update(offset.to_le_bytes());
+    h.update(ordinal.to_le_bytes());
+    let d = h.finalize();
+    let mut s = String::with_capacity(32);
+    for b in &d[..16] {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+    }
+    s.into()
+}
+
+fn router(
+    input: Receiver<WorkerOut>,
+    engine: Option<&Engine>,
+    limits: detections::Limits,
+    sinks: Vec<SinkInput>,
+    rt: tokio::runtime::Handle,
+    stats: &Stats,
+) {
+    let mut session = engine.map(|e| e.session(limits));
+    let mut alert_hits = Vec::new();
+    let rule_label = FieldId::lookup("rule.name");
+    for mut wo in input {
+        if let (Some(engine), Some(session)) = (engine, session.as_mut()) {
+            for (ev, rule_hits) in wo.hits.drain(..) {
+                alert_hits.clear();
+                let record_no = match ev.get_id(f::LOG_OFFSET) {
+                    Some(Value::Int(i)) => *i as u64,
+                    _ => 0,
+                };
+                session.process_hits(engine, &ev, record_no, &rule_hits, &mut alert_hits);
+                for h in &alert_hits {
+                    let a = match h {
+                        Hit::Rule(i) => alert::rule_alert(&engine.rules()[*i].rule, &ev),
+                        Hit::Correlation(m) => {
+                            alert::correlation_alert(engine.correlation(m.correlation), m, &ev)
+                        }
+                    };
+                    stats.alerts.fetch_add(1, Ordering::Relaxed);
+                    let rule = rule_label
+                        .and_then(|id| a.get_id(id))
+                        .and_then(Value::to_text)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    metrics::counter!("mlsoc_alerts_total", "rule" => rule).increment(1);
+                    let mut doc = Vec::with_capacity(2048);
+                    a.write_json(&mut doc);
+                    let id: Arc<str> = a
+                        .get_id(f::EVENT_ID)
+                        .and_then(Value::to_text)
+                        .map(|s| Arc::from(&*s))
+                        .unwrap_or_else(|| "alert".into());
+                    wo.records.push(Record {
+                        stream: Stream::Alerts,
+                        doc: Bytes::from(doc),
+                        dataset: "mlsoc.alert".into(),
+                        time_ns: a.timestamp().map(|t| t.0),
+                        host: None,
+                        source: "mlsoc.detect".into(),
+                        id,
+                    });
+                }
+            }
+        }
+        for sink in &sinks {
+            let records: Vec<Record> = wo
+                .records
+                .iter()
+                .filter(|r| sink.streams.contains(&r.stream))
+                .cloned()
+                .collect();
+            if records.is_empty() {
+                continue;
+            }
+            let batch = Batch {
+                records,
+                acks: wo.acks.to_vec(),
+            };
+            if rt.block_on(sink.tx.send(batch)).is_err() {
+                tracing::error!(sink = %sink.name, "sink stopped; its records are not delivered (their sources will read them again after a restart)");
+            }
+        }
+        // The router's own share: the sinks hold theirs. Records no sink
+        // takes are done here (the configuration sends them nowhere).
+        Ack::complete_all(wo.acks, AckStatus::Delivered);
+    }
+}
