@@ -555,12 +555,21 @@ impl Sender {
             acks,
             _inflight: inflight,
         };
-        // On error the permit is dropped, returning the room.
-        self.tx.send(req).map_err(|_| closed())?;
-        permit.forget();
-        if bytes > want as u64 {
-            self.shared.lock().debt += bytes - want as u64;
+        // Bytes beyond the permits are owed before the batch can be read
+        // and acknowledged.
+        let owed = bytes - want as u64;
+        if owed > 0 {
+            self.shared.lock().debt += owed;
         }
+        if self.tx.send(req).is_err() {
+            // The permit is dropped, returning the room.
+            if owed > 0 {
+                let mut st = self.shared.lock();
+                st.debt = st.debt.saturating_sub(owed);
+            }
+            return Err(closed());
+        }
+        permit.forget();
         Ok(())
     }
 }

@@ -685,3 +685,40 @@ async fn disk_full_waits_and_loses_nothing() {
     assert_eq!(got, id_range(0..n_batches * 10), "nothing lost, in order");
     assert_eq!(delivered, n_batches);
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_the_buffer_passes_alone_and_room_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = 1u64 << 20;
+    let (tx, mut rx) = open_dir(dir.path(), opts(max), small_batches(1000));
+    let big: Vec<Record> = (0..200).map(|i| rec_sized(i, 10_000)).collect(); // ~2 MB
+    let (t, a) = oneshot::channel();
+    let ack = Ack::new(move |s| {
+        let _ = t.send(s);
+    });
+    tokio::time::timeout(Duration::from_secs(10), tx.send(Batch::new(big, ack)))
+        .await
+        .expect("an empty buffer takes an oversized batch")
+        .unwrap();
+    assert_eq!(a.await.unwrap(), AckStatus::Delivered);
+    let (b, _a) = batch(1000..1001);
+    let blocked = tokio::spawn({
+        let tx = tx.clone();
+        async move { tx.send(b).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!blocked.is_finished());
+    for b in recv_records(&mut rx, 200).await {
+        b.complete(AckStatus::Delivered);
+    }
+    tokio::time::timeout(Duration::from_secs(10), blocked)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    for b in recv_records(&mut rx, 1).await {
+        b.complete(AckStatus::Delivered);
+    }
+    assert_eq!(rx.shared.room.available_permits() as u64, max);
+    assert_eq!(rx.shared.lock().debt, 0);
+}
