@@ -2,15 +2,18 @@
 //!
 //! mlsoc's sources: reading inputs into lines and records. Today: files
 //! (plain or gzip, found by walking directories), stdin, line splitting with
-//! a length limit that reports overflows instead of cutting silently, and
-//! whole-document framing for JSON documents such as CloudTrail log files.
-//! The tailing file source, syslog, HTTP (HEC) and NATS inputs come with the
-//! streaming pipeline.
+//! a length limit that reports overflows instead of cutting silently,
+//! whole-document framing for JSON documents such as CloudTrail log files,
+//! and the [`syslog`] network sources (UDP, TCP with RFC 6587 framing, TLS
+//! with optional client certificates) that hand [`SourceBatch`]es to the
+//! streaming pipeline. The tailing file source, HTTP (HEC) and NATS inputs
+//! come next.
 
 pub mod batch;
 pub mod file;
 pub mod lines;
 pub mod stdin;
+pub mod syslog;
 pub mod walk;
 
 pub use batch::SourceBatch;

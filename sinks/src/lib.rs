@@ -16,6 +16,9 @@
 //! - `mlsoc_sink_retries_total{reason}`: retried requests or items
 //! - `mlsoc_sink_requests_total{status}`: HTTP status, or `error`
 //! - `mlsoc_buffer_events`, `mlsoc_buffer_bytes`: gauges
+//! - `mlsoc_buffer_dropped_total`: records dropped by `when_full = drop_newest`
+//! - `mlsoc_buffer_corrupt_records_total`, `mlsoc_buffer_write_errors_total`:
+//!   damaged frames skipped and write/fsync errors of disk buffers
 
 pub mod buffer;
 pub mod dlq;

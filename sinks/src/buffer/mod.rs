@@ -4,15 +4,21 @@
 //! - `memory` (default): up to `max_events` records; lost if the process
 //!   dies, but their acknowledgements are still pending then, so file
 //!   sources read them again.
+//! - `disk`: up to `max_size` bytes in segment files under the sink's data
+//!   directory; survives restarts, and sources are acknowledged once a
+//!   batch is fsynced there (see [`disk`]).
 //! - When full, `when_full = "block"` (default) makes the pipeline wait,
 //!   which slows the sources (backpressure); `drop_newest` drops the batch
 //!   being added, counts it in `mlsoc_buffer_dropped_total` and logs a
 //!   warning (for sinks that must never slow the others).
 
+pub mod disk;
 pub mod memory;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
 use crate::record::Batch;
@@ -38,6 +44,24 @@ pub enum BufferConfig {
         max_events: usize,
         #[serde(default)]
         when_full: WhenFull,
+    },
+    /// Segment files in the sink's directory (`<data_dir>/<sink>/`).
+    Disk {
+        /// Most bytes of records written and not yet acknowledged by the
+        /// sink (at least 1 MiB; Vector suggests 256 MiB and more).
+        max_size: ByteSize,
+        #[serde(default)]
+        when_full: WhenFull,
+        /// Unset (default): fsync after every group of writes, and
+        /// acknowledge the sources right after (group commit: several
+        /// batches share one fsync under load). Set (`"500ms"`): fsync at
+        /// most this often; fewer fsyncs, acknowledgements come later.
+        #[serde(
+            default,
+            with = "humantime_serde",
+            skip_serializing_if = "Option::is_none"
+        )]
+        fsync_interval: Option<Duration>,
     },
 }
 
@@ -78,7 +102,7 @@ pub struct Closed(pub Arc<str>);
 pub fn open(
     config: &BufferConfig,
     sink: &str,
-    _data_dir: &std::path::Path,
+    data_dir: &std::path::Path,
 ) -> Result<(BufferSender, BufferReceiver), BufferError> {
     let name: Arc<str> = sink.into();
     match config {
@@ -102,6 +126,26 @@ pub fn open(
                 },
             ))
         }
+        BufferConfig::Disk {
+            max_size,
+            when_full,
+            fsync_interval,
+        } => {
+            let opts = disk::Options {
+                max_size: max_size.as_u64(),
+                when_full: *when_full,
+                fsync_interval: *fsync_interval,
+            };
+            let (tx, rx) = disk::open(name, data_dir, opts, disk::Tuning::default())?;
+            Ok((
+                BufferSender {
+                    inner: SenderKind::Disk(tx),
+                },
+                BufferReceiver {
+                    inner: ReceiverKind::Disk(rx),
+                },
+            ))
+        }
     }
 }
 
@@ -114,13 +158,17 @@ pub struct BufferSender {
 #[derive(Clone)]
 enum SenderKind {
     Memory(memory::Sender),
+    Disk(disk::Sender),
 }
 
 impl BufferSender {
-    /// Adds a batch, waiting for room when the buffer blocks.
+    /// Adds a batch, waiting for room when the buffer blocks. A disk buffer
+    /// returns once the batch is queued for writing and completes the
+    /// batch's acks after the fsync that makes it durable.
     pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
         match &self.inner {
             SenderKind::Memory(s) => s.send(batch).await,
+            SenderKind::Disk(s) => s.send(batch).await,
         }
     }
 }
@@ -132,6 +180,7 @@ pub struct BufferReceiver {
 
 enum ReceiverKind {
     Memory(memory::Receiver),
+    Disk(disk::Receiver),
 }
 
 impl BufferReceiver {
@@ -140,6 +189,7 @@ impl BufferReceiver {
     pub async fn recv(&mut self) -> Option<Batch> {
         match &mut self.inner {
             ReceiverKind::Memory(r) => r.recv().await,
+            ReceiverKind::Disk(r) => r.recv().await,
         }
     }
 
@@ -147,6 +197,7 @@ impl BufferReceiver {
     pub fn try_recv(&mut self) -> Option<Batch> {
         match &mut self.inner {
             ReceiverKind::Memory(r) => r.try_recv(),
+            ReceiverKind::Disk(r) => r.try_recv(),
         }
     }
 }
