@@ -312,7 +312,11 @@ impl FakeEs {
         FakeEsBuilder::default()
     }
 
-    pub(crate) fn new(shared: Arc<server::Shared>, addr: SocketAddr, control: server::Control) -> Self {
+    pub(crate) fn new(
+        shared: Arc<server::Shared>,
+        addr: SocketAddr,
+        control: server::Control,
+    ) -> Self {
         FakeEs {
             shared,
             addr,

@@ -34,7 +34,12 @@ async fn bulk_round_trip_and_info() {
     let r = client().get(es.url()).send().await.unwrap();
     assert_eq!(r.headers()["x-elastic-product"], "Elasticsearch");
     let info: Value = r.json().await.unwrap();
-    assert!(info["version"]["number"].as_str().unwrap().starts_with("9."));
+    assert!(
+        info["version"]["number"]
+            .as_str()
+            .unwrap()
+            .starts_with("9.")
+    );
 
     let (status, body) = bulk(
         &es,
@@ -208,7 +213,10 @@ async fn scripted_failures() {
     es.push_response(Scripted::Status(413));
     let body = "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{}\n";
     let (s, b) = bulk(&es, body).await;
-    assert_eq!((s, b["error"]["type"].as_str()), (503, Some("cluster_block_exception")));
+    assert_eq!(
+        (s, b["error"]["type"].as_str()),
+        (503, Some("cluster_block_exception"))
+    );
     let (s, b) = bulk(&es, body).await;
     assert_eq!(
         (s, b["error"]["type"].as_str()),
@@ -355,7 +363,10 @@ fn blocking_start_and_raw_http() {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("x-elastic-product: elasticsearch"));
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-elastic-product: elasticsearch")
+    );
     let json_start = out.find("\r\n\r\n").unwrap() + 4;
     let v: Value = serde_json::from_str(&out[json_start..]).unwrap();
     assert_eq!(v["items"][0]["index"]["result"], "created");

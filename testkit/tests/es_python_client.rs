@@ -48,16 +48,25 @@ fn official_python_client_understands_the_fake() {
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python client failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "python client failed:\n{stdout}\n{stderr}"
+    );
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(seen["bulk_index_error"], "document_parsing_exception");
-    assert_eq!(seen["bulk_statuses"], serde_json::json!([201, 201, 409, 200, 404, 201]));
+    assert_eq!(
+        seen["bulk_statuses"],
+        serde_json::json!([201, 201, 409, 200, 404, 201])
+    );
 
     // What the client left in the fake.
     assert_eq!(es.docs("py-helpers").len(), 100);
     assert!(es.is_data_stream("py-ds-app"));
     assert_eq!(es.docs("py-ds-app").len(), 5);
-    assert_eq!(es.doc("py-index", "2").unwrap(), serde_json::json!({"a": 2, "b": 2}));
+    assert_eq!(
+        es.doc("py-index", "2").unwrap(),
+        serde_json::json!({"a": 2, "b": 2})
+    );
     let reqs = es.requests();
     let bulk = reqs.iter().find(|r| r.path == "/_bulk").unwrap();
     assert!(

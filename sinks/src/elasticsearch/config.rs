@@ -269,26 +269,27 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Credentials {
     None,
-    Basic { user: String, password: Secret },
+    Basic {
+        user: String,
+        password: Secret,
+    },
     /// The `encoded` form: base64 of `id:api_key`.
     ApiKey(Secret),
 }
 
-fn read_secret(
-    what: &str,
-    env: &Option<String>,
-    file: &Option<PathBuf>,
-) -> Result<Secret, String> {
+fn read_secret(what: &str, env: &Option<String>, file: &Option<PathBuf>) -> Result<Secret, String> {
     match (env, file) {
-        (Some(_), Some(_)) => Err(format!(
-            "auth: give {what}_env or {what}_file, not both"
-        )),
+        (Some(_), Some(_)) => Err(format!("auth: give {what}_env or {what}_file, not both")),
         (None, None) => Err(format!(
             "auth: {what}_env (an environment variable's name) or {what}_file (a path) is required"
         )),
         (Some(var), None) => match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim_end_matches(['\r', '\n']).to_owned())),
-            Ok(_) => Err(format!("auth: environment variable `{var}` ({what}_env) is empty")),
+            Ok(v) if !v.trim().is_empty() => {
+                Ok(Secret(v.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            Ok(_) => Err(format!(
+                "auth: environment variable `{var}` ({what}_env) is empty"
+            )),
             Err(std::env::VarError::NotPresent) => Err(format!(
                 "auth: environment variable `{var}` ({what}_env) is not set"
             )),
@@ -297,7 +298,9 @@ fn read_secret(
             )),
         },
         (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim_end_matches(['\r', '\n']).to_owned())),
+            Ok(v) if !v.trim().is_empty() => {
+                Ok(Secret(v.trim_end_matches(['\r', '\n']).to_owned()))
+            }
             Ok(_) => Err(format!("auth: {what}_file `{}` is empty", path.display())),
             // The error kind only: never the file's content.
             Err(e) => Err(format!(
@@ -415,7 +418,10 @@ impl ElasticsearchConfig {
             }
             Mode::Index => {
                 let Some(index) = &self.index else {
-                    return Err("index: required with mode = \"index\" (e.g. \"mlsoc-{stream}-{dataset}\")".into());
+                    return Err(
+                        "index: required with mode = \"index\" (e.g. \"mlsoc-{stream}-{dataset}\")"
+                            .into(),
+                    );
                 };
                 let probe = index.replace("{dataset}", "x").replace("{stream}", "x");
                 if probe.contains(['{', '}']) {
@@ -449,7 +455,10 @@ impl ElasticsearchConfig {
         if let Some(ca) = &self.tls.ca_file
             && !ca.is_file()
         {
-            return Err(format!("tls.ca_file: `{}` is not a readable file", ca.display()));
+            return Err(format!(
+                "tls.ca_file: `{}` is not a readable file",
+                ca.display()
+            ));
         }
         Ok(())
     }
@@ -548,7 +557,11 @@ tls = { verify = false }
         c.mode = Mode::DataStream;
         c.index = None;
         c.data_stream.namespace = "prod-eu".into();
-        assert!(c.validate().unwrap_err().starts_with("data_stream.namespace"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .starts_with("data_stream.namespace")
+        );
     }
 
     #[test]

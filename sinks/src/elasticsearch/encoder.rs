@@ -48,7 +48,10 @@ impl Encoder {
                     ds.insert_str(0, "mlsoc.");
                 }
                 ds.truncate(100);
-                format!("{}-{}-{}", self.data_stream.kind, ds, self.data_stream.namespace)
+                format!(
+                    "{}-{}-{}",
+                    self.data_stream.kind, ds, self.data_stream.namespace
+                )
             }
             Mode::Index => {
                 let mut name = self
@@ -77,7 +80,9 @@ impl Encoder {
             // pretty-printed document from elsewhere. Newlines inside JSON
             // strings are always escaped, so re-serializing puts it on one line.
             match serde_json::from_slice::<serde_json::Value>(&r.doc) {
-                Ok(v) => std::borrow::Cow::Owned(serde_json::to_vec(&v).map_err(|e| e.to_string())?),
+                Ok(v) => {
+                    std::borrow::Cow::Owned(serde_json::to_vec(&v).map_err(|e| e.to_string())?)
+                }
                 Err(e) => {
                     return Err(format!(
                         "document is not valid JSON and spans several lines, so it cannot be sent in a _bulk body: {e}"
@@ -189,7 +194,10 @@ mod tests {
             e.target(&rec("mlflow.access", "1", "{}")),
             "logs-mlsoc.mlflow.access-default"
         );
-        assert_eq!(e.target(&rec("mlsoc.alert", "1", "{}")), "logs-mlsoc.alert-default");
+        assert_eq!(
+            e.target(&rec("mlsoc.alert", "1", "{}")),
+            "logs-mlsoc.alert-default"
+        );
         assert_eq!(
             e.target(&rec("mlsoc.dead_letter", "1", "{}")),
             "logs-mlsoc.dead_letter-default"
@@ -206,7 +214,10 @@ mod tests {
         c.mode = Mode::Index;
         c.index = Some("mlsoc-{stream}-{dataset}".into());
         let e = Encoder::new(&c);
-        assert_eq!(e.target(&rec("MLflow.Access", "1", "{}")), "mlsoc-events-mlflow.access");
+        assert_eq!(
+            e.target(&rec("MLflow.Access", "1", "{}")),
+            "mlsoc-events-mlflow.access"
+        );
         assert_eq!(e.target(&rec("a b/c", "1", "{}")), "mlsoc-events-a_b_c");
         c.index = Some("{dataset}".into());
         let e = Encoder::new(&c);
@@ -216,7 +227,9 @@ mod tests {
     #[test]
     fn items_are_two_lines_with_escaped_meta() {
         let e = Encoder::new(&ElasticsearchConfig::new(["http://x:9200"]));
-        let item = e.encode(&rec("mlflow.access", "a\"b", r#"{"k":"v"}"#)).unwrap();
+        let item = e
+            .encode(&rec("mlflow.access", "a\"b", r#"{"k":"v"}"#))
+            .unwrap();
         assert_eq!(
             std::str::from_utf8(&item).unwrap(),
             "{\"create\":{\"_index\":\"logs-mlsoc.mlflow.access-default\",\"_id\":\"a\\\"b\"}}\n{\"k\":\"v\"}\n"
@@ -233,7 +246,9 @@ mod tests {
     #[test]
     fn multi_line_documents_are_flattened_or_refused() {
         let e = Encoder::new(&ElasticsearchConfig::new(["http://x:9200"]));
-        let item = e.encode(&rec("d", "1", "{\n  \"a\": \"x\\ny\"\n}")).unwrap();
+        let item = e
+            .encode(&rec("d", "1", "{\n  \"a\": \"x\\ny\"\n}"))
+            .unwrap();
         assert_eq!(item.iter().filter(|&&b| b == b'\n').count(), 2);
         assert!(e.encode(&rec("d", "1", "{\"a\":\n")).is_err());
     }

@@ -121,7 +121,8 @@ fn template_for(config: &ElasticsearchConfig) -> serde_json::Value {
         serde_json::from_str(TEMPLATE_JSON).expect("template.json is valid JSON (tested)");
     match config.mode {
         Mode::DataStream => {
-            t["index_patterns"] = serde_json::json!([format!("{}-mlsoc.*", config.data_stream.kind)]);
+            t["index_patterns"] =
+                serde_json::json!([format!("{}-mlsoc.*", config.data_stream.kind)]);
         }
         Mode::Index => {
             let pattern = config
@@ -199,7 +200,11 @@ impl Pending {
     }
 }
 
-async fn run(sink: ElasticsearchSink, mut input: BufferReceiver, ctx: SinkContext) -> Result<(), SinkError> {
+async fn run(
+    sink: ElasticsearchSink,
+    mut input: BufferReceiver,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
     let config = sink.config;
     let inner = Arc::new(Inner {
         name: ctx.name.clone(),
@@ -378,11 +383,22 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
             metrics::counter!("mlsoc_sink_requests_total", "sink" => name.clone(), "status" => status.to_string()).increment(1);
             match retry::request_verdict(status) {
                 RequestVerdict::Items => {
-                    let outcomes = match retry::item_outcomes(&answer.body, seg.items.len(), action) {
+                    let outcomes = match retry::item_outcomes(&answer.body, seg.items.len(), action)
+                    {
                         Ok(o) => o,
                         Err(why) => {
                             tracing::error!(sink = %name, status, error = %why, "unusable _bulk answer; sending the whole request again");
-                            if !again(inner, records, &mut seg, "malformed_response", 1, &why, Some(status)).await? {
+                            if !again(
+                                inner,
+                                records,
+                                &mut seg,
+                                "malformed_response",
+                                1,
+                                &why,
+                                Some(status),
+                            )
+                            .await?
+                            {
                                 continue 'segments;
                             }
                             continue;
@@ -392,7 +408,8 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
                     let mut letters = Vec::new();
                     let (mut delivered, mut duplicates) = (0u64, 0u64);
                     let mut last_retry: Option<(u16, String)> = None;
-                    for (item, outcome) in std::mem::take(&mut seg.items).into_iter().zip(outcomes) {
+                    for (item, outcome) in std::mem::take(&mut seg.items).into_iter().zip(outcomes)
+                    {
                         match outcome {
                             ItemOutcome::Delivered => delivered += 1,
                             ItemOutcome::Duplicate => duplicates += 1,
@@ -418,7 +435,11 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
                         continue 'segments;
                     };
                     seg.items = retry_items;
-                    let label = if status == 429 { "item_429" } else { "item_5xx" };
+                    let label = if status == 429 {
+                        "item_429"
+                    } else {
+                        "item_5xx"
+                    };
                     let n = seg.items.len() as u64;
                     if !again(inner, records, &mut seg, label, n, &reason, Some(status)).await? {
                         continue 'segments;
@@ -426,14 +447,34 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
                 }
                 RequestVerdict::Retry => {
                     let why = retry::request_error(status, &answer.body);
-                    if !again(inner, records, &mut seg, &format!("http_{status}"), 1, &why, Some(status)).await? {
+                    if !again(
+                        inner,
+                        records,
+                        &mut seg,
+                        &format!("http_{status}"),
+                        1,
+                        &why,
+                        Some(status),
+                    )
+                    .await?
+                    {
                         continue 'segments;
                     }
                 }
                 RequestVerdict::RetryAuth => {
                     let why = retry::request_error(status, &answer.body);
                     tracing::error!(sink = %name, status, error = retry::reason_kind(&why), "Elasticsearch refused mlsoc's credentials or privileges; retrying until they are fixed (check auth and the user's index privileges: create_doc on the target)");
-                    if !again(inner, records, &mut seg, &format!("http_{status}"), 1, &why, Some(status)).await? {
+                    if !again(
+                        inner,
+                        records,
+                        &mut seg,
+                        &format!("http_{status}"),
+                        1,
+                        &why,
+                        Some(status),
+                    )
+                    .await?
+                    {
                         continue 'segments;
                     }
                 }
@@ -441,15 +482,26 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
                     if seg.items.len() == 1 {
                         let r = &records[seg.items[0].rec];
                         tracing::warn!(sink = %name, id = %r.id, bytes = seg.items[0].bytes.len(), "document larger than http.max_content_length; dead-lettered");
-                        let l = SinkDeadLetter::new(&name, r, "document larger than http.max_content_length".into(), Some(413));
+                        let l = SinkDeadLetter::new(
+                            &name,
+                            r,
+                            "document larger than http.max_content_length".into(),
+                            Some(413),
+                        );
                         dead_letter(inner, vec![l]).await?;
                         continue 'segments;
                     }
                     tracing::info!(sink = %name, items = seg.items.len(), bytes = len, "request larger than http.max_content_length (413); splitting it in halves");
                     metrics::counter!("mlsoc_sink_retries_total", "sink" => name.clone(), "reason" => "http_413").increment(1);
                     let right = seg.items.split_off(seg.items.len() / 2);
-                    work.push(Segment { items: right, attempt: 0 });
-                    work.push(Segment { items: std::mem::take(&mut seg.items), attempt: 0 });
+                    work.push(Segment {
+                        items: right,
+                        attempt: 0,
+                    });
+                    work.push(Segment {
+                        items: std::mem::take(&mut seg.items),
+                        attempt: 0,
+                    });
                     continue 'segments;
                 }
                 RequestVerdict::Reject => {
@@ -459,7 +511,9 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
                     let letters = seg
                         .items
                         .iter()
-                        .map(|i| SinkDeadLetter::new(&name, &records[i.rec], why.clone(), Some(status)))
+                        .map(|i| {
+                            SinkDeadLetter::new(&name, &records[i.rec], why.clone(), Some(status))
+                        })
                         .collect();
                     dead_letter(inner, letters).await?;
                     continue 'segments;

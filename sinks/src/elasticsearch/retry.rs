@@ -213,8 +213,9 @@ mod tests {
             out[3],
             ItemOutcome::Reject {
                 status: 400,
-                reason: "document_parsing_exception: [1:27] failed to parse field [n] of type [long]"
-                    .into()
+                reason:
+                    "document_parsing_exception: [1:27] failed to parse field [n] of type [long]"
+                        .into()
             }
         );
         assert!(matches!(out[4], ItemOutcome::Retry { status: 503, .. }));
@@ -246,7 +247,10 @@ mod tests {
             "illegal_argument_exception: bad"
         );
         assert_eq!(
-            request_error(406, br#"{"error":"Content-Type header [x] is not supported","status":406}"#),
+            request_error(
+                406,
+                br#"{"error":"Content-Type header [x] is not supported","status":406}"#
+            ),
             "Content-Type header [x] is not supported"
         );
         assert_eq!(request_error(413, b""), "HTTP 413 with no body");
@@ -254,6 +258,9 @@ mod tests {
             request_error(502, b"<html>\nBad Gateway</html>"),
             "HTTP 502: <html> Bad Gateway</html>"
         );
-        assert_eq!(reason_kind("mapper_parsing_exception: x: y"), "mapper_parsing_exception");
+        assert_eq!(
+            reason_kind("mapper_parsing_exception: x: y"),
+            "mapper_parsing_exception"
+        );
     }
 }

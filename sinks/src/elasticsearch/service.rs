@@ -77,17 +77,27 @@ pub(crate) struct Service {
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
-            .field("endpoints", &self.nodes.iter().map(|n| &n.url).collect::<Vec<_>>())
+            .field(
+                "endpoints",
+                &self.nodes.iter().map(|n| &n.url).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl Service {
-    pub(crate) fn new(config: &ElasticsearchConfig, creds: &Credentials) -> Result<Service, String> {
+    pub(crate) fn new(
+        config: &ElasticsearchConfig,
+        creds: &Credentials,
+    ) -> Result<Service, String> {
         let ca = match &config.tls.ca_file {
             Some(path) if config.tls.verify => {
                 let pem = std::fs::read(path).map_err(|e| {
-                    format!("tls.ca_file: cannot read `{}`: {}", path.display(), e.kind())
+                    format!(
+                        "tls.ca_file: cannot read `{}`: {}",
+                        path.display(),
+                        e.kind()
+                    )
                 })?;
                 Some(pem)
             }
@@ -116,7 +126,12 @@ impl Service {
                 let cert = Certificate::from_pem(pem).map_err(|e| {
                     format!(
                         "tls.ca_file: `{}` holds no usable PEM certificate: {e}",
-                        config.tls.ca_file.as_deref().unwrap_or(std::path::Path::new("")).display()
+                        config
+                            .tls
+                            .ca_file
+                            .as_deref()
+                            .unwrap_or(std::path::Path::new(""))
+                            .display()
                     )
                 })?;
                 b = b.cert_validation(CertificateValidation::Full(cert));
@@ -147,7 +162,10 @@ impl Service {
             async move {
                 client
                     .bulk(BulkParts::None)
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"))
+                    .header(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-ndjson"),
+                    )
                     .body(vec![body])
                     .send()
                     .await
@@ -179,7 +197,9 @@ impl Service {
     async fn with_failover<'a, F, Fut>(&'a self, call: F) -> Result<Answer, SendError>
     where
         F: Fn(&'a Elasticsearch) -> Fut,
-        Fut: std::future::Future<Output = Result<elasticsearch::http::response::Response, elasticsearch::Error>>,
+        Fut: std::future::Future<
+                Output = Result<elasticsearch::http::response::Response, elasticsearch::Error>,
+            >,
     {
         let n = self.nodes.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;

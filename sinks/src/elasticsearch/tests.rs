@@ -113,7 +113,10 @@ impl Harness {
 
     fn dead_letters(&self) -> Vec<Value> {
         match std::fs::read_to_string(self.dlq.path()) {
-            Ok(t) => t.lines().map(|l| serde_json::from_str(l).unwrap()).collect(),
+            Ok(t) => t
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -165,7 +168,10 @@ async fn batches_by_events_bytes_and_time() {
     assert_eq!(es.bulk_requests(), 3);
     assert_eq!(es.items_received(), 25);
     for a in &acks {
-        assert_eq!(ack_outcome(a, Duration::from_secs(2)).await, Some(AckStatus::Delivered));
+        assert_eq!(
+            ack_outcome(a, Duration::from_secs(2)).await,
+            Some(AckStatus::Delivered)
+        );
     }
     assert!(h.finish().await.is_empty());
     for log in bulk_logs(&es) {
@@ -180,7 +186,13 @@ async fn batches_by_events_bytes_and_time() {
     let h = Harness::start(c);
     let pad = "x".repeat(200);
     let records: Vec<Record> = (0..12)
-        .map(|i| rec_doc(i, "mlflow.access", json!({"@timestamp": "2025-01-01T00:00:00Z", "pad": pad})))
+        .map(|i| {
+            rec_doc(
+                i,
+                "mlflow.access",
+                json!({"@timestamp": "2025-01-01T00:00:00Z", "pad": pad}),
+            )
+        })
         .collect();
     let a = h.send(records).await;
     assert!(h.finish().await.is_empty());
@@ -188,7 +200,10 @@ async fn batches_by_events_bytes_and_time() {
     assert_eq!(es.docs(DS).len(), 12);
     let logs = bulk_logs(&es);
     assert!(logs.len() >= 4, "{} requests", logs.len());
-    assert!(logs.iter().all(|l| l.body_bytes <= 1024), "a body over max_bytes");
+    assert!(
+        logs.iter().all(|l| l.body_bytes <= 1024),
+        "a body over max_bytes"
+    );
 }
 
 #[tokio::test]
@@ -217,7 +232,12 @@ async fn data_stream_and_index_names() {
     let mut dead = rec(3, "mlsoc.dead_letter");
     dead.stream = Stream::DeadLetters;
     let a = h
-        .send(vec![rec(1, "mlflow.access"), alert, dead, rec(4, "kubernetes.audit")])
+        .send(vec![
+            rec(1, "mlflow.access"),
+            alert,
+            dead,
+            rec(4, "kubernetes.audit"),
+        ])
         .await;
     assert!(h.finish().await.is_empty());
     assert_eq!(a.recv().unwrap(), AckStatus::Delivered);
@@ -258,10 +278,16 @@ async fn resent_records_are_duplicates_not_copies() {
     let h = Harness::start(config(&es));
     let records: Vec<Record> = (0..5).map(|i| rec(i, "mlflow.access")).collect();
     let first = h.send(records.clone()).await;
-    assert_eq!(ack_outcome(&first, Duration::from_secs(5)).await, Some(AckStatus::Delivered));
+    assert_eq!(
+        ack_outcome(&first, Duration::from_secs(5)).await,
+        Some(AckStatus::Delivered)
+    );
     // The source read them again (a restart before its checkpoint moved).
     let again = h.send(records).await;
-    assert!(h.finish().await.is_empty(), "409 on create is not a failure");
+    assert!(
+        h.finish().await.is_empty(),
+        "409 on create is not a failure"
+    );
     assert_eq!(again.recv().unwrap(), AckStatus::Delivered);
     assert_eq!(es.docs(DS).len(), 5);
     assert_eq!(es.receive_count("id-3"), 2);
@@ -278,7 +304,9 @@ async fn a_timed_out_request_that_was_applied_is_not_stored_twice() {
     // up; the resend meets its own documents (409 on create).
     es.push_response(Scripted::LateAnswer(Duration::from_millis(600)));
     let h = Harness::start(c);
-    let a = h.send((0..4).map(|i| rec(i, "mlflow.access")).collect()).await;
+    let a = h
+        .send((0..4).map(|i| rec(i, "mlflow.access")).collect())
+        .await;
     assert!(h.finish().await.is_empty());
     assert_eq!(a.recv().unwrap(), AckStatus::Delivered);
     assert_eq!(es.docs(DS).len(), 4);
@@ -352,7 +380,9 @@ async fn whole_request_failures_are_retried_without_loss() {
     es.push_response(Scripted::Status(502));
     es.push_response(Scripted::Status(500));
     let h = Harness::start(config(&es));
-    let a = h.send((0..10).map(|i| rec(i, "mlflow.access")).collect()).await;
+    let a = h
+        .send((0..10).map(|i| rec(i, "mlflow.access")).collect())
+        .await;
     assert!(h.finish().await.is_empty());
     assert_eq!(a.recv().unwrap(), AckStatus::Delivered);
     assert_eq!(es.pending_responses(), 0);
@@ -374,7 +404,9 @@ async fn an_unusable_bulk_answer_is_retried_whole() {
         body: "<html>proxy</html>".into(),
     });
     let h = Harness::start(config(&es));
-    let a = h.send((0..3).map(|i| rec(i, "mlflow.access")).collect()).await;
+    let a = h
+        .send((0..3).map(|i| rec(i, "mlflow.access")).collect())
+        .await;
     assert!(h.finish().await.is_empty());
     assert_eq!(a.recv().unwrap(), AckStatus::Delivered);
     assert_eq!(es.bulk_requests(), 3);
@@ -386,7 +418,9 @@ async fn an_outage_holds_the_ack_until_delivery() {
     let es = FakeEs::start().await;
     es.refuse_connections();
     let h = Harness::start(config(&es));
-    let a = h.send((0..5).map(|i| rec(i, "mlflow.access")).collect()).await;
+    let a = h
+        .send((0..5).map(|i| rec(i, "mlflow.access")).collect())
+        .await;
     assert_eq!(
         ack_outcome(&a, Duration::from_millis(400)).await,
         None,
@@ -436,7 +470,13 @@ async fn a_413_splits_the_request_and_a_lone_giant_is_dead_lettered() {
     let h = Harness::start(config(&es));
     let pad = "y".repeat(300);
     let mut records: Vec<Record> = (0..16)
-        .map(|i| rec_doc(i, "mlflow.access", json!({"@timestamp": "2025-01-01T00:00:00Z", "pad": pad})))
+        .map(|i| {
+            rec_doc(
+                i,
+                "mlflow.access",
+                json!({"@timestamp": "2025-01-01T00:00:00Z", "pad": pad}),
+            )
+        })
         .collect();
     records.push(rec_doc(
         99,
@@ -452,7 +492,10 @@ async fn a_413_splits_the_request_and_a_lone_giant_is_dead_lettered() {
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0]["id"], "id-99");
     assert_eq!(dlq[0]["status"], 413);
-    assert_eq!(dlq[0]["reason"], "document larger than http.max_content_length");
+    assert_eq!(
+        dlq[0]["reason"],
+        "document larger than http.max_content_length"
+    );
     assert!(bulk_logs(&es).iter().any(|l| l.status == 413));
 }
 
@@ -461,11 +504,16 @@ async fn a_refused_request_dead_letters_its_documents() {
     let es = FakeEs::start().await;
     es.push_response(Scripted::Status(400));
     let h = Harness::start(config(&es));
-    let a = h.send((0..3).map(|i| rec(i, "mlflow.access")).collect()).await;
+    let a = h
+        .send((0..3).map(|i| rec(i, "mlflow.access")).collect())
+        .await;
     let dlq = h.finish().await;
     assert_eq!(a.recv().unwrap(), AckStatus::Delivered);
     assert_eq!(dlq.len(), 3);
-    assert_eq!(dlq[0]["reason"], "illegal_argument_exception: scripted failure");
+    assert_eq!(
+        dlq[0]["reason"],
+        "illegal_argument_exception: scripted failure"
+    );
     assert_eq!(dlq[0]["status"], 400);
     assert_eq!(es.doc_count(), 0);
 }
@@ -477,7 +525,9 @@ async fn max_retries_dead_letters_with_the_last_error() {
     let mut c = config(&es);
     c.retry.max_retries = Some(2);
     let h = Harness::start(c);
-    let a = h.send((0..2).map(|i| rec(i, "mlflow.access")).collect()).await;
+    let a = h
+        .send((0..2).map(|i| rec(i, "mlflow.access")).collect())
+        .await;
     let dlq = h.finish().await;
     assert_eq!(a.recv().unwrap(), AckStatus::Delivered);
     assert_eq!(es.bulk_requests(), 3);
@@ -494,7 +544,9 @@ async fn stop_mid_retry_leaves_acks_failed() {
     let es = FakeEs::start().await;
     es.push_responses(1_000, Scripted::Status(503));
     let h = Harness::start(config(&es));
-    let a = h.send((0..3).map(|i| rec(i, "mlflow.access")).collect()).await;
+    let a = h
+        .send((0..3).map(|i| rec(i, "mlflow.access")).collect())
+        .await;
     assert!(
         es.wait_until(Duration::from_secs(5), |es| es.bulk_requests() >= 2)
             .await
@@ -545,7 +597,10 @@ async fn basic_auth_is_sent_and_the_password_stays_secret() {
         )
     };
     let logs = es.requests();
-    assert!(logs.iter().all(|l| l.header("authorization") == Some(&expected[..])));
+    assert!(
+        logs.iter()
+            .all(|l| l.header("authorization") == Some(&expected[..]))
+    );
     assert!(logs.iter().all(|l| l.status < 400));
     assert!(es.template(TEMPLATE_NAME).is_some());
 
@@ -569,7 +624,10 @@ async fn basic_auth_is_sent_and_the_password_stays_secret() {
     );
     h.stop.cancel();
     h.task.await.unwrap().unwrap();
-    assert_eq!(ack_outcome(&a, Duration::from_secs(1)).await, Some(AckStatus::Failed));
+    assert_eq!(
+        ack_outcome(&a, Duration::from_secs(1)).await,
+        Some(AckStatus::Failed)
+    );
     assert!(es.doc(DS, "id-2").is_none());
 }
 
@@ -601,8 +659,10 @@ async fn api_key_auth() {
 fn construction_errors_are_clear_and_hold_no_secret() {
     let e = ElasticsearchSink::new(ElasticsearchConfig::new(["htp://x"])).unwrap_err();
     assert_eq!(e, "endpoints: `htp://x` is not an http(s) URL");
-    let e = ElasticsearchSink::new(ElasticsearchConfig::new(["https://elastic:pa55word@es:9200"]))
-        .unwrap_err();
+    let e = ElasticsearchSink::new(ElasticsearchConfig::new([
+        "https://elastic:pa55word@es:9200",
+    ]))
+    .unwrap_err();
     assert!(!e.contains("pa55word"), "{e}");
     let mut c = ElasticsearchConfig::new(["http://es:9200"]);
     c.auth = AuthConfig::ApiKey {

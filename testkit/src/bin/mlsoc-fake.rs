@@ -10,7 +10,10 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mlsoc-fake", about = "Wire-faithful fakes of the servers mlsoc ships to")]
+#[command(
+    name = "mlsoc-fake",
+    about = "Wire-faithful fakes of the servers mlsoc ships to"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

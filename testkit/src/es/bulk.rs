@@ -312,7 +312,9 @@ fn index_name_problem(name: &str) -> Option<String> {
         return Some("must not be '.' or '..'".into());
     }
     if name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',']) {
-        return Some(r#"must not contain the following characters [ , ", *, \, <, |, ,, >, /, ?]"#.into());
+        return Some(
+            r#"must not contain the following characters [ , ", *, \, <, |, ,, >, /, ?]"#.into(),
+        );
     }
     if name.contains('#') {
         return Some("must not contain '#'".into());
@@ -333,10 +335,8 @@ fn index_name_problem(name: &str) -> Option<String> {
 /// priority 100, all data streams ("Data streams" > "Set up a data stream").
 fn creates_data_stream(templates: &BTreeMap<String, Value>, name: &str) -> bool {
     let builtin = ["logs-*-*", "metrics-*-*", "traces-*-*", "synthetics-*-*"];
-    let mut best: Option<(i64, bool)> = builtin
-        .iter()
-        .any(|p| glob(p, name))
-        .then_some((100, true));
+    let mut best: Option<(i64, bool)> =
+        builtin.iter().any(|p| glob(p, name)).then_some((100, true));
     for t in templates.values() {
         let patterns = t["index_patterns"]
             .as_array()
@@ -384,14 +384,7 @@ pub(crate) fn glob(pattern: &str, s: &str) -> bool {
 }
 
 /// One item's outcome as written in `items`.
-fn item_ok(
-    backing: &str,
-    id: &str,
-    version: u64,
-    seq_no: u64,
-    result: &str,
-    status: u16,
-) -> Value {
+fn item_ok(backing: &str, id: &str, version: u64, seq_no: u64, result: &str, status: u16) -> Value {
     json!({
         "_index": backing,
         "_id": id,
@@ -707,7 +700,11 @@ fn update(ix: &mut IndexData, backing: &str, id: &str, body: Value) -> Value {
                 None => item_err(
                     backing,
                     id,
-                    &ItemError::new(404, "document_missing_exception", "[{id}]: document missing"),
+                    &ItemError::new(
+                        404,
+                        "document_missing_exception",
+                        "[{id}]: document missing",
+                    ),
                 ),
             }
         }
@@ -801,7 +798,10 @@ mod tests {
                 ("index".into(), 201),
             ]
         );
-        assert_eq!(items[3]["update"]["error"]["type"], "document_missing_exception");
+        assert_eq!(
+            items[3]["update"]["error"]["type"],
+            "document_missing_exception"
+        );
         assert!(items[6]["delete"].get("error").is_none());
         assert_eq!(r["errors"], true);
         let a = &s.indices["a"];
@@ -835,9 +835,18 @@ mod tests {
         let mut s = State::default();
         for (body, kind) in [
             ("{\"frob\":{}}\n", "illegal_argument_exception"),
-            ("{\"index\":{\"_type\":\"x\"}}\n{}\n", "illegal_argument_exception"),
-            ("{\"index\":{}}\n{}\n", "action_request_validation_exception"),
-            ("{\"index\":{\"_index\":\"a\"}}\n", "action_request_validation_exception"),
+            (
+                "{\"index\":{\"_type\":\"x\"}}\n{}\n",
+                "illegal_argument_exception",
+            ),
+            (
+                "{\"index\":{}}\n{}\n",
+                "action_request_validation_exception",
+            ),
+            (
+                "{\"index\":{\"_index\":\"a\"}}\n",
+                "action_request_validation_exception",
+            ),
             ("not json\n", "x_content_parse_exception"),
             ("\n", "parse_exception"),
         ] {

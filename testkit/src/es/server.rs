@@ -313,11 +313,9 @@ async fn common(
                 let uri = parts.uri.to_string();
                 let mut r = match wire::scripted_body(code, &uri) {
                     Some(v) => json_response(code, &v),
-                    None => {
-                        StatusCode::from_u16(code)
-                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-                            .into_response()
-                    }
+                    None => StatusCode::from_u16(code)
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                        .into_response(),
                 };
                 if code == 401 {
                     add_www_authenticate(&mut r);
@@ -412,9 +410,7 @@ async fn handle(
     parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.remove(header::CONTENT_LENGTH);
     let headers = parts.headers.clone();
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(body)))
-        .await;
+    let resp = next.run(Request::from_parts(parts, Body::from(body))).await;
     finish(&shared, &headers, log, resp)
 }
 
@@ -434,13 +430,22 @@ fn too_large() -> Response {
     StatusCode::PAYLOAD_TOO_LARGE.into_response()
 }
 
-fn finish(shared: &Shared, req_headers: &HeaderMap, mut log: RequestLog, mut r: Response) -> Response {
+fn finish(
+    shared: &Shared,
+    req_headers: &HeaderMap,
+    mut log: RequestLog,
+    mut r: Response,
+) -> Response {
     let h = r.headers_mut();
-    h.insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
+    h.insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
     if let Some(v) = compatible_version(req_headers)
         && header_str(h, "content-type") == Some("application/json")
-        && let Ok(ct) =
-            HeaderValue::from_str(&format!("application/vnd.elasticsearch+json;compatible-with={v}"))
+        && let Ok(ct) = HeaderValue::from_str(&format!(
+            "application/vnd.elasticsearch+json;compatible-with={v}"
+        ))
     {
         h.insert(header::CONTENT_TYPE, ct);
     }
@@ -566,7 +571,12 @@ fn check_media_types(h: &HeaderMap, has_body: bool) -> Option<Response> {
             &json!({"error": "Content-Type header is missing", "status": 406}),
         ));
     };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let ok = matches!(
         mime.as_str(),
         "application/json"
@@ -669,7 +679,13 @@ const BULK_PARAMS: &[&str] = &[
     "pretty",
 ];
 
-fn run_bulk(shared: &Shared, target: Option<&str>, query: Option<&str>, path: &str, body: &[u8]) -> Response {
+fn run_bulk(
+    shared: &Shared,
+    target: Option<&str>,
+    query: Option<&str>,
+    path: &str,
+    body: &[u8],
+) -> Response {
     let started = Instant::now();
     if let Some(q) = query {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
@@ -694,7 +710,11 @@ fn run_bulk(shared: &Shared, target: Option<&str>, query: Option<&str>, path: &s
     }
 }
 
-async fn bulk_root(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+async fn bulk_root(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     run_bulk(&shared, None, q.as_deref(), "/_bulk", &body)
 }
 
@@ -806,7 +826,10 @@ fn index_not_found(name: &str) -> Response {
     )
 }
 
-async fn get_doc(State(shared): State<Arc<Shared>>, Path((target, id)): Path<(String, String)>) -> Response {
+async fn get_doc(
+    State(shared): State<Arc<Shared>>,
+    Path((target, id)): Path<(String, String)>,
+) -> Response {
     let s = shared.lock();
     let Some(ix) = s.indices.get(&target) else {
         return index_not_found(&target);
@@ -817,7 +840,10 @@ async fn get_doc(State(shared): State<Arc<Shared>>, Path((target, id)): Path<(St
             &json!({"_index": ix.backing, "_id": id, "_version": d.version, "_seq_no": d.seq_no,
                      "_primary_term": 1, "found": true, "_source": d.source}),
         ),
-        None => json_response(404, &json!({"_index": ix.backing, "_id": id, "found": false})),
+        None => json_response(
+            404,
+            &json!({"_index": ix.backing, "_id": id, "found": false}),
+        ),
     }
 }
 
@@ -848,10 +874,16 @@ async fn refresh(State(shared): State<Arc<Shared>>, Path(target): Path<String>) 
     if !target.contains('*') && !s.indices.contains_key(&target) {
         return index_not_found(&target);
     }
-    json_response(200, &json!({"_shards": {"total": 1, "successful": 1, "failed": 0}}))
+    json_response(
+        200,
+        &json!({"_shards": {"total": 1, "successful": 1, "failed": 0}}),
+    )
 }
 
 async fn refresh_all(State(shared): State<Arc<Shared>>) -> Response {
     let n = shared.lock().indices.len();
-    json_response(200, &json!({"_shards": {"total": n, "successful": n, "failed": 0}}))
+    json_response(
+        200,
+        &json!({"_shards": {"total": n, "successful": n, "failed": 0}}),
+    )
 }

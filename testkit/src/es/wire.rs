@@ -14,7 +14,10 @@ pub fn error_body(status: u16, kind: &str, reason: &str, extra: Map<String, Valu
     cause.insert("reason".into(), reason.into());
     cause.extend(extra);
     let mut error = cause.clone();
-    error.insert("root_cause".into(), Value::Array(vec![Value::Object(cause)]));
+    error.insert(
+        "root_cause".into(),
+        Value::Array(vec![Value::Object(cause)]),
+    );
     json!({"error": error, "status": status})
 }
 
