@@ -1,7 +1,7 @@
 //! The sink against `testkit::es::FakeEs`, which answers as Elasticsearch
 //! does (wire-contracts §4.1), including its failures.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -730,4 +730,133 @@ async fn concurrent_requests_deliver_everything_once() {
     }
     assert_eq!(es.docs(DS).len(), 400);
     assert_eq!(es.items_received(), 400 + 400 / 7);
+}
+
+/// Counters by name and sorted labels, for the metrics test.
+#[derive(Default)]
+struct TestRecorder {
+    counters: std::sync::Mutex<std::collections::HashMap<String, Arc<TestCounter>>>,
+}
+
+#[derive(Default)]
+struct TestCounter(std::sync::atomic::AtomicU64);
+
+impl metrics::CounterFn for TestCounter {
+    fn increment(&self, value: u64) {
+        self.0
+            .fetch_add(value, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn absolute(&self, value: u64) {
+        self.0.store(value, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn counter_key(name: &str, labels: &[(&str, &str)]) -> String {
+    let mut l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    l.sort();
+    format!("{name}{{{}}}", l.join(","))
+}
+
+impl TestRecorder {
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.counters
+            .lock()
+            .unwrap()
+            .get(&counter_key(name, labels))
+            .map(|c| c.0.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+}
+
+impl metrics::Recorder for TestRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<(&str, &str)> = key.labels().map(|l| (l.key(), l.value())).collect();
+        let k = counter_key(key.name(), &labels);
+        let c = self.counters.lock().unwrap().entry(k).or_default().clone();
+        metrics::Counter::from_arc(c)
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn metrics_count_every_outcome() {
+    let recorder = TestRecorder::default();
+    // A current-thread runtime: the sink's tasks run on this thread, where
+    // the local recorder is installed.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let es = FakeEs::start().await;
+            es.push_response(Scripted::Status(503));
+            es.fail_items(ItemRule::source_contains(
+                "BAD",
+                ItemError::mapping("n", "long", "BAD"),
+            ));
+            es.fail_items(ItemRule::reject_first_attempt_every(2));
+            let h = Harness::start(config(&es));
+            let bad = rec_doc(
+                3,
+                "mlflow.access",
+                json!({"@timestamp": "2025-01-01T00:00:00Z", "n": "BAD"}),
+            );
+            let first = h
+                .send(vec![rec(1, "mlflow.access"), rec(2, "mlflow.access"), bad])
+                .await;
+            assert_eq!(
+                ack_outcome(&first, Duration::from_secs(5)).await,
+                Some(AckStatus::Delivered)
+            );
+            let again = h
+                .send(vec![rec(1, "mlflow.access"), rec(2, "mlflow.access")])
+                .await;
+            assert_eq!(h.finish().await.len(), 1);
+            assert_eq!(again.recv().unwrap(), AckStatus::Delivered);
+        })
+    });
+    let sink = ("sink", "es");
+    let get = |name: &str, label: (&str, &str)| recorder.get(name, &[sink, label]);
+    assert_eq!(get("mlsoc_sink_records_total", ("outcome", "delivered")), 2);
+    assert_eq!(get("mlsoc_sink_records_total", ("outcome", "duplicate")), 2);
+    assert_eq!(
+        get("mlsoc_sink_records_total", ("outcome", "dead_lettered")),
+        1
+    );
+    assert_eq!(get("mlsoc_sink_retries_total", ("reason", "http_503")), 1);
+    assert_eq!(get("mlsoc_sink_retries_total", ("reason", "item_429")), 1);
+    assert_eq!(get("mlsoc_sink_requests_total", ("status", "503")), 1);
+    // The first batch (503, then 200 with a 429 item, then 200), the resend.
+    assert_eq!(get("mlsoc_sink_requests_total", ("status", "200")), 3);
 }
