@@ -152,7 +152,9 @@ async fn batches_by_events_bytes_and_time() {
     let es = FakeEs::start().await;
     let mut c = config(&es);
     c.batch.max_events = 10;
-    c.batch.timeout = Duration::from_millis(200);
+    // Long enough that a loaded machine still fills the first two requests
+    // before it passes.
+    c.batch.timeout = Duration::from_secs(1);
     let h = Harness::start(c);
     // 25 records arriving one by one: requests of 10, 10, then 5 when the
     // timeout passes.
