@@ -12,7 +12,9 @@
 //!
 //! Metrics (the `metrics` facade; the binary installs a Prometheus
 //! exporter), all labelled `sink`:
-//! - `mlsoc_sink_records_total{outcome="delivered|dead_lettered"}`
+//! - `mlsoc_sink_records_total{outcome="delivered|duplicate|dead_lettered"}`
+//!   (`duplicate`: Elasticsearch already had the document, from an earlier
+//!   attempt whose answer was lost)
 //! - `mlsoc_sink_retries_total{reason}`: retried requests or items
 //! - `mlsoc_sink_requests_total{status}`: HTTP status, or `error`
 //! - `mlsoc_buffer_events`, `mlsoc_buffer_bytes`: gauges
@@ -22,6 +24,7 @@
 
 pub mod buffer;
 pub mod dlq;
+pub mod elasticsearch;
 pub mod file;
 pub mod record;
 pub mod retry;
