@@ -546,6 +546,13 @@ pub struct Stats {
 pub struct State {
     limits: Limits,
     groups: Vec<HashMap<Vec<String>, Group>>,
+    /// Per correlation, group keys in the order they were last updated,
+    /// with the tick of that update; entries whose tick is older than the
+    /// group's `last_update` are stale and skipped. Eviction of the least
+    /// recently updated group is then amortized O(1) instead of a scan of
+    /// every group (which made each new group cost O(max_groups): an
+    /// attacker varying source addresses could stall detection).
+    recency: Vec<VecDeque<(u64, Vec<String>)>>,
     tick: u64,
     pub stats: Stats,
     last_ts: i64,
@@ -557,6 +564,7 @@ impl State {
         State {
             limits,
             groups: (0..n).map(|_| HashMap::new()).collect(),
+            recency: (0..n).map(|_| VecDeque::new()).collect(),
             tick: 0,
             stats: Stats::default(),
             last_ts: 0,
@@ -595,19 +603,20 @@ impl State {
         let span = corr.def.timespan;
         let limits = self.limits;
         let groups = &mut self.groups[ci];
+        let recency = &mut self.recency[ci];
         if !groups.contains_key(&key) && groups.len() >= limits.max_groups {
             // Evict the least recently updated group.
-            if let Some(oldest) = groups
-                .iter()
-                .min_by_key(|(_, g)| g.last_update)
-                .map(|(k, _)| k.clone())
-            {
-                groups.remove(&oldest);
-                self.stats.groups_evicted += 1;
+            while let Some((tick, oldest)) = recency.pop_front() {
+                if groups.get(&oldest).is_some_and(|g| g.last_update == tick) {
+                    groups.remove(&oldest);
+                    self.stats.groups_evicted += 1;
+                    break;
+                }
             }
         }
         let group = groups.entry(key.clone()).or_default();
         group.last_update = self.tick;
+        recency.push_back((self.tick, key.clone()));
         group.entries.push_back(Entry {
             ts,
             input: input_pos,
@@ -640,6 +649,12 @@ impl State {
         });
         if out.is_some() {
             groups.remove(&key);
+        }
+        let recency = &mut self.recency[ci];
+        if recency.len() > 2 * groups.len() + 64 {
+            // Drop the stale entries so the queue stays proportional to
+            // the live groups.
+            recency.retain(|(t, k)| groups.get(k).is_some_and(|g| g.last_update == *t));
         }
         out
     }

@@ -482,6 +482,51 @@ correlation:
     assert_eq!(s.stats().groups_expired, 9);
 }
 
+// Eviction follows recency of update, not of creation: a group updated
+// late survives a new group that arrives when the table is full.
+#[test]
+fn eviction_takes_the_least_recently_updated_group() {
+    let yaml = format!(
+        "{FAILED_LOGIN}---\n{}",
+        r#"
+title: Brute force
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1h
+  condition: {gte: 3}
+"#
+    );
+    let e = engine(&yaml);
+    let mut s = e.session(Limits {
+        max_groups: 10,
+        max_entries: 100,
+    });
+    let fail = |ip: u32| {
+        format!(r#""source":{{"ip":"10.0.1.{ip}"}},"http":{{"response":{{"status_code":401}}}}"#)
+    };
+    let mut hits = Vec::new();
+    let mut n = 0u32;
+    let mut feed = |s: &mut detections::Session, ip: u32, hits: &mut Vec<_>| {
+        n += 1;
+        s.process(&e, &ev(&at(n, &fail(ip))), n as u64, hits);
+    };
+    for ip in 0..10 {
+        feed(&mut s, ip, &mut hits);
+    }
+    feed(&mut s, 0, &mut hits); // group 0 is now the most recent
+    feed(&mut s, 10, &mut hits); // evicts group 1, the least recently updated
+    assert_eq!(s.stats().groups_evicted, 1);
+    assert!(hits.is_empty());
+    feed(&mut s, 0, &mut hits); // third event of group 0: it survived
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    hits.clear();
+    feed(&mut s, 1, &mut hits);
+    feed(&mut s, 1, &mut hits); // group 1 started over: two events only
+    assert!(hits.is_empty(), "{hits:?}");
+}
+
 // Filters specification: the filter's detection is applied to the rules it
 // names as AND NOT.
 #[test]

@@ -140,12 +140,15 @@ impl Default for DetectConfig {
 pub enum SourceConfig {
     /// Lines from standard input.
     Stdin(collector::stdin::StdinConfig),
+    /// Syslog over UDP, TCP or TLS.
+    Syslog(collector::syslog::SyslogConfig),
 }
 
 impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Stdin(_) => "stdin",
+            SourceConfig::Syslog(_) => "syslog",
         }
     }
 
@@ -153,6 +156,7 @@ impl SourceConfig {
     fn format(&self) -> Option<&str> {
         match self {
             SourceConfig::Stdin(c) => c.format.as_deref(),
+            SourceConfig::Syslog(c) => c.format.as_deref(),
         }
     }
 }
@@ -172,12 +176,15 @@ pub struct SinkConfig {
 pub enum SinkKind {
     /// NDJSON file, or stdout with `path = "-"`.
     File(sinks::file::FileSinkConfig),
+    /// Elasticsearch `_bulk` (data streams or indices).
+    Elasticsearch(sinks::elasticsearch::ElasticsearchConfig),
 }
 
 impl SinkKind {
     pub fn kind(&self) -> &'static str {
         match self {
             SinkKind::File(_) => "file",
+            SinkKind::Elasticsearch(_) => "elasticsearch",
         }
     }
 }
@@ -476,6 +483,9 @@ fn bad_name(name: &str) -> Option<String> {
 fn check_sink(kind: &SinkKind) -> Result<(), String> {
     match kind {
         SinkKind::File(c) => sinks::file::FileSink::new(c.clone()).map(|_| ()),
+        SinkKind::Elasticsearch(c) => {
+            sinks::elasticsearch::ElasticsearchSink::new(c.clone()).map(|_| ())
+        }
     }
 }
 

@@ -132,6 +132,7 @@ fn build_engine(d: &DetectConfig) -> anyhow::Result<(Option<Engine>, Vec<String>
 /// A running source.
 enum Running {
     Thread(String, std::thread::JoinHandle<std::io::Result<u64>>),
+    Task(String, tokio::task::JoinHandle<anyhow::Result<()>>),
 }
 
 /// `mlsoc run`.
@@ -193,11 +194,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let _guard = rt.enter();
             sinks::buffer::open(&sc.buffer, name, &dir).with_context(|| format!("sink `{name}`"))?
         };
+        let invalid =
+            |m: String| anyhow::Error::new(Exit(2)).context(format!("sink `{name}`: {m}"));
         let sink: Box<dyn Sink> = match &sc.kind {
-            SinkKind::File(c) => {
-                Box::new(sinks::file::FileSink::new(c.clone()).map_err(|m| {
-                    anyhow::Error::new(Exit(2)).context(format!("sink `{name}`: {m}"))
-                })?)
+            SinkKind::File(c) => Box::new(sinks::file::FileSink::new(c.clone()).map_err(invalid)?),
+            SinkKind::Elasticsearch(c) => {
+                Box::new(sinks::elasticsearch::ElasticsearchSink::new(c.clone()).map_err(invalid)?)
             }
         };
         let ctx = SinkContext {
@@ -246,6 +248,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 )
                 .with_context(|| format!("source `{name}`"))?;
                 running.push(Running::Thread(name.clone(), h));
+            }
+            SourceConfig::Syslog(c) => {
+                let (btx, brx) = tokio::sync::oneshot::channel();
+                let t = rt.spawn(collector::syslog::serve(
+                    name_arc,
+                    c.clone(),
+                    tx.clone(),
+                    sources_stop.clone(),
+                    Some(btx),
+                ));
+                // Fail now if the address cannot be bound.
+                match rt.block_on(brx) {
+                    Ok(addr) => tracing::info!(source = %name, address = %addr, "syslog listening"),
+                    Err(_) => {
+                        let e = rt.block_on(t).map_err(anyhow::Error::new)?;
+                        return Err(anyhow::Error::new(Exit(2)).context(match e {
+                            Err(e) => e.to_string(),
+                            Ok(()) => format!("source `{name}` stopped at start"),
+                        }));
+                    }
+                }
+                let t = rt.spawn(async move { t.await?.map_err(anyhow::Error::new) });
+                running.push(Running::Task(name.clone(), t));
             }
         }
         tracing::info!(source = %name, kind = sc.kind(), "source started");
@@ -328,6 +353,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
                 // A thread blocked reading stdin is left to the process exit.
             }
+            Running::Task(name, t) => match rt.block_on(t) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(source = %name, error = %e, "source failed"),
+                Err(e) => tracing::error!(source = %name, error = %e, "source task failed"),
+            },
         }
     }
     api_stop.cancel();
