@@ -8,3 +8,5 @@
 //! or refuse connections. They bind 127.0.0.1 only.
 //!
 //! Not for production use; `publish = false`.
+
+pub mod hec;
