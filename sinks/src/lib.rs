@@ -22,6 +22,7 @@ pub mod dlq;
 pub mod file;
 pub mod record;
 pub mod retry;
+pub mod splunk_hec;
 
 use std::future::Future;
 use std::pin::Pin;
