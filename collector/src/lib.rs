@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod file;
+pub mod hec;
 pub mod lines;
 pub mod walk;
 
