@@ -60,11 +60,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use futures::StreamExt as _;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt as _;
 use schema::{Ack, AckStatus, RawRecord, Source, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -348,8 +348,7 @@ fn resolve_tokens(specs: &[TokenSpec]) -> Result<Vec<String>, HecSourceError> {
 
 fn tls_acceptor(t: &TlsServerConfig) -> Result<tokio_rustls::TlsAcceptor, HecSourceError> {
     let read = |p: &PathBuf| {
-        std::fs::read(p)
-            .map_err(|e| HecSourceError::Config(format!("tls: {}: {e}", p.display())))
+        std::fs::read(p).map_err(|e| HecSourceError::Config(format!("tls: {}: {e}", p.display())))
     };
     let cert_pem = read(&t.cert_file)?;
     let key_pem = read(&t.key_file)?;
@@ -365,9 +364,7 @@ fn tls_acceptor(t: &TlsServerConfig) -> Result<tokio_rustls::TlsAcceptor, HecSou
         )));
     }
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| {
-            HecSourceError::Config(format!("tls.key_file {}: {e}", t.key_file.display()))
-        })?
+        .map_err(|e| HecSourceError::Config(format!("tls.key_file {}: {e}", t.key_file.display())))?
         .ok_or_else(|| {
             HecSourceError::Config(format!(
                 "tls.key_file {}: no private key",
@@ -399,7 +396,9 @@ impl TlsListener {
         acceptor: tokio_rustls::TlsAcceptor,
         stop: CancellationToken,
     ) -> TlsListener {
-        let addr = listener.local_addr().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let addr = listener
+            .local_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {
@@ -426,7 +425,9 @@ impl TlsListener {
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "splunk_hec source: TLS handshake failed")
                         }
-                        Err(_) => tracing::debug!(%peer, "splunk_hec source: TLS handshake timed out"),
+                        Err(_) => {
+                            tracing::debug!(%peer, "splunk_hec source: TLS handshake timed out")
+                        }
                     }
                 });
             }
@@ -531,7 +532,11 @@ const QUEUES_FULL: Hec = hec(
     18,
     "HEC is unhealthy, queues are full",
 );
-const SHUTTING_DOWN: Hec = hec(StatusCode::SERVICE_UNAVAILABLE, 23, "Server is shutting down");
+const SHUTTING_DOWN: Hec = hec(
+    StatusCode::SERVICE_UNAVAILABLE,
+    23,
+    "Server is shutting down",
+);
 
 impl Hec {
     fn at(mut self, n: usize) -> Hec {
@@ -752,7 +757,10 @@ fn check_envelope(
     formats: &BTreeMap<String, String>,
 ) -> Result<Parsed, Hec> {
     for key in ["host", "source", "sourcetype", "index"] {
-        if !matches!(o.get(key), None | Some(Value::Null) | Some(Value::String(_))) {
+        if !matches!(
+            o.get(key),
+            None | Some(Value::Null) | Some(Value::String(_))
+        ) {
             return Err(INVALID_DATA_FORMAT);
         }
     }
@@ -764,7 +772,8 @@ fn check_envelope(
     match o.get("fields") {
         None | Some(Value::Null) => {}
         Some(Value::Object(f)) => {
-            let flat = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+            let flat =
+                |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
             if !f.values().all(|v| match v {
                 Value::Array(items) => items.iter().all(flat),
                 v => flat(v),
@@ -1097,7 +1106,10 @@ mod tests {
         assert_eq!(c.sourcetype_formats["mlflow:access"], "mlflow.access");
         assert!(!format!("{c:?}").contains("inline-token"));
         let err = resolve_tokens(&c.valid_tokens).unwrap_err().to_string();
-        assert!(err.contains("HEC_SRC_TEST_TOKEN_UNSET") && !err.contains("inline-token"), "{err}");
+        assert!(
+            err.contains("HEC_SRC_TEST_TOKEN_UNSET") && !err.contains("inline-token"),
+            "{err}"
+        );
         assert!(toml::from_str::<HecSourceConfig>("valid_tokens = []\nbogus = 1").is_err());
     }
 
@@ -1123,7 +1135,12 @@ mod tests {
         ] {
             let (ok, refused) = parse_events(body, &formats);
             assert!(ok.is_empty());
-            assert_eq!(refused.unwrap().code, code, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                refused.unwrap().code,
+                code,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 

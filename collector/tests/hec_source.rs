@@ -112,7 +112,10 @@ async fn event_endpoint_answers_success_once_delivered() {
     // Two formats in one request: two batches sharing one ack.
     let a = src.take(AckStatus::Delivered).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!pending.is_finished(), "no answer before every batch is delivered");
+    assert!(
+        !pending.is_finished(),
+        "no answer before every batch is delivered"
+    );
     let b = src.take(AckStatus::Delivered).await;
     let (status, body) = answer(pending.await.unwrap().unwrap()).await;
     assert_eq!((status, body), (200, json!({"text":"Success","code":0})));
@@ -152,7 +155,11 @@ async fn token_checks() {
             req = req.header("Authorization", a);
         }
         let (s, body) = answer(req.send().await.unwrap()).await;
-        assert_eq!((s, body["code"].as_i64().unwrap()), (status, code), "{body}");
+        assert_eq!(
+            (s, body["code"].as_i64().unwrap()),
+            (status, code),
+            "{body}"
+        );
     }
 }
 
@@ -194,15 +201,27 @@ async fn malformed_bodies_get_their_code_and_never_panic() {
     let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     bomb.write_all(&vec![b' '; 8 * 1024 * 1024]).unwrap();
     let bomb = bomb.finish().unwrap();
-    let cases: Vec<(Vec<u8>, Option<&str>, u16, Option<i64>)> = vec![
+    // (body, Content-Encoding, HTTP status, HEC code)
+    type Case = (Vec<u8>, Option<&'static str>, u16, Option<i64>);
+    let cases: Vec<Case> = vec![
         (b"".to_vec(), None, 400, Some(5)),
         (b"   \n".to_vec(), None, 400, Some(5)),
         (b"{\"event\":\"\xff\xfe\"}".to_vec(), None, 400, Some(6)),
         (br#"{"event":"trunc"#.to_vec(), None, 400, Some(6)),
-        (br#"{"time":"noon","event":"x"}"#.to_vec(), None, 400, Some(6)),
+        (
+            br#"{"time":"noon","event":"x"}"#.to_vec(),
+            None,
+            400,
+            Some(6),
+        ),
         (br#"{"host":"h"}"#.to_vec(), None, 400, Some(12)),
         (br#"{"event":"  "}"#.to_vec(), None, 400, Some(13)),
-        (br#"{"event":"x","fields":{"a":{"b":1}}}"#.to_vec(), None, 400, Some(15)),
+        (
+            br#"{"event":"x","fields":{"a":{"b":1}}}"#.to_vec(),
+            None,
+            400,
+            Some(15),
+        ),
         (b"\x00\x01\x02binary noise\xff".to_vec(), None, 400, Some(6)),
         (b"not gzip at all".to_vec(), Some("gzip"), 400, Some(6)),
         (bomb, Some("gzip"), 413, None),
@@ -241,7 +260,10 @@ async fn malformed_bodies_get_their_code_and_never_panic() {
         .send()
         .await
         .unwrap();
-    assert_eq!(answer(health).await, (200, json!({"text":"HEC is healthy","code":17})));
+    assert_eq!(
+        answer(health).await,
+        (200, json!({"text":"HEC is healthy","code":17}))
+    );
 }
 
 #[tokio::test]
@@ -265,7 +287,10 @@ async fn an_invalid_event_keeps_the_ones_before_it() {
 async fn a_full_pipeline_answers_server_busy() {
     let mut src = start_with(config(), 1).await;
     // The first request fills the channel and waits for its delivery.
-    let first = tokio::spawn(src.post("/services/collector/event", r#"{"event":"1"}"#).send());
+    let first = tokio::spawn(
+        src.post("/services/collector/event", r#"{"event":"1"}"#)
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = std::time::Instant::now();
     let (s, body) = answer(
@@ -275,11 +300,11 @@ async fn a_full_pipeline_answers_server_busy() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        (s, body),
-        (503, json!({"text":"Server is busy","code":9}))
+    assert_eq!((s, body), (503, json!({"text":"Server is busy","code":9})));
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "waited busy_timeout first"
     );
-    assert!(started.elapsed() >= Duration::from_millis(150), "waited busy_timeout first");
     let health = src
         .client
         .get(format!("{}/services/collector/health", src.base))
@@ -354,7 +379,10 @@ async fn ack_endpoint_without_acknowledgements_is_disabled() {
             .unwrap(),
     )
     .await;
-    assert_eq!((s, body), (400, json!({"text":"ACK is disabled","code":14})));
+    assert_eq!(
+        (s, body),
+        (400, json!({"text":"ACK is disabled","code":14}))
+    );
 }
 
 #[tokio::test]
@@ -363,11 +391,7 @@ async fn tls_with_a_generated_certificate() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let cert_pem = cert.cert.pem();
     std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(
-        dir.path().join("key.pem"),
-        cert.signing_key.serialize_pem(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
     let mut c = config();
     c.tls = Some(TlsServerConfig {
         cert_file: dir.path().join("cert.pem"),
@@ -380,7 +404,10 @@ async fn tls_with_a_generated_certificate() {
         .build()
         .unwrap();
     src.base = format!("https://localhost:{}", src.addr.port());
-    let pending = tokio::spawn(src.post("/services/collector/event", r#"{"event":"secure"}"#).send());
+    let pending = tokio::spawn(
+        src.post("/services/collector/event", r#"{"event":"secure"}"#)
+            .send(),
+    );
     let b = src.take(AckStatus::Delivered).await;
     assert_eq!(texts(&b), vec!["secure"]);
     assert!(b.source.name.starts_with("hecs://"));

@@ -512,7 +512,11 @@ fn check_token(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<St
 /// HTTP Event Collector Indexer Acknowledgment": with acknowledgement on,
 /// "you must include a channel identifier ... as a header or query
 /// parameter"). It must be a GUID.
-fn check_channel(headers: &HeaderMap, params: &Params, required: bool) -> Result<Option<String>, Hec> {
+fn check_channel(
+    headers: &HeaderMap,
+    params: &Params,
+    required: bool,
+) -> Result<Option<String>, Hec> {
     let channel = headers
         .get("x-splunk-request-channel")
         .map(|v| v.to_str().map(str::to_owned).map_err(|_| INVALID_CHANNEL))
@@ -625,7 +629,13 @@ fn log_request(
     });
 }
 
-fn finish(shared: &Shared, path: &str, headers: &HeaderMap, body_len: usize, a: Answered) -> Response {
+fn finish(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    body_len: usize,
+    a: Answered,
+) -> Response {
     log_request(shared, path, headers, body_len, &a);
     respond(a.status, a.body)
 }
@@ -782,7 +792,8 @@ fn check_envelope(options: &FakeHecOptions, v: Value) -> Result<ReceivedEvent, H
     let fields = match obj.remove("fields") {
         None | Some(Value::Null) => json!({}),
         Some(Value::Object(f)) => {
-            let flat = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+            let flat =
+                |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
             let ok = f.values().all(|v| match v {
                 Value::Array(items) => items.iter().all(flat),
                 v => flat(v),
@@ -823,7 +834,13 @@ async fn raw_endpoint(
     let answered = match handle_raw(&shared, &params, &headers, &body).await {
         Ok(a) | Err(a) => a,
     };
-    finish(&shared, "/services/collector/raw", &headers, body.len(), answered)
+    finish(
+        &shared,
+        "/services/collector/raw",
+        &headers,
+        body.len(),
+        answered,
+    )
 }
 
 async fn handle_raw(
@@ -862,7 +879,10 @@ async fn handle_raw(
         return Err(INCORRECT_INDEX.into());
     }
     let time = match params.get("time") {
-        Some(t) => Some(t.parse::<f64>().map_err(|_| Answered::from(INVALID_DATA_FORMAT))?),
+        Some(t) => Some(
+            t.parse::<f64>()
+                .map_err(|_| Answered::from(INVALID_DATA_FORMAT))?,
+        ),
         None => None,
     };
     let text = String::from_utf8_lossy(&data).into_owned();
@@ -935,7 +955,13 @@ async fn ack_endpoint(
     let answered = match handle_ack(&shared, &params, &headers, &body) {
         Ok(a) | Err(a) => a,
     };
-    finish(&shared, "/services/collector/ack", &headers, body.len(), answered)
+    finish(
+        &shared,
+        "/services/collector/ack",
+        &headers,
+        body.len(),
+        answered,
+    )
 }
 
 fn handle_ack(
@@ -1085,7 +1111,10 @@ impl KillableStream {
 }
 
 fn reset() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake HEC reset the connection")
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "fake HEC reset the connection",
+    )
 }
 
 impl AsyncRead for KillableStream {
@@ -1117,10 +1146,7 @@ impl AsyncWrite for KillableStream {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

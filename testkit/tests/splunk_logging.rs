@@ -24,7 +24,9 @@ fn repo_root() -> PathBuf {
 /// The `node_modules` folder holding splunk-logging, or `None` to skip.
 fn client_modules() -> Option<PathBuf> {
     if Command::new("node").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: `node` is not installed; the splunk-logging check of the fake HEC did not run");
+        eprintln!(
+            "SKIPPED: `node` is not installed; the splunk-logging check of the fake HEC did not run"
+        );
         return None;
     }
     let root = repo_root();
@@ -153,5 +155,8 @@ async fn splunk_logging_sees_the_invalid_token_error() {
 
     let lines = run_node(&modules, SEND_SCRIPT, &hec.url(), "disabled-token").await;
     let error = lines.iter().find(|l| l.get("error").is_some()).unwrap();
-    assert_eq!((error["error"].clone(), error["code"].clone()), (json!("Token disabled"), json!(1)));
+    assert_eq!(
+        (error["error"].clone(), error["code"].clone()),
+        (json!("Token disabled"), json!(1))
+    );
 }

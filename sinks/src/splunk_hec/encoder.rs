@@ -71,8 +71,8 @@ impl Encoder {
     /// The envelope of `record`, or why it cannot be sent (its document is
     /// not a JSON object: HEC would refuse it with "Invalid data format").
     pub fn encode(&self, record: &Record) -> Result<Bytes, String> {
-        let text = std::str::from_utf8(&record.doc)
-            .map_err(|e| format!("document is not UTF-8: {e}"))?;
+        let text =
+            std::str::from_utf8(&record.doc).map_err(|e| format!("document is not UTF-8: {e}"))?;
         let event: &RawValue =
             serde_json::from_str(text).map_err(|e| format!("document is not JSON: {e}"))?;
         if !event.get().starts_with('{') {
@@ -87,9 +87,9 @@ impl Encoder {
         };
         let time_text = record.time_ns.map(epoch_seconds);
         let time = match &time_text {
-            Some(t) => Some(
-                serde_json::from_str::<&RawValue>(t).map_err(|e| format!("time {t}: {e}"))?,
-            ),
+            Some(t) => {
+                Some(serde_json::from_str::<&RawValue>(t).map_err(|e| format!("time {t}: {e}"))?)
+            }
             None => None,
         };
         let sourcetype = self.sourcetype(record);
@@ -222,10 +222,7 @@ mod tests {
     #[test]
     fn sourcetypes_and_overrides() {
         let enc = Encoder::new(&SplunkHecConfig::new("http://x", "t"));
-        assert_eq!(
-            enc.sourcetype(&record(Stream::Alerts, "{}")),
-            "mlsoc:alert"
-        );
+        assert_eq!(enc.sourcetype(&record(Stream::Alerts, "{}")), "mlsoc:alert");
         assert_eq!(
             enc.sourcetype(&record(Stream::DeadLetters, "{}")),
             "mlsoc:dead_letter"
@@ -259,7 +256,10 @@ mod tests {
     #[test]
     fn epoch_seconds_keeps_microseconds() {
         assert_eq!(epoch_seconds(0), "0.000000");
-        assert_eq!(epoch_seconds(1_500_000_000_000_001_999), "1500000000.000001");
+        assert_eq!(
+            epoch_seconds(1_500_000_000_000_001_999),
+            "1500000000.000001"
+        );
         assert_eq!(epoch_seconds(-1), "-1.999999");
     }
 }

@@ -14,6 +14,7 @@
 //! | 200 / 0 `Success` | delivered; with `acknowledgements.enabled`, only once `/services/collector/ack` reports its `ackId` true |
 //! | connection error, timeout, 5xx, 429, 503 / 9, 18, 19, 20, 23 | retry the request with backoff |
 //! | 401, 403 / 1-4 (token) | log an error (without the token) and retry with backoff: an operator can fix the token |
+//! | 404, or a 2xx/3xx that is not a HEC answer | log an error and retry with backoff (wrong `endpoint`, a proxy page) |
 //! | 400 / 6, 12, 13, 15 with `invalid-event-number` i | dead-letter event i with the reason, send the events after it again |
 //! | 400 / 5, 7, 10, 11, 14, 16, other 4xx | dead-letter the request's records with `HEC code N: text` (7: also an error log, it is a configuration mistake) |
 //! | 413 | split the request in two (a single event: dead-letter it) |
@@ -235,9 +236,14 @@ enum Verdict {
         indexed: usize,
     },
     /// Event `at` is refused; events before it indexed (without acks).
-    RefuseOne { at: usize, indexed: usize },
+    RefuseOne {
+        at: usize,
+        indexed: usize,
+    },
     /// Every record from `indexed` on is refused.
-    RefuseAll { indexed: usize },
+    RefuseAll {
+        indexed: usize,
+    },
     /// Too large: send it in two halves.
     Split,
 }
@@ -397,7 +403,8 @@ impl Driver {
                             ),
                             _ => answer.describe(),
                         };
-                        self.refuse(chunk, 0, reason, answer_status(&answer)).await?;
+                        self.refuse(chunk, 0, reason, answer_status(&answer))
+                            .await?;
                         return Ok(());
                     }
                     metrics::counter!("mlsoc_sink_retries_total", "sink" => name.clone(), "reason" => "too_large")
@@ -464,6 +471,9 @@ impl Driver {
                     if reason == "token" {
                         tracing::error!(sink = %name, answer = %answer.describe(), retry_in = ?delay,
                             "Splunk refused the HEC token; fix the token (the records wait and are retried)");
+                    } else if reason == "endpoint" {
+                        tracing::error!(sink = %name, answer = %answer.describe(), retry_in = ?delay,
+                            "the endpoint does not answer as Splunk HEC; check `endpoint` (the records wait and are retried)");
                     } else {
                         tracing::warn!(sink = %name, answer = %answer.describe(), events = chunk.items.len(),
                             retry_in = ?delay, "HEC request failed; retrying");
@@ -518,6 +528,13 @@ impl Driver {
                     (413, _) => Verdict::Split,
                     (401 | 403, _) => Verdict::Retry {
                         reason: "token",
+                        indexed: 0,
+                    },
+                    // Not HEC answering (a proxy page, HEC disabled, a
+                    // wrong endpoint path): a configuration an operator
+                    // can fix, like a token; never drop.
+                    (0..=399 | 404, _) => Verdict::Retry {
+                        reason: "endpoint",
                         indexed: 0,
                     },
                     (

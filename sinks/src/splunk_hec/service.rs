@@ -105,13 +105,14 @@ struct AckReply {
 /// Reads an answer's status and body.
 pub fn parse_answer(status: u16, body: &[u8]) -> Answer {
     let reply: Option<Reply> = serde_json::from_slice(body).ok();
-    if status == 200 {
-        if let Some(r) = &reply
-            && r.code.unwrap_or(code::SUCCESS) == code::SUCCESS
-        {
-            return Answer::Success { ack_id: r.ack_id };
-        }
-        // A 200 that is not a HEC success (a proxy's page): not delivered.
+    // Only a HEC success delivers: a 200 from something else (a proxy's
+    // login page) does not.
+    if status == 200
+        && let Some(r) = &reply
+        && (r.code == Some(code::SUCCESS)
+            || (r.code.is_none() && r.text.as_deref() == Some("Success")))
+    {
+        return Answer::Success { ack_id: r.ack_id };
     }
     let (code, text, invalid_event) = match reply {
         Some(r) => (
@@ -151,8 +152,7 @@ pub struct HecService {
 impl HecService {
     pub fn new(config: &SplunkHecConfig, token: &Secret) -> Result<HecService, String> {
         let base = config.endpoint.trim_end_matches('/');
-        let parsed =
-            reqwest::Url::parse(base).map_err(|e| format!("endpoint `{base}`: {e}"))?;
+        let parsed = reqwest::Url::parse(base).map_err(|e| format!("endpoint `{base}`: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("endpoint `{base}`: scheme must be http or https"));
         }
@@ -177,7 +177,8 @@ impl HecService {
             // Answers are never compressed by us; leave them alone.
             .no_gzip();
         if let Some(ca) = &config.tls.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
             if certs.is_empty() {
@@ -190,9 +191,7 @@ impl HecService {
         if !config.tls.verify {
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
         Ok(HecService {
             client,
             event_url: format!("{base}/services/collector/event"),
@@ -321,6 +320,10 @@ mod tests {
         assert_eq!(proxy.describe(), "HTTP 502: <html> Bad gateway</html>");
         assert!(matches!(
             parse_answer(200, b"<html>login</html>"),
+            Answer::Error { status: 200, .. }
+        ));
+        assert!(matches!(
+            parse_answer(200, b"{}"),
             Answer::Error { status: 200, .. }
         ));
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use schema::{Ack, AckStatus};
 use serde_json::{Value, json};
-use testkit::hec::{FakeHec, FakeHecOptions, Failure};
+use testkit::hec::{Failure, FakeHec, FakeHecOptions};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
@@ -76,7 +76,10 @@ impl Running {
 
     fn dead_letters(&self) -> Vec<Value> {
         match std::fs::read_to_string(self.dlq.path()) {
-            Ok(t) => t.lines().map(|l| serde_json::from_str(l).unwrap()).collect(),
+            Ok(t) => t
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -215,7 +218,10 @@ async fn a_refused_token_is_retried_until_fixed_and_never_shown() {
     let sink = start(c);
     let rx = sink.send(vec![record(0)]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(rx.try_recv().is_err(), "not delivered while the token is refused");
+    assert!(
+        rx.try_recv().is_err(),
+        "not delivered while the token is refused"
+    );
     assert!(hec.requests().iter().all(|r| r.code == Some(1)));
     hec.update(|o| {
         o.disabled_tokens.clear();
@@ -281,7 +287,11 @@ async fn incorrect_index_dead_letters_the_request() {
     c.index = Some("nope".into());
     let sink = start(c);
     let rx = sink.send((0..3).map(record).collect()).await;
-    assert_eq!(status(rx).await, AckStatus::Delivered, "dead-lettered counts");
+    assert_eq!(
+        status(rx).await,
+        AckStatus::Delivered,
+        "dead-lettered counts"
+    );
     let sink = sink.finish().await;
     assert!(hec.events().is_empty());
     let dl = sink.dead_letters();
@@ -318,11 +328,10 @@ async fn too_large_requests_are_split_and_a_too_large_event_dead_lettered() {
 
 #[tokio::test]
 async fn waits_for_indexer_acks_polling_several_ids_at_once() {
-    let hec = FakeHec::start(
-        FakeHecOptions::new([TOKEN]).with_ack(Some(Duration::from_millis(150))),
-    )
-    .await
-    .unwrap();
+    let hec =
+        FakeHec::start(FakeHecOptions::new([TOKEN]).with_ack(Some(Duration::from_millis(150))))
+            .await
+            .unwrap();
     let mut c = config(&hec);
     c.acknowledgements.enabled = true;
     c.batch.max_events = 2;
@@ -340,7 +349,11 @@ async fn waits_for_indexer_acks_polling_several_ids_at_once() {
         .collect();
     assert!(!polls.is_empty());
     // The three requests' ackIds were asked about together.
-    assert!(polls.iter().any(|p| p.body_len >= r#"{"acks":[0,1,2]}"#.len()));
+    assert!(
+        polls
+            .iter()
+            .any(|p| p.body_len >= r#"{"acks":[0,1,2]}"#.len())
+    );
     assert!(hec.duplicates().is_empty());
 }
 
@@ -394,7 +407,10 @@ async fn retries_run_out_into_dead_letters_when_limited() {
     let sink = sink.finish().await;
     let dl = sink.dead_letters();
     assert_eq!(dl.len(), 1);
-    assert_eq!(dl[0]["reason"], "gave up after 2 retries: HEC code 9: Server is busy");
+    assert_eq!(
+        dl[0]["reason"],
+        "gave up after 2 retries: HEC code 9: Server is busy"
+    );
 }
 
 #[tokio::test]
@@ -424,4 +440,142 @@ fn config_errors_never_contain_the_token() {
     assert!(err.contains("scheme") && !err.contains("s3cr3t"), "{err}");
     c.endpoint = "http://user:pw@x".into();
     assert!(SplunkHecSink::new(c).is_err());
+}
+
+/// mlsoc's sink into mlsoc's own HEC receiver, indexer acknowledgement on
+/// both sides: the sink's records complete only once the receiving
+/// pipeline reports them delivered.
+#[tokio::test]
+async fn into_the_collectors_hec_source_with_acks() {
+    let mut sc = collector::hec::HecSourceConfig::new("127.0.0.1:0".parse().unwrap(), &[TOKEN]);
+    sc.acknowledgements = true;
+    let server = collector::hec::HecServer::bind(sc).await.unwrap();
+    let addr = server.local_addr();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<collector::SourceBatch>(4);
+    let stop = CancellationToken::new();
+    tokio::spawn(server.run("in".into(), tx, stop.clone()));
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let got = received.clone();
+    tokio::spawn(async move {
+        while let Some(mut b) = rx.recv().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            for r in &b.records {
+                got.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&r.bytes).unwrap());
+            }
+            std::mem::replace(&mut b.ack, Ack::none()).complete(AckStatus::Delivered);
+        }
+    });
+    let mut c = SplunkHecConfig::new(format!("http://{addr}"), TOKEN);
+    c.batch.timeout = Duration::from_millis(20);
+    c.batch.max_events = 2;
+    c.acknowledgements.enabled = true;
+    c.acknowledgements.poll_interval = Duration::from_millis(30);
+    let sink = start(c);
+    let rx = sink.send((0..5).map(record).collect()).await;
+    assert_eq!(status(rx).await, AckStatus::Delivered);
+    let sink = sink.finish().await;
+    assert!(sink.dead_letters().is_empty());
+    let mut ns: Vec<u64> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| v["n"].as_u64().unwrap())
+        .collect();
+    ns.sort();
+    assert_eq!(ns, vec![0, 1, 2, 3, 4]);
+    stop.cancel();
+}
+
+/// A writer for captured log lines.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_token_is_never_logged() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test's runtime is single-threaded: the sink task logs here too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let hec = FakeHec::start(FakeHecOptions::new(["another"]))
+        .await
+        .unwrap();
+    let sink = start(config(&hec));
+    let rx = sink.send(vec![record(0)]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hec.update(|o| o.tokens.push(TOKEN.into()));
+    assert_eq!(status(rx).await, AckStatus::Delivered);
+    sink.finish().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("Splunk refused the HEC token"), "{text}");
+    assert!(text.contains("HEC code 4: Invalid token"), "{text}");
+    assert!(!text.contains(TOKEN), "the token leaked into the logs");
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let mut sc = collector::hec::HecSourceConfig::new("127.0.0.1:0".parse().unwrap(), &[TOKEN]);
+    sc.tls = Some(collector::hec::TlsServerConfig {
+        cert_file: ca.clone(),
+        key_file: dir.path().join("key.pem"),
+    });
+    let server = collector::hec::HecServer::bind(sc).await.unwrap();
+    let port = server.local_addr().port();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<collector::SourceBatch>(4);
+    let stop = CancellationToken::new();
+    tokio::spawn(server.run("in".into(), tx, stop.clone()));
+    tokio::spawn(async move {
+        while let Some(mut b) = rx.recv().await {
+            std::mem::replace(&mut b.ack, Ack::none()).complete(AckStatus::Delivered);
+        }
+    });
+    let endpoint = format!("https://localhost:{port}");
+
+    // Without the CA the certificate is refused: retried, not delivered.
+    let untrusting = start(SplunkHecConfig {
+        endpoint: endpoint.clone(),
+        ..config_for(&endpoint)
+    });
+    let pending = untrusting.send(vec![record(0)]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(pending.try_recv().is_err());
+    untrusting.stop.cancel();
+
+    let mut c = config_for(&endpoint);
+    c.tls.ca_file = Some(ca);
+    let sink = start(c);
+    let rx2 = sink.send(vec![record(1)]).await;
+    assert_eq!(status(rx2).await, AckStatus::Delivered);
+    sink.finish().await;
+    stop.cancel();
+}
+
+fn config_for(endpoint: &str) -> SplunkHecConfig {
+    let mut c = SplunkHecConfig::new(endpoint, TOKEN);
+    c.batch.timeout = Duration::from_millis(20);
+    c.retry.initial = Duration::from_millis(10);
+    c.retry.max = Duration::from_millis(50);
+    c.request_timeout = Duration::from_secs(5);
+    c
 }

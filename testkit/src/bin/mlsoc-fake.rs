@@ -13,7 +13,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mlsoc-fake", about = "Fake servers for testing mlsoc's clients")]
+#[command(
+    name = "mlsoc-fake",
+    about = "Fake servers for testing mlsoc's clients"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
