@@ -951,22 +951,29 @@ async fn hand_over(s: &AppState, events: Vec<Parsed>, ack: Ack) -> Result<(), He
             None => by_format.push((p.format, vec![p.bytes])),
         }
     }
-    let deadline = tokio::time::Instant::now() + s.config.busy_timeout;
-    // Reserve room for every batch first, so a request is either wholly in
-    // the pipeline or not at all.
-    let mut permits = Vec::with_capacity(by_format.len());
-    for _ in 0..by_format.len() {
-        match tokio::time::timeout_at(deadline, s.out.reserve()).await {
-            Ok(Ok(p)) => permits.push(p),
-            Ok(Err(_)) => return Err(SHUTTING_DOWN),
-            Err(_) => {
-                metrics::counter!("mlsoc_source_busy_total", "source" => s.name.to_string())
-                    .increment(1);
-                return Err(SERVER_BUSY);
-            }
-        }
+    if by_format.len() > s.out.max_capacity() {
+        // More formats than the channel holds batches: one batch, and the
+        // normalizer detects the formats.
+        let all = by_format.drain(..).flat_map(|(_, r)| r).collect();
+        by_format.push((None, all));
     }
-    for (permit, (format, records)) in permits.into_iter().zip(by_format) {
+    // Room for every batch at once, so a request is either wholly in the
+    // pipeline or not at all.
+    let permits = match tokio::time::timeout(
+        s.config.busy_timeout,
+        s.out.reserve_many(by_format.len()),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) => return Err(SHUTTING_DOWN),
+        Err(_) => {
+            metrics::counter!("mlsoc_source_busy_total", "source" => s.name.to_string())
+                .increment(1);
+            return Err(SERVER_BUSY);
+        }
+    };
+    for (permit, (format, records)) in permits.zip(by_format) {
         let source = Arc::new(Source {
             kind: "http",
             name: s.source_name.clone(),

@@ -435,3 +435,72 @@ async fn stops_when_told() {
         .is_ok()
     );
 }
+
+#[tokio::test]
+async fn more_formats_than_the_channel_holds_make_one_batch() {
+    let mut c = config();
+    c.sourcetype_formats.insert("a".into(), "fmt.a".into());
+    c.sourcetype_formats.insert("b".into(), "fmt.b".into());
+    let mut src = start_with(c, 1).await;
+    let body = r#"{"event":"1","sourcetype":"a"}{"event":"2","sourcetype":"b"}"#;
+    let pending = tokio::spawn(src.post("/services/collector/event", body).send());
+    let b = src.take(AckStatus::Delivered).await;
+    assert_eq!(texts(&b), vec!["1", "2"]);
+    assert_eq!(b.source.format, None);
+    assert_eq!(answer(pending.await.unwrap().unwrap()).await.0, 200);
+}
+
+/// Splunk's own Node.js logging library against the receiver, when node
+/// and `scripts/setup-node-clients.sh` are available (skipped otherwise,
+/// with a message; testkit's test of the fake installs the library).
+#[tokio::test]
+async fn splunk_logging_client_pushes_to_the_receiver() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let modules = root.join("target/npmclients/node_modules");
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+        || !modules.join("splunk-logging/package.json").exists()
+    {
+        eprintln!(
+            "SKIPPED: node or target/npmclients/splunk-logging missing (run scripts/setup-node-clients.sh)"
+        );
+        return;
+    }
+    let mut src = start(config()).await;
+    let script = r#"
+const SplunkLogger = require("splunk-logging").Logger;
+const logger = new SplunkLogger({ token: process.env.HEC_TOKEN, url: process.env.HEC_URL });
+logger.error = (err) => console.log(JSON.stringify({ error: String(err.message || err) }));
+logger.send({ message: { action: "model_download", model: "fraud-v3" }, metadata: { sourcetype: "mlops:audit" } },
+  (err, resp, body) => console.log(JSON.stringify({ status: resp ? resp.statusCode : null, body })));
+"#;
+    let url = src.base.clone();
+    let node = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg("-e")
+            .arg(script)
+            .env("NODE_PATH", &modules)
+            .env("HEC_URL", url)
+            .env("HEC_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    });
+    let b = src.take(AckStatus::Delivered).await;
+    let v: Value = serde_json::from_slice(&b.records[0].bytes).unwrap();
+    assert_eq!(
+        v,
+        json!({"message": {"action": "model_download", "model": "fraud-v3"}, "severity": "info"})
+    );
+    let out = node.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        line,
+        json!({"status": 200, "body": {"text": "Success", "code": 0}})
+    );
+}
