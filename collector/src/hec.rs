@@ -44,6 +44,22 @@
 //! events before it are kept and delivered, as Splunk does (clients that
 //! follow Splunk count them as indexed).
 //!
+//! Example:
+//!
+//! ```toml
+//! [sources.hec_in]
+//! type = "splunk_hec"
+//! address = "0.0.0.0:8088"
+//! valid_tokens = [{ env = "MLSOC_HEC_IN_TOKEN" }, { file = "/run/secrets/hec-in" }]
+//! max_body_bytes = 10485760
+//! acknowledgements = false
+//! sourcetype_formats = { "mlflow:access" = "mlflow.access" }
+//! busy_timeout = "1s"
+//! ack_timeout = "30s"
+//! max_concurrent_requests = 64
+//! tls = { cert_file = "/etc/mlsoc/hec.crt", key_file = "/etc/mlsoc/hec.key" }
+//! ```
+//!
 //! **Not carried yet.** Envelope `host`, `source`, `sourcetype` (beyond the
 //! format mapping), `index`, `time` and `fields` are validated but not
 //! passed on: [`RawRecord`] has no place for them, and the normalizer finds

@@ -4,8 +4,9 @@
 //! (plain or gzip, found by walking directories), stdin, line splitting with
 //! a length limit that reports overflows instead of cutting silently, and
 //! whole-document framing for JSON documents such as CloudTrail log files.
-//! The tailing file source, syslog, HTTP (HEC) and NATS inputs come with the
-//! streaming pipeline.
+//! [`hec`] is an HTTP receiver compatible with Splunk's HTTP Event Collector.
+//! The tailing file source, syslog and NATS inputs come with the streaming
+//! pipeline.
 
 pub mod batch;
 pub mod file;

@@ -35,6 +35,25 @@
 //! a duplicate to a loss. The same holds for a retryable answer that
 //! carries `invalid-event-number` (a 503 that stopped mid-request).
 //!
+//! Example (`inputs` and `buffer` belong to the pipeline's wrapper, the
+//! rest is [`SplunkHecConfig`]):
+//!
+//! ```toml
+//! [sinks.splunk]
+//! type = "splunk_hec"
+//! endpoint = "https://splunk.example:8088"
+//! token_env = "MLSOC_HEC_TOKEN"          # or token_file = "/run/secrets/hec", or token = "..."
+//! index = "mlsoc"
+//! # sourcetype = "mlsoc:{dataset}"       # default; alerts: mlsoc:alert
+//! fields = ["event.dataset", "mlops.component"]
+//! compression = "gzip"
+//! request_timeout = "60s"
+//! batch = { max_events = 1000, max_bytes = 1000000, timeout = "1s" }
+//! retry = { initial = "100ms", max = "30s" }   # max_retries unset: retry forever
+//! acknowledgements = { enabled = true, poll_interval = "10s", max_polls = 30, max_pending = 1000 }
+//! tls = { ca_file = "/etc/mlsoc/splunk-ca.pem", verify = true }
+//! ```
+//!
 //! A batch's acks complete once every one of its records is delivered or
 //! dead-lettered. `ctx.stop` returns at once, leaving them incomplete (the
 //! sources will read those records again).
