@@ -285,7 +285,13 @@ impl Driver {
             }
             let room = self.pending.len() < self.config.acknowledgements.max_pending;
             if room && let Some(chunk) = self.queue.pop_front() {
+                let had_pending = !self.pending.is_empty();
                 self.deliver(chunk).await?;
+                if !had_pending && !self.pending.is_empty() {
+                    // The first ackId waiting: its first poll comes one
+                    // interval later, not at once.
+                    next_poll = Instant::now() + poll_interval;
+                }
                 continue;
             }
             if !input_open && self.queue.is_empty() && self.pending.is_empty() {
