@@ -4,13 +4,14 @@
 //! (plain or gzip, found by walking directories), stdin, line splitting with
 //! a length limit that reports overflows instead of cutting silently,
 //! whole-document framing for JSON documents such as CloudTrail log files,
-//! and the [`syslog`] network sources (UDP, TCP with RFC 6587 framing, TLS
-//! with optional client certificates) that hand [`SourceBatch`]es to the
-//! streaming pipeline. The tailing file source, HTTP (HEC) and NATS inputs
-//! come next.
+//! the [`syslog`] network sources (UDP, TCP with RFC 6587 framing, TLS
+//! with optional client certificates), and [`hec`], an HTTP receiver
+//! compatible with Splunk's HTTP Event Collector; they hand
+//! [`SourceBatch`]es to the streaming pipeline.
 
 pub mod batch;
 pub mod file;
+pub mod hec;
 pub mod lines;
 pub mod stdin;
 pub mod syslog;

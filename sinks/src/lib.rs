@@ -28,6 +28,7 @@ pub mod elasticsearch;
 pub mod file;
 pub mod record;
 pub mod retry;
+pub mod splunk_hec;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -10,3 +10,4 @@
 //! Not for production use; `publish = false`.
 
 pub mod es;
+pub mod hec;

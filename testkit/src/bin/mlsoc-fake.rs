@@ -1,11 +1,14 @@
-//! `mlsoc-fake`: runs one of the testkit's fakes standalone, so external
-//! clients (curl, the official Python client, another shipper) can be
-//! checked against it.
+//! `mlsoc-fake`: runs one of testkit's fakes standalone on 127.0.0.1 until
+//! killed, so external clients (curl, the official Python client, npm
+//! splunk-logging, another shipper) can be checked against it.
 //!
 //! ```text
 //! mlsoc-fake es --port 9200 [--user elastic --password changeme] [--api-key id:key]
 //!               [--max-content-length 104857600]
+//! mlsoc-fake hec --port 8088 --token 00000000-0000-0000-0000-000000000000 [--ack] [--print]
 //! ```
+
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -39,11 +42,26 @@ enum Command {
         #[arg(long, default_value_t = testkit::es::DEFAULT_MAX_CONTENT_LENGTH)]
         max_content_length: usize,
     },
+    /// A fake Splunk HTTP Event Collector.
+    Hec {
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8088)]
+        port: u16,
+        /// A valid token (repeat for more).
+        #[arg(long = "token", required = true)]
+        tokens: Vec<String>,
+        /// Indexer acknowledgement on (acks become true at once).
+        #[arg(long)]
+        ack: bool,
+        /// Print each accepted event as a JSON line.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
         Command::Es {
             port,
             user,
@@ -63,12 +81,44 @@ fn main() -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("--api-key must be `id:key`"))?;
                 b = b.api_key(id, key);
             }
-            let es = b.start_blocking();
+            let es = b.start().await;
             println!("fake Elasticsearch listening on {}", es.url());
-            // Runs until killed (Ctrl-C ends the process).
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        Command::Hec {
+            port,
+            tokens,
+            ack,
+            print,
+        } => {
+            let mut options = testkit::hec::FakeHecOptions::new(tokens);
+            if ack {
+                options = options.with_ack(Some(Duration::ZERO));
+            }
+            let hec = testkit::hec::FakeHec::start_on(options, port).await?;
+            println!("listening on {}", hec.url());
+            let mut shown = 0;
             loop {
-                std::thread::park();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                if print {
+                    let events = hec.events();
+                    for e in &events[shown..] {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "event": e.event, "time": e.time, "host": e.host,
+                                "source": e.source, "sourcetype": e.sourcetype,
+                                "index": e.index, "fields": e.fields,
+                            })
+                        );
+                    }
+                    shown = events.len();
+                }
             }
         }
     }
+    Ok(())
 }
