@@ -142,6 +142,8 @@ pub enum SourceConfig {
     Stdin(collector::stdin::StdinConfig),
     /// Syslog over UDP, TCP or TLS.
     Syslog(collector::syslog::SyslogConfig),
+    /// HTTP receiver compatible with Splunk's HTTP Event Collector.
+    SplunkHec(collector::hec::HecSourceConfig),
 }
 
 impl SourceConfig {
@@ -149,6 +151,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Stdin(_) => "stdin",
             SourceConfig::Syslog(_) => "syslog",
+            SourceConfig::SplunkHec(_) => "splunk_hec",
         }
     }
 
@@ -157,6 +160,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Stdin(c) => c.format.as_deref(),
             SourceConfig::Syslog(c) => c.format.as_deref(),
+            SourceConfig::SplunkHec(_) => None,
         }
     }
 }
@@ -178,6 +182,8 @@ pub enum SinkKind {
     File(sinks::file::FileSinkConfig),
     /// Elasticsearch `_bulk` (data streams or indices).
     Elasticsearch(sinks::elasticsearch::ElasticsearchConfig),
+    /// Splunk HTTP Event Collector.
+    SplunkHec(sinks::splunk_hec::SplunkHecConfig),
 }
 
 impl SinkKind {
@@ -185,6 +191,7 @@ impl SinkKind {
         match self {
             SinkKind::File(_) => "file",
             SinkKind::Elasticsearch(_) => "elasticsearch",
+            SinkKind::SplunkHec(_) => "splunk_hec",
         }
     }
 }
@@ -486,6 +493,7 @@ fn check_sink(kind: &SinkKind) -> Result<(), String> {
         SinkKind::Elasticsearch(c) => {
             sinks::elasticsearch::ElasticsearchSink::new(c.clone()).map(|_| ())
         }
+        SinkKind::SplunkHec(c) => sinks::splunk_hec::SplunkHecSink::new(c.clone()).map(|_| ()),
     }
 }
 

@@ -201,6 +201,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             SinkKind::Elasticsearch(c) => {
                 Box::new(sinks::elasticsearch::ElasticsearchSink::new(c.clone()).map_err(invalid)?)
             }
+            SinkKind::SplunkHec(c) => {
+                Box::new(sinks::splunk_hec::SplunkHecSink::new(c.clone()).map_err(invalid)?)
+            }
         };
         let ctx = SinkContext {
             name: name.as_str().into(),
@@ -270,6 +273,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 let t = rt.spawn(async move { t.await?.map_err(anyhow::Error::new) });
+                running.push(Running::Task(name.clone(), t));
+            }
+            SourceConfig::SplunkHec(c) => {
+                let server = rt
+                    .block_on(collector::hec::HecServer::bind(c.clone()))
+                    .map_err(|e| {
+                        anyhow::Error::new(Exit(2)).context(format!("source `{name}`: {e}"))
+                    })?;
+                tracing::info!(source = %name, address = %server.local_addr(), "HEC receiver listening");
+                let (out, stop) = (tx.clone(), sources_stop.clone());
+                let t = rt.spawn(async move {
+                    server
+                        .run(name_arc, out, stop)
+                        .await
+                        .map_err(anyhow::Error::new)
+                });
                 running.push(Running::Task(name.clone(), t));
             }
         }
