@@ -9,8 +9,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The tests read only the repository and ../shared (the SigmaHQ rule corpus);
-# everything else they need is built by cargo.
+# The tests read the repository and ../shared (the SigmaHQ rule corpus).
+# The fakes of Elasticsearch and Splunk HEC are checked against the real
+# clients: the official Python client (PyPI) and splunk-logging (npm).
+scripts/setup-python-clients.sh
+scripts/setup-node-clients.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"
