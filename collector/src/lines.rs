@@ -39,6 +39,10 @@ pub struct LineSplitter<R> {
     number: u64,
     max: usize,
     eof: bool,
+    /// A read buffer kept for the next fill when a read returned little:
+    /// small reads (a tailed file growing by a line) are copied out instead
+    /// of pinning a whole chunk per line.
+    spare: BytesMut,
 }
 
 impl<R: Read> LineSplitter<R> {
@@ -55,7 +59,18 @@ impl<R: Read> LineSplitter<R> {
             number: 0,
             max: max_line.max(1),
             eof: false,
+            spare: BytesMut::new(),
         }
+    }
+
+    /// A splitter for a stream whose first byte is at `offset` of a larger
+    /// whole (a file resumed from a checkpoint), after `lines` lines.
+    pub fn resume(inner: R, max_line: usize, offset: u64, lines: u64) -> LineSplitter<R> {
+        let mut s = LineSplitter::new(inner, max_line);
+        s.consumed = offset;
+        s.line_start = offset;
+        s.number = lines;
+        s
     }
 
     /// Bytes consumed so far.
@@ -63,50 +78,50 @@ impl<R: Read> LineSplitter<R> {
         self.consumed + self.pos as u64
     }
 
+    /// Offset of the first byte not yet handed out in a line: the end of
+    /// the last line returned (a resume point on a line boundary).
+    pub fn line_start(&self) -> u64 {
+        self.line_start
+    }
+
+    /// Lines handed out so far (with the `lines` given to [`Self::resume`]).
+    pub fn lines(&self) -> u64 {
+        self.number
+    }
+
+    /// The reader inside.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The reader inside.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Tail mode: the next *terminated* line, or `None` when the reader
+    /// has nothing more for now (it returned 0 bytes). An unfinished last
+    /// line stays buffered (only its head when it is over the limit) until
+    /// its `\n` arrives in a later call; [`Self::take_partial`] hands it
+    /// out when the stream is abandoned. The reader may return data again
+    /// after returning 0 (a file that grows).
+    pub fn next_complete_line(&mut self) -> io::Result<Option<Line>> {
+        loop {
+            if let Some(line) = self.scan_chunk() {
+                return Ok(Some(line));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
     /// The next line, `None` at the end of the stream. A last line without
     /// a terminator is returned too.
     pub fn next_line(&mut self) -> io::Result<Option<Line>> {
         loop {
-            if self.pos < self.chunk.len() {
-                let hay = &self.chunk[self.pos..];
-                match memchr::memchr(b'\n', hay) {
-                    Some(i) => {
-                        let start = self.pos;
-                        let end = start + i;
-                        self.pos = end + 1;
-                        let line = if self.carry_len == 0 {
-                            let mut b = self.chunk.slice(start..end);
-                            if b.last() == Some(&b'\r') {
-                                b.truncate(b.len() - 1);
-                            }
-                            if b.len() > self.max {
-                                let total = b.len() as u64;
-                                b.truncate(self.max);
-                                self.emit(b, Some(total))
-                            } else {
-                                self.emit(b, None)
-                            }
-                        } else {
-                            let piece = self.chunk.slice(start..end);
-                            self.append(&piece);
-                            let mut total = self.carry_len;
-                            let mut b = std::mem::take(&mut self.carry).freeze();
-                            let overflow = total > self.max as u64;
-                            if !overflow && b.last() == Some(&b'\r') {
-                                b.truncate(b.len() - 1);
-                                total -= 1;
-                            }
-                            self.carry_len = 0;
-                            self.emit(b, overflow.then_some(total))
-                        };
-                        return Ok(Some(line));
-                    }
-                    None => {
-                        let piece = self.chunk.slice(self.pos..);
-                        self.append(&piece);
-                        self.pos = self.chunk.len();
-                    }
-                }
+            if let Some(line) = self.scan_chunk() {
+                return Ok(Some(line));
             }
             if self.eof {
                 if self.carry_len > 0 {
@@ -118,7 +133,57 @@ impl<R: Read> LineSplitter<R> {
                 }
                 return Ok(None);
             }
-            self.fill()?;
+            if self.fill()? == 0 {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// The next terminated line inside the current chunk; what follows the
+    /// last `\n` goes to the carry buffer.
+    fn scan_chunk(&mut self) -> Option<Line> {
+        if self.pos >= self.chunk.len() {
+            return None;
+        }
+        let hay = &self.chunk[self.pos..];
+        match memchr::memchr(b'\n', hay) {
+            Some(i) => {
+                let start = self.pos;
+                let end = start + i;
+                self.pos = end + 1;
+                let line = if self.carry_len == 0 {
+                    let mut b = self.chunk.slice(start..end);
+                    if b.last() == Some(&b'\r') {
+                        b.truncate(b.len() - 1);
+                    }
+                    if b.len() > self.max {
+                        let total = b.len() as u64;
+                        b.truncate(self.max);
+                        self.emit(b, Some(total))
+                    } else {
+                        self.emit(b, None)
+                    }
+                } else {
+                    let piece = self.chunk.slice(start..end);
+                    self.append(&piece);
+                    let mut total = self.carry_len;
+                    let mut b = std::mem::take(&mut self.carry).freeze();
+                    let overflow = total > self.max as u64;
+                    if !overflow && b.last() == Some(&b'\r') {
+                        b.truncate(b.len() - 1);
+                        total -= 1;
+                    }
+                    self.carry_len = 0;
+                    self.emit(b, overflow.then_some(total))
+                };
+                Some(line)
+            }
+            None => {
+                let piece = self.chunk.slice(self.pos..);
+                self.append(&piece);
+                self.pos = self.chunk.len();
+                None
+            }
         }
     }
 
@@ -135,7 +200,9 @@ impl<R: Read> LineSplitter<R> {
             if self.eof {
                 break;
             }
-            self.fill()?;
+            if self.fill()? == 0 {
+                self.eof = true;
+            }
         }
         if self.carry_len == 0 {
             return Ok(None);
@@ -187,26 +254,36 @@ impl<R: Read> LineSplitter<R> {
         line
     }
 
-    fn fill(&mut self) -> io::Result<()> {
+    /// Reads the next chunk; returns how many bytes came (0: end of the
+    /// stream, or nothing more for now in tail mode).
+    fn fill(&mut self) -> io::Result<usize> {
         self.consumed += self.chunk.len() as u64;
         self.pos = 0;
-        let mut buf = BytesMut::zeroed(CHUNK);
+        self.chunk = Bytes::new();
+        let mut buf = std::mem::take(&mut self.spare);
+        if buf.len() < CHUNK {
+            buf = BytesMut::zeroed(CHUNK);
+        }
         let n = loop {
             match self.inner.read(&mut buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.chunk = Bytes::new();
+                    self.spare = buf;
                     return Err(e);
                 }
             }
         };
-        buf.truncate(n);
-        self.chunk = buf.freeze();
-        if n == 0 {
-            self.eof = true;
+        if n < CHUNK / 8 {
+            // Lines handed out share the chunk: copy a small read out so a
+            // line does not keep a whole chunk alive, and reuse the buffer.
+            self.chunk = Bytes::copy_from_slice(&buf[..n]);
+            self.spare = buf;
+        } else {
+            buf.truncate(n);
+            self.chunk = buf.freeze();
         }
-        Ok(())
+        Ok(n)
     }
 }
 
