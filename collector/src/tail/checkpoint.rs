@@ -491,8 +491,15 @@ impl Checkpointer {
                 self.write();
                 return;
             }
-            if last_write.is_none_or(|w| w.elapsed() >= WRITE_INTERVAL) && lock(&self.table).dirty {
-                self.write();
+            if last_write.is_none_or(|w| w.elapsed() >= WRITE_INTERVAL) {
+                let dirty = {
+                    let mut t = lock(&self.table);
+                    t.expire(now_ms(), self.retention);
+                    t.dirty
+                };
+                if dirty {
+                    self.write();
+                }
                 last_write = Some(Instant::now());
             }
         }

@@ -198,17 +198,18 @@ impl Tracked {
             tracing::info!(file = %self.path.display(), "file deleted; reading it to its end");
         }
         let size = meta.len();
-        self.modified = meta.modified().ok();
+        let modified = meta.modified().ok();
         if self.gzip {
             return Ok(Look::Same);
         }
         if size < self.splitter.offset() {
             return Ok(Look::Truncated);
         }
-        if size == self.size {
+        if size == self.size && modified == self.modified {
             return Ok(Look::Same);
         }
         self.size = size;
+        self.modified = modified;
         let want = fingerprint_bytes.min(size as usize);
         if !self.head.is_empty() || want > 0 {
             let now = fingerprint::read_at(self.file(), 0, want.max(self.head.len()))?;

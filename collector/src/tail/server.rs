@@ -33,7 +33,8 @@ struct Untracked {
     why: Waiting,
     /// First seen in the first scan (`read_from = end` applies).
     at_start: bool,
-    /// The checkpoint it matched.
+    /// The checkpoint it matched, or (for a copy) the identity of the
+    /// open file it is a copy of.
     entry: Option<u64>,
 }
 
@@ -72,6 +73,11 @@ struct ToOpen {
     start: u64,
     lines: u64,
     resumed: bool,
+    /// The file resumes before where its identity's reading got to (a
+    /// copy shorter than what was read of its original): an empty batch
+    /// moves the checkpoint back to `start` once what came before is
+    /// acknowledged, so a restart does not find it past the end.
+    reanchor: bool,
 }
 
 /// Where batches go: the pipeline, and the checkpointer through their
@@ -307,6 +313,13 @@ impl Server {
                 present.insert(id);
             }
         }
+        // Files verified as copies of an open file at an earlier scan.
+        let copies: HashMap<Key, (u64, u64, Option<SystemTime>)> = self
+            .untracked
+            .iter()
+            .filter(|(_, u)| u.why == Waiting::Copy)
+            .filter_map(|(k, u)| Some((*k, (u.entry?, u.size, u.modified))))
+            .collect();
         let cands: Vec<Candidate> = found
             .into_iter()
             .filter_map(|f| self.candidate(f))
@@ -334,7 +347,16 @@ impl Server {
                         continue;
                     }
                     let (pos, _, tail) = resume_point(e);
+                    // A copy of this identity's file, verified while both
+                    // were there and unchanged since: it holds nothing that
+                    // was not read, even when it is shorter.
+                    let verified_copy = copies
+                        .get(&c.key)
+                        .is_some_and(|&(of, size, modified)| {
+                            of == e.id && size == c.size && modified == c.modified
+                        });
                     let valid = c.gzip
+                        || verified_copy
                         || (pos <= c.size
                             && match tail {
                                 Some(fp) if pos > 0 => {
@@ -390,7 +412,8 @@ impl Server {
                         remember(&mut self.untracked, Waiting::Old, Some(id));
                         continue;
                     }
-                    let (start, lines, _) = resume_point(e);
+                    let (pos, lines, _) = resume_point(e);
+                    let start = if c.gzip { pos } else { pos.min(c.size) };
                     e.live = true;
                     e.path = c.path.to_string_lossy().into_owned();
                     (e.dev, e.inode) = c.key;
@@ -404,6 +427,7 @@ impl Server {
                         start,
                         lines,
                         resumed: true,
+                        reanchor: start < pos,
                     });
                     continue;
                 }
@@ -411,11 +435,11 @@ impl Server {
                     remember(&mut self.untracked, Waiting::Old, None);
                     continue;
                 }
-                if let Some(of) = self.copy_of(&c) {
+                if let Some((of, of_id)) = self.copy_of(&c) {
                     if self.untracked.get(&c.key).is_none_or(|u| u.why != Waiting::Copy) {
                         tracing::info!(source = %self.name, file = %c.path.display(), of = %of.display(), "a copy of an open file (copytruncate?): not read while the original is");
                     }
-                    remember(&mut self.untracked, Waiting::Copy, None);
+                    remember(&mut self.untracked, Waiting::Copy, Some(of_id));
                     continue;
                 }
                 // A new identity.
@@ -468,6 +492,7 @@ impl Server {
                     start,
                     lines: 0,
                     resumed: false,
+                    reanchor: false,
                 });
             }
         }
@@ -478,7 +503,7 @@ impl Server {
 
     /// The open file that `c` is a copy of: same first bytes (a full
     /// fingerprint), not longer, and the same bytes at its end.
-    fn copy_of(&self, c: &Candidate) -> Option<PathBuf> {
+    fn copy_of(&self, c: &Candidate) -> Option<(PathBuf, u64)> {
         let n = self.n();
         if c.gzip || c.head.len() < n {
             return None;
@@ -492,7 +517,7 @@ impl Server {
             let ours = fingerprint::read_at(&c.file, at, k).ok()?;
             let theirs = fingerprint::read_at(t.file(), at, k).ok()?;
             if ours.len() == k && ours == theirs {
-                return Some(t.path.clone());
+                return Some((t.path.clone(), t.id));
             }
         }
         None
@@ -505,6 +530,7 @@ impl Server {
             start,
             lines,
             resumed,
+            reanchor,
         } = o;
         let source = Arc::new(Source {
             kind: "file",
@@ -563,6 +589,24 @@ impl Server {
             tracing::info!(source = %self.name, file = %c.path.display(), position = start, "file found; resuming at its checkpoint");
         } else {
             tracing::info!(source = %self.name, file = %c.path.display(), position = start, "new file");
+        }
+        {
+            // The head read now may be longer than the checkpoint's
+            // fingerprint (a short file that grew while mlsoc was stopped).
+            let mut tb = lock(&self.table);
+            if let Some(e) = tb.entries.get_mut(&t.id)
+                && !t.gzip
+                && t.head.len() as u64 > e.fingerprint.bytes
+            {
+                e.fingerprint = t.fingerprint();
+                tb.dirty = true;
+            }
+        }
+        if reanchor {
+            let ok = self.outlet.send(&t, Vec::new(), start, lines, false, false);
+            if !ok {
+                return;
+            }
         }
         self.files.push(t);
     }
@@ -625,10 +669,19 @@ impl Server {
         let max_batch = self.cfg.batch_max_records;
         let t = &mut self.files[i];
         if !t.gzip {
+            let head_len = t.head.len();
             match t.look(n) {
                 Ok(Look::Truncated) => {
                     self.truncated(i);
                     return true;
+                }
+                Ok(Look::Grew) if t.head.len() != head_len => {
+                    // A short file's fingerprint grows with it.
+                    let mut tb = lock(&self.table);
+                    if let Some(e) = tb.entries.get_mut(&t.id) {
+                        e.fingerprint = t.fingerprint();
+                        tb.dirty = true;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
