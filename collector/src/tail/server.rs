@@ -164,6 +164,54 @@ impl Server {
     /// Walks the patterns: follows renamed files, notices removed ones,
     /// opens new ones.
     fn scan(&mut self) {
+        // Truncated files first: a copy found by this scan can then take
+        // their identity over (copytruncate makes the copy first).
+        let mut retired = Vec::new();
+        let mut i = 0;
+        while i < self.files.len() {
+            if self.look(i) == Some(Look::Truncated) {
+                match self.retire(i) {
+                    Some(t) => retired.push(t),
+                    None => return, // stopped
+                }
+            } else {
+                i += 1;
+            }
+        }
+        self.scan_patterns();
+        for t in retired {
+            self.end_retired(t);
+        }
+    }
+
+    /// Looks at an open plain file (see [`Tracked::look`]); a short file's
+    /// fingerprint grows with it.
+    fn look(&mut self, i: usize) -> Option<Look> {
+        let n = self.n();
+        let t = &mut self.files[i];
+        if t.gzip {
+            return Some(Look::Same);
+        }
+        let head_len = t.head.len();
+        match t.look(n) {
+            Ok(look) => {
+                if look == Look::Grew && t.head.len() != head_len {
+                    let mut tb = lock(&self.table);
+                    if let Some(e) = tb.entries.get_mut(&t.id) {
+                        e.fingerprint = t.fingerprint();
+                        tb.dirty = true;
+                    }
+                }
+                Some(look)
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.name, file = %t.path.display(), error = %e, "cannot look at the file");
+                None
+            }
+        }
+    }
+
+    fn scan_patterns(&mut self) {
         let found = self.globs.scan();
         let mut seen_tracked = vec![false; self.files.len()];
         let index: HashMap<Key, usize> = self
@@ -509,7 +557,11 @@ impl Server {
             return None;
         }
         for t in &self.files {
-            if t.gzip || t.head != c.head || c.size > t.size {
+            if t.gzip || t.head != c.head {
+                continue;
+            }
+            let size = t.file().metadata().map_or(t.size, |m| m.len());
+            if c.size > size {
                 continue;
             }
             let k = n.min(c.size as usize);
@@ -665,31 +717,17 @@ impl Server {
     }
 
     fn pass_one(&mut self, i: usize) -> bool {
-        let n = self.n();
         let max_batch = self.cfg.batch_max_records;
-        let t = &mut self.files[i];
-        if !t.gzip {
-            let head_len = t.head.len();
-            match t.look(n) {
-                Ok(Look::Truncated) => {
-                    self.truncated(i);
-                    return true;
-                }
-                Ok(Look::Grew) if t.head.len() != head_len => {
-                    // A short file's fingerprint grows with it.
-                    let mut tb = lock(&self.table);
-                    if let Some(e) = tb.entries.get_mut(&t.id) {
-                        e.fingerprint = t.fingerprint();
-                        tb.dirty = true;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(source = %self.name, file = %t.path.display(), error = %e, "cannot look at the file");
-                    return false;
-                }
+        match self.look(i) {
+            Some(Look::Truncated) => {
+                // The scan retires it and looks for its copy.
+                self.scan();
+                return true;
             }
+            Some(_) => {}
+            None => return false,
         }
+        let t = &mut self.files[i];
         t.splitter.get_mut().budget = self.cfg.max_read_bytes as u64;
         let before = t.splitter.get_ref().total;
         let mut error = None;
@@ -784,13 +822,14 @@ impl Server {
     }
 
     /// The file at `i` is shorter than what was read, or its first bytes
-    /// changed. What was read of the old content is handed out; if a copy
-    /// of it is found (copytruncate with the copy in the patterns), the
-    /// copy continues its identity where reading stopped; the file itself
-    /// is read again from its start as a new identity.
-    fn truncated(&mut self, i: usize) {
+    /// changed. The complete lines already read of the old content are
+    /// handed out and the file is closed, its identity left for a copy to
+    /// take over in the scan that follows (copytruncate with the copy in
+    /// the patterns: the copy continues where reading stopped, and has the
+    /// unfinished line whole). The file itself is found again by that scan
+    /// and read from its start as a new identity. `None` when stopped.
+    fn retire(&mut self, i: usize) -> Option<Tracked> {
         let max_batch = self.cfg.batch_max_records;
-        // Complete lines already buffered belong to the old content.
         self.files[i].splitter.get_mut().budget = 0;
         loop {
             let mut lines = Vec::new();
@@ -800,27 +839,35 @@ impl Server {
             }
             let t = &self.files[i];
             let (end, count) = (t.splitter.line_start(), t.splitter.lines());
-            if !self.outlet.send(&self.files[i], lines, end, count, false, false) {
-                return;
+            if !self
+                .outlet
+                .send(&self.files[i], lines, end, count, false, false)
+            {
+                return None;
             }
         }
-        let mut t = self.files.remove(i);
+        let t = self.files.remove(i);
         tracing::info!(source = %self.name, file = %t.path.display(), read = t.splitter.line_start(), "file truncated or rewritten; reading it again from its start");
         if let Some(e) = lock(&self.table).entries.get_mut(&t.id) {
             // `read` is where the last batch ended: a line boundary.
             e.live = false;
         }
-        // Look for the copy now, before it is rotated further.
-        self.scan();
-        let claimed = lock(&self.table).entries.get(&t.id).is_some_and(|e| e.live);
+        Some(t)
+    }
+
+    /// After the scan: a retired file whose identity no copy took over
+    /// hands out its unfinished line and ends its stream.
+    fn end_retired(&mut self, mut t: Tracked) {
+        let claimed = lock(&self.table)
+            .entries
+            .get(&t.id)
+            .is_some_and(|e| e.live);
         if claimed {
-            // The copy has the unfinished line too, and more of it.
             return;
         }
         let partial: Vec<Line> = t.splitter.take_partial().into_iter().collect();
         let end = t.splitter.line_start();
         let lines = t.splitter.lines();
-        t.gone = Some(Instant::now());
         self.outlet.send(&t, partial, end, lines, true, false);
         let mut tb = lock(&self.table);
         if let Some(e) = tb.entries.get_mut(&t.id) {

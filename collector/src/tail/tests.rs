@@ -869,8 +869,10 @@ fn ignore_older_keeps_the_checkpoints_of_present_files() {
 /// A writer appends random lines (sometimes in two writes) and rotates
 /// (rename or copytruncate, with the copy included) while the source is
 /// stopped and restarted at random points, and the consumer sometimes
-/// drops batches unacknowledged. At the end every line was delivered, and
-/// a line came twice only if a batch holding it was not acknowledged.
+/// drops batches unacknowledged. At the end every line was delivered
+/// whole, and a line came twice only if a batch holding it was not
+/// acknowledged, or it was acknowledged after a dropped batch of its file
+/// in the same run (a failure holds the checkpoint for the run).
 #[test]
 fn randomized_rotations_and_restarts_lose_nothing() {
     let seed = std::env::var("TAIL_SEED")
@@ -883,6 +885,12 @@ fn randomized_rotations_and_restarts_lose_nothing() {
                 .as_nanos() as u64
         });
     eprintln!("TAIL_SEED={seed}");
+    if std::env::var("TAIL_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("collector=debug")
+            .with_test_writer()
+            .try_init();
+    }
     let mut rng = Rng(seed | 1);
     let d = dirs();
     let p = d.logs.join("app.log");
@@ -895,11 +903,15 @@ fn randomized_rotations_and_restarts_lose_nothing() {
     let mut written: Vec<String> = Vec::new();
     let mut delivered: HashMap<String, usize> = HashMap::new();
     let mut unacked: HashMap<String, usize> = HashMap::new();
+    // Per (run, stream): the lowest offset of a dropped batch.
+    let mut dropped_from: HashMap<(usize, u64), u64> = HashMap::new();
+    // Per line: (run, stream, offset) of each acknowledged delivery.
+    let mut deliveries: HashMap<String, Vec<(usize, u64, u64)>> = HashMap::new();
     let mut next = 0usize;
     let mut rotations = 0;
     let mut pending_part: Option<String> = None;
     fs::write(&p, "").unwrap();
-    for _round in 0..6 {
+    for round in 0..6 {
         let mut run = start(&cfg, &d.data);
         for _step in 0..(5 + rng.below(10)) {
             match rng.below(10) {
@@ -914,6 +926,7 @@ fn randomized_rotations_and_restarts_lose_nothing() {
                     }
                     fs::rename(&p, d.logs.join("app.log.1")).unwrap();
                     fs::write(&p, "").unwrap();
+                    eprintln!("rotate by rename after L{next:06}");
                 }
                 1 if pending_part.is_none() => {
                     rotations += 1;
@@ -924,6 +937,7 @@ fn randomized_rotations_and_restarts_lose_nothing() {
                         }
                     }
                     copytruncate(&p, &d.logs.join("app.log.1"));
+                    eprintln!("copytruncate after L{next:06}");
                 }
                 _ => {
                     let mut chunk = String::new();
@@ -956,11 +970,17 @@ fn randomized_rotations_and_restarts_lose_nothing() {
                 let recs = records(&b);
                 if rng.below(8) == 0 {
                     for r in recs {
+                        let low = dropped_from.entry((round, r.stream)).or_insert(u64::MAX);
+                        *low = (*low).min(r.offset);
                         *unacked.entry(r.s()).or_default() += 1;
                     }
                     drop(b);
                 } else {
                     for r in recs {
+                        deliveries
+                            .entry(r.s())
+                            .or_default()
+                            .push((round, r.stream, r.offset));
                         *delivered.entry(r.s()).or_default() += 1;
                     }
                     b.ack.complete(AckStatus::Delivered);
@@ -975,12 +995,17 @@ fn randomized_rotations_and_restarts_lose_nothing() {
             let until = Instant::now() + Duration::from_millis(300);
             while let Some(b) = run.batch(until.saturating_duration_since(Instant::now())) {
                 for r in records(&b) {
+                    deliveries
+                        .entry(r.s())
+                        .or_default()
+                        .push((round, r.stream, r.offset));
                     *delivered.entry(r.s()).or_default() += 1;
                 }
                 b.ack.complete(AckStatus::Delivered);
             }
         }
         run.stop();
+        eprintln!("restart after L{next:06}");
     }
     // A last run drains everything.
     let mut run = start(&cfg, &d.data);
@@ -997,6 +1022,10 @@ fn randomized_rotations_and_restarts_lose_nothing() {
         );
         if let Some(b) = run.batch(Duration::from_millis(50)) {
             for r in records(&b) {
+                deliveries
+                    .entry(r.s())
+                    .or_default()
+                    .push((99, r.stream, r.offset));
                 *delivered.entry(r.s()).or_default() += 1;
             }
             b.ack.complete(AckStatus::Delivered);
@@ -1005,6 +1034,10 @@ fn randomized_rotations_and_restarts_lose_nothing() {
     // Batches dropped unacknowledged come again: drain them.
     while let Some(b) = run.batch(Duration::from_millis(400)) {
         for r in records(&b) {
+            deliveries
+                .entry(r.s())
+                .or_default()
+                .push((99, r.stream, r.offset));
             *delivered.entry(r.s()).or_default() += 1;
         }
         b.ack.complete(AckStatus::Delivered);
@@ -1016,9 +1049,18 @@ fn randomized_rotations_and_restarts_lose_nothing() {
             written_set.contains(line),
             "seed {seed}: a line nobody wrote (split or merged): {line:?}"
         );
+        let after_a_failure = deliveries.get(line).is_some_and(|ds| {
+            ds.iter().any(|(run, stream, offset)| {
+                dropped_from
+                    .get(&(*run, *stream))
+                    .is_some_and(|low| low <= offset)
+            })
+        });
         assert!(
-            *n == 1 || unacked.contains_key(line),
-            "seed {seed}: {line:?} delivered {n} times and never dropped unacknowledged"
+            *n == 1 || unacked.contains_key(line) || after_a_failure,
+            "seed {seed}: {line:?} delivered {n} times, never dropped unacknowledged \
+             nor acknowledged after a dropped batch of its file: {:?}",
+            deliveries.get(line)
         );
     }
 }
