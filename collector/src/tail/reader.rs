@@ -208,8 +208,8 @@ impl Tracked {
         if size == self.size && modified == self.modified {
             return Ok(Look::Same);
         }
-        self.size = size;
-        self.modified = modified;
+        // Nothing changes before the verdict: a truncated file looks
+        // truncated to every look until it is retired.
         let want = fingerprint_bytes.min(size as usize);
         if !self.head.is_empty() || want > 0 {
             let now = fingerprint::read_at(self.file(), 0, want.max(self.head.len()))?;
@@ -218,6 +218,8 @@ impl Tracked {
             }
             self.head = now;
         }
+        self.size = size;
+        self.modified = modified;
         Ok(Look::Grew)
     }
 

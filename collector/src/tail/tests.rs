@@ -53,6 +53,12 @@ fn config(dir: &Path, pattern: &str) -> TailConfig {
 }
 
 fn start(cfg: &TailConfig, data: &Path) -> Run {
+    if std::env::var("TAIL_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("collector=debug")
+            .with_test_writer()
+            .try_init();
+    }
     let (tx, rx) = mpsc::channel(16);
     let stop = CancellationToken::new();
     let handle = spawn("test".into(), cfg.clone(), data.to_path_buf(), tx, stop.clone()).unwrap();
@@ -885,12 +891,6 @@ fn randomized_rotations_and_restarts_lose_nothing() {
                 .as_nanos() as u64
         });
     eprintln!("TAIL_SEED={seed}");
-    if std::env::var("TAIL_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("collector=debug")
-            .with_test_writer()
-            .try_init();
-    }
     let mut rng = Rng(seed | 1);
     let d = dirs();
     let p = d.logs.join("app.log");
