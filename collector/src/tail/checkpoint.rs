@@ -200,7 +200,8 @@ impl Table {
     pub fn insert(&mut self, path: String, dev: u64, inode: u64, fp: Fingerprint) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.entries.insert(id, Entry::new(id, path, dev, inode, fp));
+        self.entries
+            .insert(id, Entry::new(id, path, dev, inode, fp));
         self.dirty = true;
         id
     }

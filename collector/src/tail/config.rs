@@ -193,7 +193,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_bad_values_are_errors() {
-        let e = toml::from_str::<SourceConfig>("type = \"file\"\ninclude = [\"a\"]\nread_form = \"end\"\n");
+        let e = toml::from_str::<SourceConfig>(
+            "type = \"file\"\ninclude = [\"a\"]\nread_form = \"end\"\n",
+        );
         assert!(e.is_err());
         let mut c = TailConfig::new(["a.log"]);
         c.batch_max_records = 0;

@@ -37,7 +37,9 @@ impl Read for Budgeted {
         if self.budget == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let len = buf.len().min(usize::try_from(self.budget).unwrap_or(usize::MAX));
+        let len = buf
+            .len()
+            .min(usize::try_from(self.budget).unwrap_or(usize::MAX));
         let n = match &mut self.input {
             Input::Plain(f) => f.read(&mut buf[..len])?,
             Input::Gzip(d) => d.read(&mut buf[..len])?,

@@ -398,11 +398,9 @@ impl Server {
                     // A copy of this identity's file, verified while both
                     // were there and unchanged since: it holds nothing that
                     // was not read, even when it is shorter.
-                    let verified_copy = copies
-                        .get(&c.key)
-                        .is_some_and(|&(of, size, modified)| {
-                            of == e.id && size == c.size && modified == c.modified
-                        });
+                    let verified_copy = copies.get(&c.key).is_some_and(|&(of, size, modified)| {
+                        of == e.id && size == c.size && modified == c.modified
+                    });
                     let valid = c.gzip
                         || verified_copy
                         || (pos <= c.size
@@ -484,7 +482,11 @@ impl Server {
                     continue;
                 }
                 if let Some((of, of_id)) = self.copy_of(&c) {
-                    if self.untracked.get(&c.key).is_none_or(|u| u.why != Waiting::Copy) {
+                    if self
+                        .untracked
+                        .get(&c.key)
+                        .is_none_or(|u| u.why != Waiting::Copy)
+                    {
                         tracing::info!(source = %self.name, file = %c.path.display(), of = %of.display(), "a copy of an open file (copytruncate?): not read while the original is");
                     }
                     remember(&mut self.untracked, Waiting::Copy, Some(of_id));
@@ -676,7 +678,11 @@ impl Server {
                 && t.modified
                     .and_then(|m| m.elapsed().ok())
                     .is_some_and(|e| e > age);
-            let settled = idle && lock(&self.table).entries.get(&t.id).is_some_and(|e| e.pending() == 0);
+            let settled = idle
+                && lock(&self.table)
+                    .entries
+                    .get(&t.id)
+                    .is_some_and(|e| e.pending() == 0);
             if settled {
                 let t = self.files.remove(i);
                 tracing::debug!(source = %self.name, file = %t.path.display(), "closing a file idle longer than ignore_older");
@@ -741,7 +747,10 @@ impl Server {
             if !lines.is_empty() {
                 let t = &self.files[i];
                 let (end, count) = (t.splitter.line_start(), t.splitter.lines());
-                if !self.outlet.send(&self.files[i], lines, end, count, false, false) {
+                if !self
+                    .outlet
+                    .send(&self.files[i], lines, end, count, false, false)
+                {
                     return true;
                 }
             }
@@ -858,10 +867,7 @@ impl Server {
     /// After the scan: a retired file whose identity no copy took over
     /// hands out its unfinished line and ends its stream.
     fn end_retired(&mut self, mut t: Tracked) {
-        let claimed = lock(&self.table)
-            .entries
-            .get(&t.id)
-            .is_some_and(|e| e.live);
+        let claimed = lock(&self.table).entries.get(&t.id).is_some_and(|e| e.live);
         if claimed {
             return;
         }
@@ -1023,4 +1029,3 @@ fn block_on_until<F: Future>(f: F, deadline: Option<Instant>) -> Option<F::Outpu
 fn sleep_until(stop: &CancellationToken, deadline: Instant) {
     let _ = block_on_until(stop.cancelled(), Some(deadline));
 }
-

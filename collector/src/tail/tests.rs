@@ -61,7 +61,14 @@ fn start(cfg: &TailConfig, data: &Path) -> Run {
     }
     let (tx, rx) = mpsc::channel(16);
     let stop = CancellationToken::new();
-    let handle = spawn("test".into(), cfg.clone(), data.to_path_buf(), tx, stop.clone()).unwrap();
+    let handle = spawn(
+        "test".into(),
+        cfg.clone(),
+        data.to_path_buf(),
+        tx,
+        stop.clone(),
+    )
+    .unwrap();
     Run {
         handle,
         stop,
@@ -378,7 +385,13 @@ fn out_of_order_acks_advance_only_contiguously_and_failures_hold() {
     let again = run.lines(5);
     assert_eq!(
         texts(&again),
-        ["b line 0002", "b line 0003", "b line 0004", "b line 0005", "after"]
+        [
+            "b line 0002",
+            "b line 0003",
+            "b line 0004",
+            "b line 0005",
+            "after"
+        ]
     );
     run.stop();
 }
@@ -422,8 +435,17 @@ fn rotation_by_rename_reads_old_to_its_end_and_the_new_file_once() {
         ]
     );
     let old: Vec<&Rec> = recs.iter().filter(|r| !r.s().starts_with("new")).collect();
-    assert!(old.iter().all(|r| r.path == p.to_string_lossy()), "same stream, first path");
-    assert_ne!(old[0].stream, recs.iter().find(|r| r.s().starts_with("new")).unwrap().stream);
+    assert!(
+        old.iter().all(|r| r.path == p.to_string_lossy()),
+        "same stream, first path"
+    );
+    assert_ne!(
+        old[0].stream,
+        recs.iter()
+            .find(|r| r.s().starts_with("new"))
+            .unwrap()
+            .stream
+    );
     run.quiet(Duration::from_millis(300));
     run.stop();
     // After a restart neither file is read again.
@@ -556,7 +578,12 @@ fn a_copy_made_before_the_truncate_is_not_read_twice() {
     run.quiet(Duration::from_millis(200));
     append(&p, &numbered("a", 10..12)); // after the copy: only the original has it
     assert_eq!(run.lines(2).len(), 2);
-    OpenOptions::new().write(true).open(&p).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     append(&p, "fresh\n");
     assert_eq!(texts(&run.lines(1)), ["fresh"]);
     run.quiet(Duration::from_millis(300));
@@ -574,7 +601,8 @@ fn truncation_in_place_reads_from_the_start() {
     // Truncated and written past the old position before the next look:
     // the changed first bytes give it away.
     let mut f = File::create(&p).unwrap();
-    f.write_all(numbered("rewritten", 0..20).as_bytes()).unwrap();
+    f.write_all(numbered("rewritten", 0..20).as_bytes())
+        .unwrap();
     drop(f);
     let recs = run.lines(20);
     assert_eq!(texts(&recs), texts_of(&numbered("rewritten", 0..20)));
@@ -706,11 +734,19 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 fn gzip_files_are_read_whole_once() {
     let d = dirs();
     let p = d.logs.join("app.log.2.gz");
-    fs::write(&p, gzip(format!("{}last", numbered("z", 0..100)).as_bytes())).unwrap();
+    fs::write(
+        &p,
+        gzip(format!("{}last", numbered("z", 0..100)).as_bytes()),
+    )
+    .unwrap();
     let cfg = config(&d.logs, "app.log*");
     let mut run = start(&cfg, &d.data);
     let recs = run.lines(101);
-    assert_eq!(recs[100].s(), "last", "the unterminated last line at the end of a gzip file");
+    assert_eq!(
+        recs[100].s(),
+        "last",
+        "the unterminated last line at the end of a gzip file"
+    );
     let stream = recs[0].stream;
     let deadline = Instant::now() + WAIT;
     while !run.handle.checkpoints().iter().any(|c| c.complete) {
