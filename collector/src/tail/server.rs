@@ -51,6 +51,9 @@ enum Waiting {
     /// (copytruncate between the copy and the truncate). Looked at again
     /// at every scan.
     Copy,
+    /// Could not be opened or read (permissions): tried again at every
+    /// scan, warned about once.
+    Unreadable,
 }
 
 /// A file found by a scan that no open file is.
@@ -301,23 +304,35 @@ impl Server {
                 return None;
             }
         }
-        let file = match File::open(&f.path) {
-            Ok(file) => file,
+        let warned = cached.is_some_and(|c| c.why == Waiting::Unreadable);
+        let opened = File::open(&f.path).and_then(|file| {
+            let head = fingerprint::read_at(&file, 0, self.n())?;
+            Ok((file, head))
+        });
+        let (file, head) = match opened {
+            Ok(x) => x,
             Err(e) => {
-                tracing::warn!(source = %self.name, file = %f.path.display(), error = %e, "cannot open");
+                if warned {
+                    tracing::debug!(source = %self.name, file = %f.path.display(), error = %e, "still cannot read");
+                } else {
+                    tracing::warn!(source = %self.name, file = %f.path.display(), error = %e, "cannot read; trying again at every scan");
+                }
+                self.untracked.insert(
+                    key,
+                    Untracked {
+                        size,
+                        modified,
+                        why: Waiting::Unreadable,
+                        at_start,
+                        entry: None,
+                    },
+                );
                 return None;
             }
         };
         if file.metadata().map(|m| key_of(&m)).ok() != Some(key) {
             return None; // replaced since the walk: next scan
         }
-        let head = match fingerprint::read_at(&file, 0, self.n()) {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(source = %self.name, file = %f.path.display(), error = %e, "cannot read");
-                return None;
-            }
-        };
         let gzip = fingerprint::is_gzip(&head);
         if gzip && !(same && cached.is_some_and(|c| c.why == Waiting::Gzip)) {
             self.untracked.insert(
@@ -379,11 +394,52 @@ impl Server {
         let mut opens = Vec::new();
         {
             let mut table = lock(&self.table);
+            // Checkpoints not in use, indexed: full fingerprints by CRC,
+            // short ones by device and inode (they match only there).
+            let mut by_crc: HashMap<u32, Vec<u64>> = HashMap::new();
+            let mut by_key: HashMap<Key, Vec<u64>> = HashMap::new();
+            let mut wider = Vec::new(); // written with a larger fingerprint_bytes
+            let mut known_places: HashSet<&str> = HashSet::new();
+            let mut known_keys: HashSet<Key> = HashSet::new();
+            for e in table.entries.values() {
+                known_places.insert(&e.path);
+                known_keys.insert((e.dev, e.inode));
+                if e.live {
+                    continue;
+                }
+                match e.fingerprint.bytes.cmp(&n) {
+                    std::cmp::Ordering::Equal => {
+                        by_crc.entry(e.fingerprint.crc32).or_default().push(e.id)
+                    }
+                    std::cmp::Ordering::Less => {
+                        by_key.entry((e.dev, e.inode)).or_default().push(e.id)
+                    }
+                    std::cmp::Ordering::Greater => wider.push(e.id),
+                }
+            }
+            // Open files by the CRC of their full head, for copies.
+            let mut heads: HashMap<u32, Vec<usize>> = HashMap::new();
+            for (i, t) in self.files.iter().enumerate() {
+                if !t.gzip && t.head.len() as u64 == n {
+                    heads.entry(crc32fast::hash(&t.head)).or_default().push(i);
+                }
+            }
             // Every (file, checkpoint) pair whose fingerprints agree.
             let mut pairs = Vec::new();
+            let mut known_place = vec![false; cands.len()];
             for (ci, c) in cands.iter().enumerate() {
-                for e in table.entries.values() {
-                    if e.live || e.gzip != c.gzip {
+                known_place[ci] = known_places.contains(&*c.path.to_string_lossy())
+                    || known_keys.contains(&c.key);
+                let full_crc = (c.head.len() as u64 == n).then(|| crc32fast::hash(&c.head));
+                let ids = full_crc
+                    .and_then(|crc| by_crc.get(&crc))
+                    .into_iter()
+                    .chain(by_key.get(&c.key))
+                    .flatten()
+                    .chain(&wider);
+                for id in ids {
+                    let e = &table.entries[id];
+                    if e.gzip != c.gzip {
                         continue;
                     }
                     let full = e.fingerprint.bytes >= n;
@@ -481,7 +537,7 @@ impl Server {
                     remember(&mut self.untracked, Waiting::Old, None);
                     continue;
                 }
-                if let Some((of, of_id)) = self.copy_of(&c) {
+                if let Some((of, of_id)) = self.copy_of(&c, &heads) {
                     if self
                         .untracked
                         .get(&c.key)
@@ -494,10 +550,6 @@ impl Server {
                 }
                 // A new identity.
                 let path = c.path.to_string_lossy().into_owned();
-                let known_place = table
-                    .entries
-                    .values()
-                    .any(|e| e.path == path || (e.dev, e.inode) == c.key);
                 if let Some(id) = stale[ci] {
                     let e = &table.entries[&id];
                     let (pos, _, _) = resume_point(e);
@@ -513,7 +565,7 @@ impl Server {
                 let from_end = self.cfg.read_from == ReadFrom::End
                     && c.at_start
                     && stale[ci].is_none()
-                    && !known_place;
+                    && !known_place[ci];
                 let id = table.insert(path, c.key.0, c.key.1, Fingerprint::of(&c.head));
                 let e = table.entries.get_mut(&id).expect("just inserted");
                 e.gzip = c.gzip;
@@ -553,13 +605,14 @@ impl Server {
 
     /// The open file that `c` is a copy of: same first bytes (a full
     /// fingerprint), not longer, and the same bytes at its end.
-    fn copy_of(&self, c: &Candidate) -> Option<(PathBuf, u64)> {
+    fn copy_of(&self, c: &Candidate, heads: &HashMap<u32, Vec<usize>>) -> Option<(PathBuf, u64)> {
         let n = self.n();
         if c.gzip || c.head.len() < n {
             return None;
         }
-        for t in &self.files {
-            if t.gzip || t.head != c.head {
+        let same_head = heads.get(&crc32fast::hash(&c.head))?;
+        for t in same_head.iter().map(|&i| &self.files[i]) {
+            if t.head != c.head {
                 continue;
             }
             let size = t.file().metadata().map_or(t.size, |m| m.len());
@@ -711,13 +764,35 @@ impl Server {
             .map(|t| t.id)
             .collect();
         let mut progress = false;
-        for id in order {
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        for (k, id) in order.into_iter().enumerate() {
             if self.outlet.closed || self.stop.is_cancelled() {
                 break;
             }
-            if let Some(i) = self.files.iter().position(|t| t.id == id) {
-                progress |= self.pass_one(i);
+            // Files move only when one is closed or opened (rare): the
+            // index is rebuilt then.
+            let mut i = (start + k) % self.files.len().max(1);
+            if self.files.get(i).map(|t| t.id) != Some(id) {
+                if index.is_empty()
+                    || self
+                        .files
+                        .get(index.get(&id).copied().unwrap_or(usize::MAX))
+                        .map(|t| t.id)
+                        != Some(id)
+                {
+                    index = self
+                        .files
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.id, i))
+                        .collect();
+                }
+                match index.get(&id) {
+                    Some(&j) => i = j,
+                    None => continue, // closed meanwhile
+                }
             }
+            progress |= self.pass_one(i);
         }
         progress
     }
