@@ -365,6 +365,66 @@ mod tests {
         assert_eq!((&d.bytes[..], d.overflow_len), (&b"0123"[..], Some(10)));
     }
 
+    /// A growing file: reads return what was appended so far, then 0.
+    struct Growing {
+        data: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+        pos: usize,
+    }
+
+    impl Read for Growing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let data = self.data.borrow();
+            let n = (data.len() - self.pos).min(buf.len());
+            buf[..n].copy_from_slice(&data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn tail_mode_waits_for_the_newline_and_resumes() {
+        let data = std::rc::Rc::new(std::cell::RefCell::new(b"one\ntw".to_vec()));
+        let mut s = LineSplitter::resume(
+            Growing {
+                data: data.clone(),
+                pos: 0,
+            },
+            5,
+            100,
+            7,
+        );
+        let l = s.next_complete_line().unwrap().unwrap();
+        assert_eq!((&l.bytes[..], l.offset, l.number), (&b"one"[..], 100, 8));
+        assert_eq!(s.next_complete_line().unwrap(), None, "unfinished line held");
+        assert_eq!((s.line_start(), s.offset()), (104, 106));
+        data.borrow_mut().extend_from_slice(b"o\r\nthis one is long\nend");
+        let l = s.next_complete_line().unwrap().unwrap();
+        assert_eq!((&l.bytes[..], l.offset, l.number), (&b"two"[..], 104, 9));
+        let l = s.next_complete_line().unwrap().unwrap();
+        assert_eq!((&l.bytes[..], l.overflow_len), (&b"this "[..], Some(16)));
+        assert_eq!(s.next_complete_line().unwrap(), None);
+        assert_eq!(s.lines(), 10);
+        let p = s.take_partial().unwrap();
+        assert_eq!((&p.bytes[..], p.offset, p.number), (&b"end"[..], 126, 11));
+        assert_eq!(s.line_start(), 129);
+        assert_eq!(s.take_partial(), None);
+    }
+
+    #[test]
+    fn small_reads_do_not_pin_whole_chunks() {
+        let data = std::rc::Rc::new(std::cell::RefCell::new(b"a\n".to_vec()));
+        let mut s = LineSplitter::new(
+            Growing {
+                data: data.clone(),
+                pos: 0,
+            },
+            100,
+        );
+        let l = s.next_complete_line().unwrap().unwrap();
+        // The line's bytes were copied out of the read buffer.
+        assert!(l.bytes.len() == 1 && s.spare.len() == CHUNK);
+    }
+
     proptest! {
         #[test]
         fn rejoining_lines_gives_back_the_input(data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..600), step in 1usize..50) {

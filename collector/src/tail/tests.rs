@@ -1112,3 +1112,29 @@ impl Rng {
         (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
     }
 }
+
+#[test]
+fn hundreds_of_files_start_and_resume_quickly() {
+    let d = dirs();
+    let cfg = config(&d.logs, "**/*.log");
+    for f in 0..300 {
+        let dir = d.logs.join(format!("d{}", f % 10));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{f}.log")), format!("file {f} has a line long enough\n")).unwrap();
+    }
+    let t0 = Instant::now();
+    let mut run = start(&cfg, &d.data);
+    assert_eq!(run.lines(300).len(), 300);
+    let deadline = Instant::now() + WAIT;
+    while run.handle.checkpoints().iter().any(|c| c.pending > 0 || c.position == 0) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run.stop();
+    let mut run = start(&cfg, &d.data);
+    run.quiet(Duration::from_millis(300));
+    assert_eq!(run.handle.checkpoints().len(), 300);
+    assert!(run.handle.checkpoints().iter().all(|c| c.live));
+    run.stop();
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+}
