@@ -40,9 +40,11 @@ pub struct LineSplitter<R> {
     max: usize,
     eof: bool,
     /// A read buffer kept for the next fill when a read returned little:
-    /// small reads (a tailed file growing by a line) are copied out instead
-    /// of pinning a whole chunk per line.
+    /// small reads are copied out instead of pinning a whole chunk per line.
     spare: BytesMut,
+    /// Bytes the next fills may read ([`Self::limit_reads`]; `u64::MAX`:
+    /// no limit).
+    read_limit: u64,
 }
 
 impl<R: Read> LineSplitter<R> {
@@ -60,7 +62,16 @@ impl<R: Read> LineSplitter<R> {
             max: max_line.max(1),
             eof: false,
             spare: BytesMut::new(),
+            read_limit: u64::MAX,
         }
+    }
+
+    /// Lets the next fills read `n` bytes in all, in buffers of that size
+    /// (at most 256 KiB each), then return nothing without reading. Tail
+    /// mode sets what the file has beyond the offset: a file that grew by
+    /// one line costs one line of buffer, an idle file no read at all.
+    pub fn limit_reads(&mut self, n: u64) {
+        self.read_limit = n;
     }
 
     /// A splitter for a stream whose first byte is at `offset` of a larger
@@ -260,12 +271,17 @@ impl<R: Read> LineSplitter<R> {
         self.consumed += self.chunk.len() as u64;
         self.pos = 0;
         self.chunk = Bytes::new();
+        let want = usize::try_from(self.read_limit).map_or(CHUNK, |l| l.min(CHUNK));
+        if want == 0 {
+            return Ok(0);
+        }
+        // Reuse the spare buffer unless it is far larger than this read.
         let mut buf = std::mem::take(&mut self.spare);
-        if buf.len() < CHUNK {
-            buf = BytesMut::zeroed(CHUNK);
+        if buf.len() < want || buf.len() / 4 > want {
+            buf = BytesMut::zeroed(want);
         }
         let n = loop {
-            match self.inner.read(&mut buf) {
+            match self.inner.read(&mut buf[..want]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -274,9 +290,12 @@ impl<R: Read> LineSplitter<R> {
                 }
             }
         };
-        if n < CHUNK / 8 {
+        if self.read_limit != u64::MAX {
+            self.read_limit -= n as u64;
+        }
+        if n < buf.len() / 2 {
             // Lines handed out share the chunk: copy a small read out so a
-            // line does not keep a whole chunk alive, and reuse the buffer.
+            // line does not keep a large buffer alive, and reuse the buffer.
             self.chunk = Bytes::copy_from_slice(&buf[..n]);
             self.spare = buf;
         } else {
@@ -395,9 +414,14 @@ mod tests {
         );
         let l = s.next_complete_line().unwrap().unwrap();
         assert_eq!((&l.bytes[..], l.offset, l.number), (&b"one"[..], 100, 8));
-        assert_eq!(s.next_complete_line().unwrap(), None, "unfinished line held");
+        assert_eq!(
+            s.next_complete_line().unwrap(),
+            None,
+            "unfinished line held"
+        );
         assert_eq!((s.line_start(), s.offset()), (104, 106));
-        data.borrow_mut().extend_from_slice(b"o\r\nthis one is long\nend");
+        data.borrow_mut()
+            .extend_from_slice(b"o\r\nthis one is long\nend");
         let l = s.next_complete_line().unwrap().unwrap();
         assert_eq!((&l.bytes[..], l.offset, l.number), (&b"two"[..], 104, 9));
         let l = s.next_complete_line().unwrap().unwrap();
@@ -423,6 +447,14 @@ mod tests {
         let l = s.next_complete_line().unwrap().unwrap();
         // The line's bytes were copied out of the read buffer.
         assert!(l.bytes.len() == 1 && s.spare.len() == CHUNK);
+        // Reads sized to what is there: no large spare kept, nothing read at 0.
+        s.limit_reads(2);
+        data.borrow_mut().extend_from_slice(b"b\n");
+        assert_eq!(&s.next_complete_line().unwrap().unwrap().bytes[..], b"b");
+        assert!(s.spare.is_empty(), "a right-sized read is handed out as is");
+        s.limit_reads(0);
+        data.borrow_mut().extend_from_slice(b"c\n");
+        assert_eq!(s.next_complete_line().unwrap(), None);
     }
 
     proptest! {

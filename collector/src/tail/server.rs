@@ -809,7 +809,15 @@ impl Server {
             None => return false,
         }
         let t = &mut self.files[i];
-        t.splitter.get_mut().budget = self.cfg.max_read_bytes as u64;
+        // Plain files: read what the last look saw beyond our offset (an
+        // idle file costs no read and no buffer); gzip: up to the budget.
+        let budget = if t.gzip {
+            self.cfg.max_read_bytes as u64
+        } else {
+            (self.cfg.max_read_bytes as u64).min(t.size.saturating_sub(t.splitter.offset()))
+        };
+        t.splitter.get_mut().budget = budget;
+        t.splitter.limit_reads(budget);
         let before = t.splitter.get_ref().total;
         let mut error = None;
         loop {
@@ -860,7 +868,13 @@ impl Server {
             tracing::warn!(source = %self.name, file = %t.path.display(), error = %e, "read error; trying again");
             return read > 0;
         }
-        let at_eof = t.splitter.get_ref().eof;
+        // At the end: everything the look saw is consumed (plain), or the
+        // decoder said so (gzip).
+        let at_eof = if t.gzip {
+            t.splitter.get_ref().eof
+        } else {
+            t.splitter.offset() >= t.size
+        };
         if at_eof && t.gzip {
             self.finish(i, true);
             return true;
@@ -915,6 +929,7 @@ impl Server {
     fn retire(&mut self, i: usize) -> Option<Tracked> {
         let max_batch = self.cfg.batch_max_records;
         self.files[i].splitter.get_mut().budget = 0;
+        self.files[i].splitter.limit_reads(0);
         loop {
             let mut lines = Vec::new();
             let _ = self.files[i].lines(max_batch, &mut lines);

@@ -1120,13 +1120,22 @@ fn hundreds_of_files_start_and_resume_quickly() {
     for f in 0..300 {
         let dir = d.logs.join(format!("d{}", f % 10));
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(format!("f{f}.log")), format!("file {f} has a line long enough\n")).unwrap();
+        fs::write(
+            dir.join(format!("f{f}.log")),
+            format!("file {f} has a line long enough\n"),
+        )
+        .unwrap();
     }
     let t0 = Instant::now();
     let mut run = start(&cfg, &d.data);
     assert_eq!(run.lines(300).len(), 300);
     let deadline = Instant::now() + WAIT;
-    while run.handle.checkpoints().iter().any(|c| c.pending > 0 || c.position == 0) {
+    while run
+        .handle
+        .checkpoints()
+        .iter()
+        .any(|c| c.pending > 0 || c.position == 0)
+    {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(10));
     }
