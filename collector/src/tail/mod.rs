@@ -76,20 +76,28 @@
 //!   start. A line whose first part was written before the rename is
 //!   completed by the writer in the old file and comes out whole.
 //! - **Deleted while open**: the same, through the still valid descriptor.
-//! - **Truncated** (size below what was read, or first bytes changed): the
-//!   complete lines already read are handed out; then the patterns are
-//!   walked at once for a copy. A file with the same first bytes and the
-//!   same bytes before the read position (copytruncate's `app.log.1`, when
-//!   it is included) takes the identity over and is read from where
-//!   reading stopped: no duplicates, no loss, and the unfinished line comes
-//!   out whole from the copy. Without a copy, the unfinished line is handed
-//!   out and the old stream ends. Either way the truncated file is read
-//!   again from its start as a new identity. Lines written between the last
-//!   read and the truncate exist only in the copy: copytruncate loses them
-//!   if the copy is excluded.
+//! - **Truncated** (size below what was read, or first bytes changed,
+//!   checked before every read and at the start of every scan): the
+//!   complete lines already read are handed out and the file is retired;
+//!   then the patterns are walked at once. A file with the same first bytes
+//!   and the same bytes before the read position (copytruncate's
+//!   `app.log.1`, when it is included) takes the identity over and is read
+//!   from where reading stopped: no duplicates, no loss, and the unfinished
+//!   line comes out whole from the copy. Without a copy, the unfinished line
+//!   is handed out and the old stream ends. Either way the truncated file is
+//!   read again from its start as a new identity. Lines written between the
+//!   last read and the truncate exist only in the copy: copytruncate loses
+//!   them if the copy is excluded. A truncate followed by writes past the
+//!   old position between one look and the next read can make that read
+//!   hand out lines of the new content; the next look retires the file and
+//!   it is read again from the start (duplicates, never loss).
 //! - **A copy seen before the truncate** (a file whose first bytes and end
 //!   are those of an open file, and not longer) is not read while the
-//!   original is open: it holds nothing the original does not.
+//!   original is open: it holds nothing the original does not. If the
+//!   original is then truncated, the copy takes its identity over even when
+//!   it is shorter than what was read (the writer wrote on after the copy):
+//!   it resumes at its own end, and an empty batch moves the checkpoint
+//!   there, so a restart does not find the checkpoint past its end.
 //!
 //! # gzip
 //!
@@ -101,6 +109,26 @@
 //! again. A gzip file stopped in the middle resumes by decompressing and
 //! dropping the bytes before its checkpoint (no duplicates), which costs
 //! the decompression of that part.
+//!
+//! # Batches
+//!
+//! Records of one batch come from one file, in order; `stream` is stable
+//! per identity (the source name's CRC in the high half, the checkpoint id
+//! in the low half, so it survives restarts and differs between sources).
+//! A batch can be **empty**: the last one of a stream (`end_of_stream`
+//! without an unfinished line to hand out) or the re-anchoring batch above.
+//! Every batch must be completed like any other.
+//!
+//! # Costs
+//!
+//! Every matching file stays open while it exists (rotated copies
+//! included), one descriptor each; `ignore_older` closes files idle that
+//! long. A pass costs one `fstat` per open file; an idle file is not read
+//! and keeps no buffer; reads are sized to what the file has beyond the
+//! offset, at most `max_read_bytes`. A scan walks the include patterns and
+//! reads the first `fingerprint_bytes` of files it has not opened; files
+//! seen before (ignored as old, read gzip files) are remembered by device,
+//! inode, size and modification time.
 //!
 //! # Checkpoints
 //!

@@ -54,6 +54,9 @@ enum Waiting {
     /// Could not be opened or read (permissions): tried again at every
     /// scan, warned about once.
     Unreadable,
+    /// A gzip stream that ends early (still being written, or cut short):
+    /// opened again, where reading stopped, once it changed and is stable.
+    GzipShort,
 }
 
 /// A file found by a scan that no open file is.
@@ -300,7 +303,7 @@ impl Server {
         let at_start = cached.map_or(self.first_scan, |c| c.at_start);
         if same {
             let c = cached.expect("checked");
-            if matches!(c.why, Waiting::Old | Waiting::Done) {
+            if matches!(c.why, Waiting::Old | Waiting::Done | Waiting::GzipShort) {
                 return None;
             }
         }
@@ -860,6 +863,10 @@ impl Server {
         }
         let t = &self.files[i];
         if let Some(e) = error {
+            if t.gzip && e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.suspend_gzip(i);
+                return true;
+            }
             if t.gzip {
                 tracing::error!(source = %self.name, file = %t.path.display(), error = %e, "gzip file is corrupt or cut short: what could be read was handed out; the rest is lost");
                 self.finish(i, true);
@@ -917,6 +924,27 @@ impl Server {
         }
         metrics::gauge!("mlsoc_files_open", "source" => self.name.to_string())
             .set(self.files.len() as f64);
+    }
+
+    /// A gzip file whose stream ends early: the lines read are handed out,
+    /// the file is closed, and it is opened again (resuming where reading
+    /// stopped) once it changed and stayed unchanged for a scan.
+    fn suspend_gzip(&mut self, i: usize) {
+        let t = self.files.remove(i);
+        tracing::warn!(source = %self.name, file = %t.path.display(), read = t.splitter.line_start(), "gzip file ends early (still being written?); reading on when it changes");
+        if let Some(e) = lock(&self.table).entries.get_mut(&t.id) {
+            e.live = false;
+        }
+        self.untracked.insert(
+            t.key,
+            Untracked {
+                size: t.size,
+                modified: t.modified,
+                why: Waiting::GzipShort,
+                at_start: false,
+                entry: Some(t.id),
+            },
+        );
     }
 
     /// The file at `i` is shorter than what was read, or its first bytes

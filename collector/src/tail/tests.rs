@@ -1147,3 +1147,25 @@ fn hundreds_of_files_start_and_resume_quickly() {
     run.stop();
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn a_gzip_file_still_being_written_is_read_on_when_complete() {
+    let d = dirs();
+    let p = d.logs.join("app.1.gz");
+    let full = gzip(numbered("g", 0..2000).as_bytes());
+    fs::write(&p, &full[..full.len() / 2]).unwrap();
+    let cfg = config(&d.logs, "*.gz");
+    let mut run = start(&cfg, &d.data);
+    // What the first half holds comes out, in whole lines.
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_millis(400);
+    while let Some(b) = run.batch(until.saturating_duration_since(Instant::now())) {
+        got.extend(Run::take(b, AckStatus::Delivered));
+    }
+    assert!(got.len() < 2000);
+    fs::write(&p, &full).unwrap();
+    got.extend(run.lines(2000 - got.len()));
+    assert_eq!(texts(&got), texts_of(&numbered("g", 0..2000)));
+    run.quiet(Duration::from_millis(200));
+    run.stop();
+}
