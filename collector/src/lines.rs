@@ -39,6 +39,12 @@ pub struct LineSplitter<R> {
     number: u64,
     max: usize,
     eof: bool,
+    /// A read buffer kept for the next fill when a read returned little:
+    /// small reads are copied out instead of pinning a whole chunk per line.
+    spare: BytesMut,
+    /// Bytes the next fills may read ([`Self::limit_reads`]; `u64::MAX`:
+    /// no limit).
+    read_limit: u64,
 }
 
 impl<R: Read> LineSplitter<R> {
@@ -55,6 +61,8 @@ impl<R: Read> LineSplitter<R> {
             number: 0,
             max: max_line.max(1),
             eof: false,
+            spare: BytesMut::new(),
+            read_limit: u64::MAX,
         }
     }
 
@@ -64,55 +72,73 @@ impl<R: Read> LineSplitter<R> {
         self.pos < self.chunk.len()
     }
 
+    /// Lets the next fills read `n` bytes in all, in buffers of that size
+    /// (at most 256 KiB each), then return nothing without reading. Tail
+    /// mode sets what the file has beyond the offset: a file that grew by
+    /// one line costs one line of buffer, an idle file no read at all.
+    pub fn limit_reads(&mut self, n: u64) {
+        self.read_limit = n;
+    }
+
+    /// A splitter for a stream whose first byte is at `offset` of a larger
+    /// whole (a file resumed from a checkpoint), after `lines` lines.
+    pub fn resume(inner: R, max_line: usize, offset: u64, lines: u64) -> LineSplitter<R> {
+        let mut s = LineSplitter::new(inner, max_line);
+        s.consumed = offset;
+        s.line_start = offset;
+        s.number = lines;
+        s
+    }
+
     /// Bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.consumed + self.pos as u64
+    }
+
+    /// Offset of the first byte not yet handed out in a line: the end of
+    /// the last line returned (a resume point on a line boundary).
+    pub fn line_start(&self) -> u64 {
+        self.line_start
+    }
+
+    /// Lines handed out so far (with the `lines` given to [`Self::resume`]).
+    pub fn lines(&self) -> u64 {
+        self.number
+    }
+
+    /// The reader inside.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The reader inside.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Tail mode: the next *terminated* line, or `None` when the reader
+    /// has nothing more for now (it returned 0 bytes). An unfinished last
+    /// line stays buffered (only its head when it is over the limit) until
+    /// its `\n` arrives in a later call; [`Self::take_partial`] hands it
+    /// out when the stream is abandoned. The reader may return data again
+    /// after returning 0 (a file that grows).
+    pub fn next_complete_line(&mut self) -> io::Result<Option<Line>> {
+        loop {
+            if let Some(line) = self.scan_chunk() {
+                return Ok(Some(line));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
     }
 
     /// The next line, `None` at the end of the stream. A last line without
     /// a terminator is returned too.
     pub fn next_line(&mut self) -> io::Result<Option<Line>> {
         loop {
-            if self.pos < self.chunk.len() {
-                let hay = &self.chunk[self.pos..];
-                match memchr::memchr(b'\n', hay) {
-                    Some(i) => {
-                        let start = self.pos;
-                        let end = start + i;
-                        self.pos = end + 1;
-                        let line = if self.carry_len == 0 {
-                            let mut b = self.chunk.slice(start..end);
-                            if b.last() == Some(&b'\r') {
-                                b.truncate(b.len() - 1);
-                            }
-                            if b.len() > self.max {
-                                let total = b.len() as u64;
-                                b.truncate(self.max);
-                                self.emit(b, Some(total))
-                            } else {
-                                self.emit(b, None)
-                            }
-                        } else {
-                            let piece = self.chunk.slice(start..end);
-                            self.append(&piece);
-                            let mut total = self.carry_len;
-                            let mut b = std::mem::take(&mut self.carry).freeze();
-                            let overflow = total > self.max as u64;
-                            if !overflow && b.last() == Some(&b'\r') {
-                                b.truncate(b.len() - 1);
-                                total -= 1;
-                            }
-                            self.carry_len = 0;
-                            self.emit(b, overflow.then_some(total))
-                        };
-                        return Ok(Some(line));
-                    }
-                    None => {
-                        let piece = self.chunk.slice(self.pos..);
-                        self.append(&piece);
-                        self.pos = self.chunk.len();
-                    }
-                }
+            if let Some(line) = self.scan_chunk() {
+                return Ok(Some(line));
             }
             if self.eof {
                 if self.carry_len > 0 {
@@ -124,7 +150,57 @@ impl<R: Read> LineSplitter<R> {
                 }
                 return Ok(None);
             }
-            self.fill()?;
+            if self.fill()? == 0 {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// The next terminated line inside the current chunk; what follows the
+    /// last `\n` goes to the carry buffer.
+    fn scan_chunk(&mut self) -> Option<Line> {
+        if self.pos >= self.chunk.len() {
+            return None;
+        }
+        let hay = &self.chunk[self.pos..];
+        match memchr::memchr(b'\n', hay) {
+            Some(i) => {
+                let start = self.pos;
+                let end = start + i;
+                self.pos = end + 1;
+                let line = if self.carry_len == 0 {
+                    let mut b = self.chunk.slice(start..end);
+                    if b.last() == Some(&b'\r') {
+                        b.truncate(b.len() - 1);
+                    }
+                    if b.len() > self.max {
+                        let total = b.len() as u64;
+                        b.truncate(self.max);
+                        self.emit(b, Some(total))
+                    } else {
+                        self.emit(b, None)
+                    }
+                } else {
+                    let piece = self.chunk.slice(start..end);
+                    self.append(&piece);
+                    let mut total = self.carry_len;
+                    let mut b = std::mem::take(&mut self.carry).freeze();
+                    let overflow = total > self.max as u64;
+                    if !overflow && b.last() == Some(&b'\r') {
+                        b.truncate(b.len() - 1);
+                        total -= 1;
+                    }
+                    self.carry_len = 0;
+                    self.emit(b, overflow.then_some(total))
+                };
+                Some(line)
+            }
+            None => {
+                let piece = self.chunk.slice(self.pos..);
+                self.append(&piece);
+                self.pos = self.chunk.len();
+                None
+            }
         }
     }
 
@@ -141,7 +217,9 @@ impl<R: Read> LineSplitter<R> {
             if self.eof {
                 break;
             }
-            self.fill()?;
+            if self.fill()? == 0 {
+                self.eof = true;
+            }
         }
         if self.carry_len == 0 {
             return Ok(None);
@@ -193,26 +271,44 @@ impl<R: Read> LineSplitter<R> {
         line
     }
 
-    fn fill(&mut self) -> io::Result<()> {
+    /// Reads the next chunk; returns how many bytes came (0: end of the
+    /// stream, or nothing more for now in tail mode).
+    fn fill(&mut self) -> io::Result<usize> {
         self.consumed += self.chunk.len() as u64;
         self.pos = 0;
-        let mut buf = BytesMut::zeroed(CHUNK);
+        self.chunk = Bytes::new();
+        let want = usize::try_from(self.read_limit).map_or(CHUNK, |l| l.min(CHUNK));
+        if want == 0 {
+            return Ok(0);
+        }
+        // Reuse the spare buffer unless it is far larger than this read.
+        let mut buf = std::mem::take(&mut self.spare);
+        if buf.len() < want || buf.len() / 4 > want {
+            buf = BytesMut::zeroed(want);
+        }
         let n = loop {
-            match self.inner.read(&mut buf) {
+            match self.inner.read(&mut buf[..want]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.chunk = Bytes::new();
+                    self.spare = buf;
                     return Err(e);
                 }
             }
         };
-        buf.truncate(n);
-        self.chunk = buf.freeze();
-        if n == 0 {
-            self.eof = true;
+        if self.read_limit != u64::MAX {
+            self.read_limit -= n as u64;
         }
-        Ok(())
+        if n < buf.len() / 2 {
+            // Lines handed out share the chunk: copy a small read out so a
+            // line does not keep a large buffer alive, and reuse the buffer.
+            self.chunk = Bytes::copy_from_slice(&buf[..n]);
+            self.spare = buf;
+        } else {
+            buf.truncate(n);
+            self.chunk = buf.freeze();
+        }
+        Ok(n)
     }
 }
 
@@ -292,6 +388,79 @@ mod tests {
         let mut s = LineSplitter::new(&b"0123456789"[..], 100);
         let d = s.read_document(4).unwrap().unwrap();
         assert_eq!((&d.bytes[..], d.overflow_len), (&b"0123"[..], Some(10)));
+    }
+
+    /// A growing file: reads return what was appended so far, then 0.
+    struct Growing {
+        data: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+        pos: usize,
+    }
+
+    impl Read for Growing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let data = self.data.borrow();
+            let n = (data.len() - self.pos).min(buf.len());
+            buf[..n].copy_from_slice(&data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn tail_mode_waits_for_the_newline_and_resumes() {
+        let data = std::rc::Rc::new(std::cell::RefCell::new(b"one\ntw".to_vec()));
+        let mut s = LineSplitter::resume(
+            Growing {
+                data: data.clone(),
+                pos: 0,
+            },
+            5,
+            100,
+            7,
+        );
+        let l = s.next_complete_line().unwrap().unwrap();
+        assert_eq!((&l.bytes[..], l.offset, l.number), (&b"one"[..], 100, 8));
+        assert_eq!(
+            s.next_complete_line().unwrap(),
+            None,
+            "unfinished line held"
+        );
+        assert_eq!((s.line_start(), s.offset()), (104, 106));
+        data.borrow_mut()
+            .extend_from_slice(b"o\r\nthis one is long\nend");
+        let l = s.next_complete_line().unwrap().unwrap();
+        assert_eq!((&l.bytes[..], l.offset, l.number), (&b"two"[..], 104, 9));
+        let l = s.next_complete_line().unwrap().unwrap();
+        assert_eq!((&l.bytes[..], l.overflow_len), (&b"this "[..], Some(16)));
+        assert_eq!(s.next_complete_line().unwrap(), None);
+        assert_eq!(s.lines(), 10);
+        let p = s.take_partial().unwrap();
+        assert_eq!((&p.bytes[..], p.offset, p.number), (&b"end"[..], 126, 11));
+        assert_eq!(s.line_start(), 129);
+        assert_eq!(s.take_partial(), None);
+    }
+
+    #[test]
+    fn small_reads_do_not_pin_whole_chunks() {
+        let data = std::rc::Rc::new(std::cell::RefCell::new(b"a\n".to_vec()));
+        let mut s = LineSplitter::new(
+            Growing {
+                data: data.clone(),
+                pos: 0,
+            },
+            100,
+        );
+        let l = s.next_complete_line().unwrap().unwrap();
+        // The line's bytes were copied out of the read buffer.
+        assert!(l.bytes.len() == 1 && s.spare.len() == CHUNK);
+        // Reads sized to what is there: no large spare kept, nothing read at 0.
+        s.limit_reads(2);
+        data.borrow_mut().extend_from_slice(b"b\n");
+        assert_eq!(&s.next_complete_line().unwrap().unwrap().bytes[..], b"b");
+        assert!(s.spare.is_empty(), "a right-sized read is handed out as is");
+        s.limit_reads(0);
+        data.borrow_mut().extend_from_slice(b"c\n");
+        assert_eq!(s.next_complete_line().unwrap(), None);
     }
 
     proptest! {
