@@ -138,6 +138,8 @@ impl Default for DetectConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
+    /// Files tailed with checkpoints.
+    File(collector::TailConfig),
     /// Lines from standard input.
     Stdin(collector::stdin::StdinConfig),
     /// Syslog over UDP, TCP or TLS.
@@ -149,6 +151,7 @@ pub enum SourceConfig {
 impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
+            SourceConfig::File(_) => "file",
             SourceConfig::Stdin(_) => "stdin",
             SourceConfig::Syslog(_) => "syslog",
             SourceConfig::SplunkHec(_) => "splunk_hec",
@@ -158,6 +161,7 @@ impl SourceConfig {
     /// The format the source forces, if any.
     fn format(&self) -> Option<&str> {
         match self {
+            SourceConfig::File(c) => c.format.as_deref(),
             SourceConfig::Stdin(c) => c.format.as_deref(),
             SourceConfig::Syslog(c) => c.format.as_deref(),
             SourceConfig::SplunkHec(_) => None,
@@ -304,7 +308,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             pending.push((Some(line), at.clone(), m));
         }
         match v.into_inner().try_into::<SourceConfig>() {
-            Ok(s) => sources.push((name, s)),
+            Ok(s) => {
+                if let SourceConfig::File(c) = &s
+                    && let Err(e) = c.validate()
+                {
+                    pending.push((Some(line), at.clone(), e.to_string()));
+                }
+                sources.push((name, s))
+            }
             Err(e) => pending.push((Some(line), at, de_message(&e))),
         }
     }

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// the bundled samples and writes NDJSON under target/mlsoc/run/.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Read every file source to its end, deliver everything, and exit (sets `stop_at_eof` on
+    /// file sources; network sources are refused). Checkpoints are kept: the next run resumes.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Args)]
@@ -131,6 +135,7 @@ fn build_engine(d: &DetectConfig) -> anyhow::Result<(Option<Engine>, Vec<String>
 
 /// A running source.
 enum Running {
+    Tail(String, collector::TailHandle),
     Thread(String, std::thread::JoinHandle<std::io::Result<u64>>),
     Task(String, tokio::task::JoinHandle<anyhow::Result<()>>),
 }
@@ -138,8 +143,22 @@ enum Running {
 /// `mlsoc run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let cfg = load(args.config.as_ref())
+    let mut cfg = load(args.config.as_ref())
         .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("invalid configuration:\n{e}")))?;
+    if args.once {
+        for (name, s) in &mut cfg.sources {
+            match s {
+                SourceConfig::File(c) => c.stop_at_eof = true,
+                SourceConfig::Stdin(_) => {}
+                SourceConfig::Syslog(_) | SourceConfig::SplunkHec(_) => {
+                    return Err(anyhow::Error::new(Exit(2)).context(format!(
+                        "--once: source `{name}` ({}) never ends; use --once with file and stdin sources only",
+                        s.kind()
+                    )));
+                }
+            }
+        }
+    }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
@@ -240,6 +259,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for (name, sc) in &cfg.sources {
         let name_arc: Arc<str> = name.as_str().into();
         match sc {
+            SourceConfig::File(c) => {
+                let dir = cfg.data_dir.join("sources").join(name);
+                let h = collector::spawn_tail(
+                    name_arc,
+                    c.clone(),
+                    dir,
+                    tx.clone(),
+                    sources_stop.clone(),
+                )
+                .map_err(|e| {
+                    anyhow::Error::new(Exit(2)).context(format!("source `{name}`: {e}"))
+                })?;
+                running.push(Running::Tail(name.clone(), h));
+            }
             SourceConfig::Stdin(c) => {
                 tracing::warn!(source = %name, "stdin cannot be read again: its records are delivered at most once across a crash");
                 let h = collector::stdin::spawn(
@@ -362,6 +395,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     sources_stop.cancel();
     for r in running {
         match r {
+            Running::Tail(name, h) => {
+                if let Err(e) = h.join() {
+                    tracing::error!(source = %name, error = %e, "file source failed");
+                }
+            }
             Running::Thread(name, h) => {
                 if h.is_finished() {
                     match h.join() {

@@ -80,6 +80,12 @@ pub struct TailConfig {
     /// (unacknowledged batches are read again after a restart).
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Read the files there are to their end, then stop (the source ends
+    /// once nothing new was read across three scans in a row). For batch
+    /// runs over existing logs: `mlsoc run` exits when every record is
+    /// delivered. Checkpoints are kept as usual, so a later run resumes.
+    #[serde(default)]
+    pub stop_at_eof: bool,
 }
 
 fn default_glob_interval() -> Duration {
@@ -128,6 +134,7 @@ impl TailConfig {
             rotate_wait: default_rotate_wait(),
             checkpoint_retention: default_checkpoint_retention(),
             shutdown_timeout: default_shutdown_timeout(),
+            stop_at_eof: false,
         }
     }
 

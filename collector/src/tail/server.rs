@@ -146,14 +146,27 @@ impl Server {
 
     pub fn run(mut self) {
         let mut next_scan = Instant::now();
+        let mut quiet_scans = 0u32;
         while !self.stop.is_cancelled() && !self.outlet.closed {
-            if Instant::now() >= next_scan {
+            if Instant::now() >= next_scan || (self.cfg.stop_at_eof && quiet_scans > 0) {
                 self.scan();
                 next_scan = Instant::now() + self.cfg.glob_interval;
             }
             let progress = self.pass_all();
             if self.outlet.closed {
                 break;
+            }
+            if self.cfg.stop_at_eof {
+                if progress {
+                    quiet_scans = 0;
+                } else {
+                    quiet_scans += 1;
+                    if quiet_scans >= 3 {
+                        self.finish_all();
+                        break;
+                    }
+                    continue;
+                }
             }
             if !progress {
                 let wake = next_scan.min(Instant::now() + self.cfg.poll_interval);
@@ -894,6 +907,15 @@ impl Server {
             return true;
         }
         read > 0
+    }
+
+    /// `stop_at_eof`: every file is read to its end; their unfinished last
+    /// lines are handed out with the ends of their streams.
+    fn finish_all(&mut self) {
+        while !self.files.is_empty() && !self.outlet.closed {
+            self.finish(0, false);
+        }
+        tracing::info!(source = %self.name, "every file read to its end (stop_at_eof)");
     }
 
     /// A file read to its end (gzip) or gone and quiet for `rotate_wait`:

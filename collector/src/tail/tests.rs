@@ -1169,3 +1169,54 @@ fn a_gzip_file_still_being_written_is_read_on_when_complete() {
     run.quiet(Duration::from_millis(200));
     run.stop();
 }
+
+// `stop_at_eof`: every file is read to its end, unfinished last lines
+// included, each stream ends, and the source stops by itself; a second run
+// resumes from the checkpoints and reads only what was added.
+#[test]
+fn stop_at_eof_reads_everything_then_ends() {
+    let d = dirs();
+    let a = d.logs.join("a.log");
+    let b = d.logs.join("b.log");
+    fs::write(&a, numbered("a", 0..500)).unwrap();
+    fs::write(&b, "b-0\nb-1\nunfinished").unwrap();
+    let mut cfg = config(&d.logs, "*.log");
+    cfg.stop_at_eof = true;
+    let mut run = start(&cfg, &d.data);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    // The channel closes when the source ends.
+    loop {
+        match run.rx.try_recv() {
+            Ok(batch) => {
+                if batch.end_of_stream {
+                    run.ended.push(batch.stream);
+                }
+                got.extend(Run::take(batch, AckStatus::Delivered));
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                assert!(Instant::now() < deadline, "the source never ended");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        }
+    }
+    let mut t = texts(&got);
+    t.sort();
+    let mut want = texts_of(&numbered("a", 0..500));
+    want.extend(["b-0".to_string(), "b-1".into(), "unfinished".into()]);
+    want.sort();
+    assert_eq!(t, want);
+    assert_eq!(run.ended.len(), 2, "both streams end");
+    run.stop.cancel();
+    run.handle.join().unwrap();
+
+    append(&a, &numbered("a", 500..510));
+    let mut run = start(&cfg, &d.data);
+    let mut again = Vec::new();
+    while let Some(batch) = run.batch(WAIT) {
+        again.extend(Run::take(batch, AckStatus::Delivered));
+    }
+    assert_eq!(texts(&again), texts_of(&numbered("a", 500..510)));
+    run.stop();
+}
