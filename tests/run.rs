@@ -6,7 +6,6 @@ mod common;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 use testkit::es::{FakeEs, ItemError, ItemRule};

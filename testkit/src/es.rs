@@ -366,6 +366,17 @@ impl FakeEs {
         self.state().item_rules.clear();
     }
 
+    /// Drops the scripted answers not used yet.
+    pub fn clear_script(&self) {
+        self.state().script.clear();
+    }
+
+    /// Stores only these dotted fields of each document from now on (a
+    /// test sending a million documents keeps what it checks).
+    pub fn keep_only_fields(&self, fields: &[&str]) {
+        self.state().keep_fields = Some(fields.iter().map(|f| f.to_string()).collect());
+    }
+
     /// Stops listening (connections are refused) and closes the open
     /// connections: the node is down. Returns once the port is closed.
     pub fn refuse_connections(&self) {

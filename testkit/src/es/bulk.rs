@@ -26,6 +26,40 @@ pub(crate) struct State {
     pub item_rules: Vec<ItemRule>,
     pub requests: Vec<RequestLog>,
     pub auto_ids: u64,
+    /// When set, stored sources keep only these dotted fields (tests that
+    /// send millions of documents keep what they check, not gigabytes).
+    pub keep_fields: Option<Vec<String>>,
+}
+
+/// `source` reduced to the dotted `fields` it has (as a nested object).
+fn project(source: Value, fields: &[String]) -> Value {
+    let mut out = Map::new();
+    for f in fields {
+        let mut v = &source;
+        let mut found = true;
+        for part in f.split('.') {
+            match v.get(part) {
+                Some(x) => v = x,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if found {
+            let mut o = &mut out;
+            let parts: Vec<&str> = f.split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                o = o
+                    .entry(part.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                    .expect("built as objects");
+            }
+            o.insert(parts[parts.len() - 1].to_string(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// One index or data stream.
@@ -559,6 +593,11 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
             ..IndexData::default()
         });
     let backing = ix.backing.clone();
+    let source = match (&state.keep_fields, source) {
+        (Some(fields), Some(src)) => Some(project(src, fields)),
+        (_, src) => src,
+    };
+    let ix = state.indices.get_mut(&op.index).expect("inserted above");
     if let Some(conflict) = seq_no_conflict(&op.meta, ix.get(&id), &id) {
         return (action, item_err(&backing, &id, &conflict));
     }
