@@ -17,7 +17,7 @@ work=$(mktemp -d)
 fake_pid=""
 trap '[ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
-cargo build --release --locked --quiet --bin mlsoc --bin mlsoc-fake
+cargo build --release --locked --quiet -p mlsoc -p testkit --bins
 python3 - "$work/logs" "$lines" <<'PY'
 import json, os, random, sys
 random.seed(11)
