@@ -500,6 +500,25 @@ struct Entry {
 struct Group {
     entries: VecDeque<Entry>,
     last_update: u64,
+    /// `value_count`: how many entries of the window carry each value,
+    /// kept as entries come and go, so counting distinct values costs
+    /// O(1) per event instead of sorting the window.
+    distinct: HashMap<String, u32>,
+}
+
+impl Group {
+    fn pop_front(&mut self, counting: bool) {
+        if let Some(e) = self.entries.pop_front()
+            && counting
+            && let Some(v) = e.value
+            && let std::collections::hash_map::Entry::Occupied(mut o) = self.distinct.entry(v)
+        {
+            *o.get_mut() -= 1;
+            if *o.get() == 0 {
+                o.remove();
+            }
+        }
+    }
 }
 
 /// A correlation match.
@@ -617,6 +636,10 @@ impl State {
         let group = groups.entry(key.clone()).or_default();
         group.last_update = self.tick;
         recency.push_back((self.tick, key.clone()));
+        let counting = corr.def.kind == Kind::ValueCount;
+        if counting && let Some(v) = &value {
+            *group.distinct.entry(v.clone()).or_insert(0) += 1;
+        }
         group.entries.push_back(Entry {
             ts,
             input: input_pos,
@@ -626,14 +649,16 @@ impl State {
         // Slide the window: drop what is older than `timespan` before `ts`.
         let start = ts.saturating_sub(span);
         while group.entries.front().is_some_and(|e| e.ts < start) {
-            group.entries.pop_front();
+            group.pop_front(counting);
         }
         if group.entries.len() > limits.max_entries {
             let excess = group.entries.len() - limits.max_entries;
-            group.entries.drain(..excess);
+            for _ in 0..excess {
+                group.pop_front(counting);
+            }
             self.stats.entries_dropped += excess as u64;
         }
-        let result = evaluate(corr, &group.entries);
+        let result = evaluate(corr, group);
         let out = result.map(|(value, lines)| Match {
             correlation: ci,
             group: corr
@@ -688,8 +713,9 @@ fn first_text(f: &FieldRef, ev: &schema::Event) -> Option<String> {
 
 /// The aggregate of a group's window and the lines involved, when the
 /// condition holds.
-fn evaluate(corr: &Compiled, entries: &VecDeque<Entry>) -> Option<(f64, Vec<u64>)> {
+fn evaluate(corr: &Compiled, group: &Group) -> Option<(f64, Vec<u64>)> {
     let def = &corr.def;
+    let entries = &group.entries;
     let all_lines = || {
         entries
             .iter()
@@ -703,12 +729,7 @@ fn evaluate(corr: &Compiled, entries: &VecDeque<Entry>) -> Option<(f64, Vec<u64>
     };
     let x = match def.kind {
         Kind::EventCount => entries.len() as f64,
-        Kind::ValueCount => {
-            let mut seen: Vec<&str> = entries.iter().filter_map(|e| e.value.as_deref()).collect();
-            seen.sort_unstable();
-            seen.dedup();
-            seen.len() as f64
-        }
+        Kind::ValueCount => group.distinct.len() as f64,
         Kind::Temporal if def.expr.is_some() => {
             let mut seen = vec![false; corr.inputs.len()];
             for e in entries {

@@ -350,6 +350,13 @@ impl Engine {
         self.standalone[i]
     }
 
+    /// Whether rule `i` is an input of some correlation: only those matches
+    /// need the (stateful, sequential) correlation step; the others can be
+    /// turned into alerts wherever the rule was evaluated.
+    pub fn feeds_correlations(&self, i: usize) -> bool {
+        !self.rule_consumers[i].is_empty()
+    }
+
     /// Whether correlation `i` alerts on its own (it is not only the input
     /// of another correlation).
     pub fn correlation_alerts(&self, i: usize) -> bool {

@@ -115,7 +115,10 @@ pub struct DetectConfig {
     pub placeholders: Vec<PathBuf>,
     /// Placeholder values set here override the files.
     pub placeholder: BTreeMap<String, Vec<String>>,
-    /// Most correlation groups kept; the oldest are evicted (and counted).
+    /// Most correlation groups kept, across all correlations (each gets
+    /// an even share, at least 1,000); the least recently updated group of
+    /// a correlation at its share is evicted (and counted). Bounds the
+    /// memory of correlation state: about 1 KiB per group.
     pub max_correlation_groups: usize,
 }
 
@@ -129,7 +132,7 @@ impl Default for DetectConfig {
             pipelines: Vec::new(),
             placeholders: Vec::new(),
             placeholder: BTreeMap::new(),
-            max_correlation_groups: 100_000,
+            max_correlation_groups: 50_000,
         }
     }
 }

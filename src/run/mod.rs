@@ -183,6 +183,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let engine = engine.map(Arc::new);
+    let correlations = engine.as_ref().map_or(0, |e| e.correlations().count());
     if let Some(e) = &engine {
         tracing::info!(
             rules = e.len(),
@@ -254,7 +255,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
 
     // Sources.
-    let (tx, rx) = mpsc::channel::<SourceBatch>(64);
+    let (tx, rx) = mpsc::channel::<SourceBatch>(16);
     let mut running = Vec::new();
     for (name, sc) in &cfg.sources {
         let name_arc: Arc<str> = name.as_str().into();
@@ -340,7 +341,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             normalizer: norm,
             engine,
             correlation_limits: detections::Limits {
-                max_groups: cfg.detect.max_correlation_groups,
+                max_groups: per_correlation(cfg.detect.max_correlation_groups, correlations),
                 ..Default::default()
             },
             workers,
@@ -436,6 +437,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Each correlation's share of the total group budget (at least 1,000).
+fn per_correlation(total: usize, correlations: usize) -> usize {
+    (total / correlations.max(1)).max(1000)
 }
 
 /// Passes source batches on until `stop`; then gives sources two seconds

@@ -1,20 +1,24 @@
 //! The streaming pipeline between sources and sinks.
 //!
 //! ```text
-//! sources --SourceBatch--> dispatcher --(by stream)--> workers x N --> router --> sink buffers
-//!                                                      normalize        correlate
-//!                                                      rule eval        alerts
-//!                                                      serialize        fan-out
+//! sources --SourceBatch--> dispatcher --(by stream)--> workers x N ------> router --> sink buffers
+//!                                                      normalize           correlate
+//!                                                      rule eval  (rayon)  correlation alerts
+//!                                                      serialize  (chunks) fan-out
+//!                                                      rule alerts
 //! ```
 //!
 //! - The dispatcher sends every batch of one stream (one file, one
 //!   connection) to the same worker, so records of a stream are normalized
 //!   in order with their state (format detection, multi-line records).
-//! - Workers normalize, evaluate the detection rules (stateless, so they
-//!   run on every core) and serialize events once, for all sinks.
-//! - The router runs correlations (stateful, one thread, events in arrival
-//!   order), builds alerts and hands each sink the records of the streams
-//!   it takes, with a clone of the source batch's acknowledgement.
+//! - Workers normalize, then evaluate the detection rules (stateless),
+//!   serialize events once for all sinks and build the alerts of rules that
+//!   alert on their own, over chunks of the batch on the rayon pool: one
+//!   busy file still uses every core, and order is kept.
+//! - The router runs the correlations (stateful, one thread, events in
+//!   arrival order) on the events that matched a rule feeding one, builds
+//!   their alerts, and hands each sink the records of the streams it takes,
+//!   with a clone of the source batch's acknowledgement.
 //! - Every channel is bounded and sink buffers block when full, so a slow
 //!   sink slows the router, the workers, the dispatcher and then the
 //!   sources: memory stays bounded.
@@ -35,7 +39,7 @@ use collector::SourceBatch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use detections::{Engine, Hit, alert};
 use normalizer::{Normalizer, Output};
-use schema::{Ack, AckStatus, Event, FieldId, Value, f};
+use schema::{Ack, AckStatus, Event, Value, f};
 use sha2::{Digest, Sha256};
 use sinks::{Batch, BufferSender, Record, Stream};
 use tokio::sync::mpsc;
@@ -100,11 +104,11 @@ pub fn spawn(
 ) -> std::io::Result<Pipeline> {
     let stats = Arc::new(Stats::default());
     let workers = stages.workers.max(1);
-    let (out_tx, out_rx) = bounded::<WorkerOut>(workers * 4);
+    let (out_tx, out_rx) = bounded::<WorkerOut>(workers * 2);
     let mut threads = Vec::new();
     let mut worker_txs = Vec::new();
     for i in 0..workers {
-        let (tx, rx) = bounded::<SourceBatch>(4);
+        let (tx, rx) = bounded::<SourceBatch>(2);
         worker_txs.push(tx);
         let norm = stages.normalizer.clone();
         let engine = stages.engine.clone();
@@ -166,7 +170,6 @@ fn worker(
     stats: &Stats,
 ) {
     let mut streams: HashMap<(Arc<str>, u64), StreamState<'_>> = HashMap::new();
-    let mut scratch = Default::default();
     let tick = (multiline_timeout / 2).max(Duration::from_millis(10));
     let mut outs = Vec::new();
     loop {
@@ -200,15 +203,7 @@ fn worker(
                     acks.push(batch.ack);
                     (acks, st.source_name.clone(), st.id)
                 };
-                let wo = convert(
-                    &mut outs,
-                    acks.0,
-                    &acks.1,
-                    acks.2,
-                    engine,
-                    &mut scratch,
-                    stats,
-                );
+                let wo = convert(&mut outs, acks.0, &acks.1, acks.2, engine, stats);
                 if out.send(wo).is_err() {
                     return;
                 }
@@ -218,15 +213,7 @@ fn worker(
                 // Sources are gone: close every open record.
                 for (_, mut st) in streams.drain() {
                     st.stream.finish(&mut outs);
-                    let wo = convert(
-                        &mut outs,
-                        st.held,
-                        &st.source_name,
-                        st.id,
-                        engine,
-                        &mut scratch,
-                        stats,
-                    );
+                    let wo = convert(&mut outs, st.held, &st.source_name, st.id, engine, stats);
                     if out.send(wo).is_err() {
                         return;
                     }
@@ -241,15 +228,7 @@ fn worker(
                 st.stream.flush_pending(&mut outs);
                 st.last = now;
                 let held = std::mem::take(&mut st.held);
-                let wo = convert(
-                    &mut outs,
-                    held,
-                    &st.source_name,
-                    st.id,
-                    engine,
-                    &mut scratch,
-                    stats,
-                );
+                let wo = convert(&mut outs, held, &st.source_name, st.id, engine, stats);
                 if out.send(wo).is_err() {
                     return;
                 }
@@ -258,24 +237,104 @@ fn worker(
     }
 }
 
-/// Serializes the outputs and evaluates the rules on the events.
+/// Outputs per parallel chunk: small enough that one batch of one stream
+/// spreads over every core, large enough that a chunk is worth a task.
+const CHUNK: usize = 32;
+
+/// What one chunk of outputs became.
+#[derive(Default)]
+struct ChunkOut {
+    records: Vec<Record>,
+    hits: Vec<(Event, Vec<usize>)>,
+}
+
+/// Evaluates the rules on the events and serializes events, dead letters
+/// and the alerts of rules that alert on their own, in parallel chunks
+/// (order kept): normalization of a stream is sequential, but this is most
+/// of the work, so one busy file still uses every core. Events that match
+/// a rule feeding a correlation go to the router, in order.
 fn convert(
     outs: &mut Vec<Output>,
     acks: Vec<Ack>,
     source_name: &Arc<str>,
     stream: u64,
     engine: Option<&Engine>,
-    scratch: &mut detections::prefilter::Scratch,
     stats: &Stats,
 ) -> WorkerOut {
-    let mut records = Vec::with_capacity(outs.len());
+    // Several events can come from one record (a document of records):
+    // number them within their record for their ids, before splitting.
+    let mut ordinals = Vec::with_capacity(outs.len());
+    let mut prev = None;
+    let mut n = 0u32;
+    for o in outs.iter() {
+        let offset = match o {
+            Output::Event(ev) => match ev.get_id(f::LOG_OFFSET) {
+                Some(Value::Int(i)) => *i as u64,
+                _ => u64::MAX,
+            },
+            Output::Dead(_) => {
+                ordinals.push(u32::MAX);
+                continue;
+            }
+        };
+        n = if prev == Some(offset) { n + 1 } else { 0 };
+        prev = Some(offset);
+        ordinals.push(n);
+    }
+    let chunks: Vec<ChunkOut> = if outs.len() <= CHUNK {
+        let mut scratch = detections::prefilter::Scratch::default();
+        vec![convert_chunk(
+            outs,
+            &ordinals,
+            source_name,
+            stream,
+            engine,
+            &mut scratch,
+            stats,
+        )]
+    } else {
+        use rayon::prelude::*;
+        outs.par_chunks(CHUNK)
+            .zip(ordinals.par_chunks(CHUNK))
+            .map_init(
+                detections::prefilter::Scratch::default,
+                |scratch, (o, ord)| {
+                    convert_chunk(o, ord, source_name, stream, engine, scratch, stats)
+                },
+            )
+            .collect()
+    };
+    outs.clear();
+    let mut records = Vec::with_capacity(chunks.iter().map(|c| c.records.len()).sum());
     let mut hits = Vec::new();
+    for c in chunks {
+        records.extend(c.records);
+        hits.extend(c.hits);
+    }
+    WorkerOut {
+        records,
+        hits,
+        acks,
+    }
+}
+
+fn convert_chunk(
+    outs: &[Output],
+    ordinals: &[u32],
+    source_name: &Arc<str>,
+    stream: u64,
+    engine: Option<&Engine>,
+    scratch: &mut detections::prefilter::Scratch,
+    stats: &Stats,
+) -> ChunkOut {
+    let mut out = ChunkOut {
+        records: Vec::with_capacity(outs.len()),
+        hits: Vec::new(),
+    };
     let mut rule_hits = Vec::new();
-    let mut prev_offset = None;
-    let mut ordinal = 0u32;
     let mut dataset_cache: Option<(Value, Arc<str>)> = None;
     let mut source_cache: Option<Arc<str>> = None;
-    for o in outs.drain(..) {
+    for (o, &ordinal) in outs.iter().zip(ordinals) {
         match o {
             Output::Event(ev) => {
                 stats.events.fetch_add(1, Ordering::Relaxed);
@@ -283,12 +342,6 @@ fn convert(
                     Some(Value::Int(i)) => *i as u64,
                     _ => u64::MAX,
                 };
-                if prev_offset == Some(offset) {
-                    ordinal += 1;
-                } else {
-                    ordinal = 0;
-                    prev_offset = Some(offset);
-                }
                 let mut doc = Vec::with_capacity(512);
                 ev.write_json(&mut doc);
                 let dataset = match (ev.get_id(f::EVENT_DATASET), &dataset_cache) {
@@ -312,7 +365,7 @@ fn convert(
                     .get_id(f::HOST_NAME)
                     .and_then(Value::to_text)
                     .map(|s| Arc::from(&*s));
-                records.push(Record {
+                out.records.push(Record {
                     stream: Stream::Events,
                     doc: Bytes::from(doc),
                     dataset,
@@ -323,9 +376,17 @@ fn convert(
                 });
                 if let Some(engine) = engine {
                     rule_hits.clear();
-                    engine.eval_with(&ev, scratch, &mut |i| rule_hits.push(i));
-                    if !rule_hits.is_empty() {
-                        hits.push((ev, rule_hits.clone()));
+                    engine.eval_with(ev, scratch, &mut |i| rule_hits.push(i));
+                    let mut feeds = false;
+                    for &i in &rule_hits {
+                        if engine.rule_alerts(i) {
+                            let a = alert::rule_alert(&engine.rules()[i].rule, ev);
+                            out.records.push(alert_record(&a, stats));
+                        }
+                        feeds |= engine.feeds_correlations(i);
+                    }
+                    if feeds {
+                        out.hits.push((ev.clone(), rule_hits.clone()));
                     }
                 }
             }
@@ -333,7 +394,7 @@ fn convert(
                 stats.dead_letters.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("mlsoc_dead_letters_total", "stage" => "normalize").increment(1);
                 let doc = d.to_json_string();
-                records.push(Record {
+                out.records.push(Record {
                     stream: Stream::DeadLetters,
                     doc: Bytes::from(doc),
                     dataset: "mlsoc.dead_letter".into(),
@@ -345,10 +406,33 @@ fn convert(
             }
         }
     }
-    WorkerOut {
-        records,
-        hits,
-        acks,
+    out
+}
+
+/// An alert as a record of the `alerts` stream.
+fn alert_record(a: &Event, stats: &Stats) -> Record {
+    stats.alerts.fetch_add(1, Ordering::Relaxed);
+    let rule = a
+        .get("rule.name")
+        .and_then(Value::to_text)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    metrics::counter!("mlsoc_alerts_total", "rule" => rule).increment(1);
+    let mut doc = Vec::with_capacity(2048);
+    a.write_json(&mut doc);
+    let id: Arc<str> = a
+        .get_id(f::EVENT_ID)
+        .and_then(Value::to_text)
+        .map(|s| Arc::from(&*s))
+        .unwrap_or_else(|| "alert".into());
+    Record {
+        stream: Stream::Alerts,
+        doc: Bytes::from(doc),
+        dataset: "mlsoc.alert".into(),
+        time_ns: a.timestamp().map(|t| t.0),
+        host: None,
+        source: "mlsoc.detect".into(),
+        id,
     }
 }
 
@@ -381,47 +465,22 @@ fn router(
     stats: &Stats,
 ) {
     let mut session = engine.map(|e| e.session(limits));
-    let mut alert_hits = Vec::new();
-    let rule_label = FieldId::lookup("rule.name");
+    let mut found = Vec::new();
     for mut wo in input {
         if let (Some(engine), Some(session)) = (engine, session.as_mut()) {
             for (ev, rule_hits) in wo.hits.drain(..) {
-                alert_hits.clear();
+                found.clear();
                 let record_no = match ev.get_id(f::LOG_OFFSET) {
                     Some(Value::Int(i)) => *i as u64,
                     _ => 0,
                 };
-                session.process_hits(engine, &ev, record_no, &rule_hits, &mut alert_hits);
-                for h in &alert_hits {
-                    let a = match h {
-                        Hit::Rule(i) => alert::rule_alert(&engine.rules()[*i].rule, &ev),
-                        Hit::Correlation(m) => {
-                            alert::correlation_alert(engine.correlation(m.correlation), m, &ev)
-                        }
-                    };
-                    stats.alerts.fetch_add(1, Ordering::Relaxed);
-                    let rule = rule_label
-                        .and_then(|id| a.get_id(id))
-                        .and_then(Value::to_text)
-                        .map(|s| s.to_string())
-                        .unwrap_or_default();
-                    metrics::counter!("mlsoc_alerts_total", "rule" => rule).increment(1);
-                    let mut doc = Vec::with_capacity(2048);
-                    a.write_json(&mut doc);
-                    let id: Arc<str> = a
-                        .get_id(f::EVENT_ID)
-                        .and_then(Value::to_text)
-                        .map(|s| Arc::from(&*s))
-                        .unwrap_or_else(|| "alert".into());
-                    wo.records.push(Record {
-                        stream: Stream::Alerts,
-                        doc: Bytes::from(doc),
-                        dataset: "mlsoc.alert".into(),
-                        time_ns: a.timestamp().map(|t| t.0),
-                        host: None,
-                        source: "mlsoc.detect".into(),
-                        id,
-                    });
+                session.process_hits(engine, &ev, record_no, &rule_hits, &mut found);
+                for h in &found {
+                    // Rule alerts were made by the worker.
+                    if let Hit::Correlation(m) = h {
+                        let a = alert::correlation_alert(engine.correlation(m.correlation), m, &ev);
+                        wo.records.push(alert_record(&a, stats));
+                    }
                 }
             }
         }

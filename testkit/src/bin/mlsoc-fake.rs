@@ -41,6 +41,9 @@ enum Command {
         /// `http.max_content_length` in bytes (413 above it).
         #[arg(long, default_value_t = testkit::es::DEFAULT_MAX_CONTENT_LENGTH)]
         max_content_length: usize,
+        /// Store only these dotted fields of each document (repeatable; for long benchmark runs).
+        #[arg(long = "keep-field", value_name = "FIELD")]
+        keep_fields: Vec<String>,
     },
     /// A fake Splunk HTTP Event Collector.
     Hec {
@@ -68,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
             password,
             api_key,
             max_content_length,
+            keep_fields,
         } => {
             let mut b = testkit::es::FakeEs::builder()
                 .port(port)
@@ -82,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
                 b = b.api_key(id, key);
             }
             let es = b.start().await;
+            if !keep_fields.is_empty() {
+                let f: Vec<&str> = keep_fields.iter().map(String::as_str).collect();
+                es.keep_only_fields(&f);
+            }
             println!("fake Elasticsearch listening on {}", es.url());
             let _ = tokio::signal::ctrl_c().await;
         }
