@@ -26,6 +26,7 @@ pub mod buffer;
 pub mod dlq;
 pub mod elasticsearch;
 pub mod file;
+pub mod http;
 pub mod record;
 pub mod retry;
 pub mod splunk_hec;

@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::retry::Backoff;
 
+pub use crate::http::{Compression, TlsConfig};
+
 /// The sink's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,35 +192,6 @@ impl Default for BatchConfig {
             max_events: 1000,
             max_bytes: ByteSize::mb(10),
             timeout: Duration::from_secs(1),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    None,
-    /// `Content-Encoding: gzip` request bodies (ES always accepts them).
-    Gzip,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM file of the CA (or CAs) that signed the cluster's certificate,
-    /// added to the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// Check the server's certificate. `false` accepts any certificate: for
-    /// a first test only, never in production.
-    pub verify: bool,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            ca_file: None,
-            verify: true,
         }
     }
 }

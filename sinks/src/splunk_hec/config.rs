@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::retry::Backoff;
 
+pub use crate::http::{Compression, TlsConfig};
+
 /// `[sinks.NAME]` with `type = "splunk_hec"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,16 +163,6 @@ impl Default for BatchConfig {
     }
 }
 
-/// Request body compression.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    None,
-    /// `Content-Encoding: gzip`.
-    Gzip,
-}
-
 /// Indexer acknowledgement (Splunk Enterprise; the token must have it on).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -196,26 +188,6 @@ impl Default for AckConfig {
             poll_interval: Duration::from_secs(10),
             max_polls: 30,
             max_pending: 1000,
-        }
-    }
-}
-
-/// TLS towards the collector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM file of extra CA certificates to trust (a private CA).
-    pub ca_file: Option<PathBuf>,
-    /// Verify the collector's certificate and name. Turning this off
-    /// exposes the token to anyone on the path.
-    pub verify: bool,
-}
-
-impl Default for TlsConfig {
-    fn default() -> TlsConfig {
-        TlsConfig {
-            ca_file: None,
-            verify: true,
         }
     }
 }
