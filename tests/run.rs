@@ -239,3 +239,81 @@ fn run_once_with_the_built_in_configuration() {
     assert!(again.contains(" 0 records read"), "{again}");
     assert_eq!(ndjson(&out.join("events.ndjson")).len(), events.len());
 }
+
+/// The configuration documented in docs/run.md is valid, and one with every
+/// kind of source and sink and a disk buffer is too; a secret named by an
+/// environment variable that is not set is an error that names the
+/// variable, not a value.
+#[test]
+fn documented_and_complete_configurations_validate() {
+    let doc = std::fs::read_to_string(common::repo().join("docs/run.md")).unwrap();
+    let start = doc.find("```toml\n").expect("a toml example") + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let documented = dir.path().join("documented.toml");
+    write(&documented, &doc[start..end]);
+    let complete = dir.path().join("complete.toml");
+    write(
+        &complete,
+        r#"data_dir = "data"
+[api]
+address = "127.0.0.1:0"
+[sources.files]
+type = "file"
+include = ["/var/log/mlflow/**/*.log"]
+[sources.sys]
+type = "syslog"
+mode = "tcp"
+address = "127.0.0.1:0"
+[sources.hec]
+type = "splunk_hec"
+address = "127.0.0.1:0"
+valid_tokens = [{ env = "MLSOC_TEST_HEC_IN" }]
+[sinks.es]
+type = "elasticsearch"
+inputs = ["events"]
+endpoints = ["http://127.0.0.1:9200"]
+auth = { strategy = "api_key", api_key_env = "MLSOC_TEST_ES_KEY" }
+[sinks.splunk]
+type = "splunk_hec"
+inputs = ["alerts"]
+endpoint = "https://127.0.0.1:8088"
+token_env = "MLSOC_TEST_HEC_OUT"
+[sinks.splunk.buffer]
+type = "disk"
+max_size = "64MiB"
+[sinks.file]
+type = "file"
+inputs = ["dead_letters"]
+path = "-"
+"#,
+    );
+    let validate = |cfg: &Path, env: &[(&str, &str)]| {
+        let mut c = mlsoc();
+        c.args(["validate", "--config"]).arg(cfg);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = validate(&documented, &[("ES_API_KEY", "id:key")]);
+    assert_eq!(code, Some(0), "{out}");
+    let secrets = [
+        ("MLSOC_TEST_HEC_IN", "in-token"),
+        ("MLSOC_TEST_ES_KEY", "id:secret-key-value"),
+        ("MLSOC_TEST_HEC_OUT", "out-token-value"),
+    ];
+    let (code, out) = validate(&complete, &secrets);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 source(s), 3 sink(s)"), "{out}");
+    let (code, out) = validate(&complete, &secrets[..2]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("MLSOC_TEST_HEC_OUT"), "{out}");
+    for (_, v) in secrets {
+        assert!(!out.contains(v), "a secret value in the output: {out}");
+    }
+}
