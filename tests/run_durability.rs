@@ -379,7 +379,7 @@ fn sink_outage_of_a_minute_loses_nothing_and_memory_stays_bounded() {
         let es = FakeEs::start_blocking();
         es.keep_only_fields(&["url.query", "log.offset"]);
         // Down before the daemon starts: 503 for 30 s, then refused.
-        es.push_responses(10_000_000, Scripted::Status(503));
+        es.push_responses(100_000, Scripted::Status(503));
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("logs")).unwrap();
