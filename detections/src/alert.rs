@@ -146,11 +146,20 @@ fn dedup_field(a: &mut Event, key: String) {
 }
 
 fn events_value(evs: &[&Event]) -> Value {
+    // The events are kept as their JSON text (written back as it is, parsed
+    // only if a path inside is asked for): an alert storm must not parse
+    // every matched event back into a tree.
+    static NO_PATHS: std::sync::LazyLock<std::sync::Arc<schema::rawjson::Asked>> =
+        std::sync::LazyLock::new(Default::default);
     Value::Array(
         evs.iter()
             .map(|e| {
                 let text = Str::from(e.to_json_string());
-                schema::json::parse_value(&text).unwrap_or(Value::Null)
+                Value::Json(std::sync::Arc::new(schema::rawjson::RawJson::new(
+                    text,
+                    NO_PATHS.clone(),
+                    Vec::new(),
+                )))
             })
             .collect(),
     )
