@@ -42,6 +42,12 @@ pub enum BufferConfig {
     Memory {
         #[serde(default = "default_max_events")]
         max_events: usize,
+        /// Bytes of records held (documents and their metadata), so that
+        /// large documents (Kubernetes audit events, alerts) do not make
+        /// `max_events` worth hundreds of megabytes. A batch larger than
+        /// this passes alone.
+        #[serde(default = "default_max_bytes")]
+        max_bytes: bytesize::ByteSize,
         #[serde(default)]
         when_full: WhenFull,
     },
@@ -65,6 +71,10 @@ pub enum BufferConfig {
     },
 }
 
+fn default_max_bytes() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(16)
+}
+
 fn default_max_events() -> usize {
     10_000
 }
@@ -73,6 +83,7 @@ impl Default for BufferConfig {
     fn default() -> BufferConfig {
         BufferConfig::Memory {
             max_events: default_max_events(),
+            max_bytes: default_max_bytes(),
             when_full: WhenFull::Block,
         }
     }
@@ -108,15 +119,17 @@ pub fn open(
     match config {
         BufferConfig::Memory {
             max_events,
+            max_bytes,
             when_full,
         } => {
-            if *max_events == 0 {
+            if *max_events == 0 || max_bytes.as_u64() < 1024 {
                 return Err(BufferError::Invalid {
                     sink: sink.into(),
-                    message: "max_events must be at least 1".into(),
+                    message: "max_events must be at least 1 and max_bytes at least 1KiB".into(),
                 });
             }
-            let (tx, rx) = memory::channel(name.clone(), *max_events, *when_full);
+            let (tx, rx) =
+                memory::channel(name.clone(), *max_events, max_bytes.as_u64(), *when_full);
             Ok((
                 BufferSender {
                     inner: SenderKind::Memory(tx),
