@@ -432,6 +432,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         dead_letters.written(),
     );
+    if args.once && stats.records_in.load(Ordering::Relaxed) == 0 && args.config.is_none() {
+        eprintln!(
+            "mlsoc: nothing new was read: the built-in configuration reads samples/ from the \
+             repository root, and resumes from its checkpoints in target/mlsoc/run/data"
+        );
+    }
     Ok(if sink_failed {
         ExitCode::from(4)
     } else {
