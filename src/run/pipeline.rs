@@ -28,7 +28,6 @@
 //!   checkpoint never passes a line that is not in an event yet.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -138,13 +137,28 @@ pub fn spawn(
     Ok(Pipeline { threads, stats })
 }
 
+/// Streams are spread over the workers as they appear: a new stream goes
+/// to the worker with the fewest open streams, and stays there until it
+/// ends (its normalization state lives there). A hash of the stream would
+/// put several busy files on one worker by chance.
 fn dispatch(mut input: mpsc::Receiver<SourceBatch>, workers: Vec<Sender<SourceBatch>>) {
-    let hasher = rustc_hash::FxBuildHasher;
+    let mut assigned: HashMap<(Arc<str>, u64), usize> = HashMap::new();
+    let mut open = vec![0usize; workers.len()];
     while let Some(batch) = input.blocking_recv() {
-        let mut h = hasher.build_hasher();
-        batch.source_name.hash(&mut h);
-        batch.stream.hash(&mut h);
-        let i = (std::hash::Hasher::finish(&h) % workers.len() as u64) as usize;
+        let key = (batch.source_name.clone(), batch.stream);
+        let i = match assigned.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = (0..workers.len()).min_by_key(|&w| open[w]).unwrap_or(0);
+                open[i] += 1;
+                assigned.insert(key.clone(), i);
+                i
+            }
+        };
+        if batch.end_of_stream {
+            assigned.remove(&key);
+            open[i] -= 1;
+        }
         if workers[i].send(batch).is_err() {
             tracing::error!("a pipeline worker stopped; stopping the dispatcher");
             return;
