@@ -81,14 +81,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn path_of(&self, r: &Record) -> PathBuf {
-        if !self.template.contains('{') {
-            return PathBuf::from(&self.template);
-        }
+    /// The file of records of `stream` and `dataset`.
+    fn path_of(&self, stream: crate::record::Stream, dataset: &str) -> PathBuf {
         PathBuf::from(
             self.template
-                .replace("{stream}", r.stream.as_str())
-                .replace("{dataset}", &sanitize(&r.dataset)),
+                .replace("{stream}", stream.as_str())
+                .replace("{dataset}", &sanitize(dataset)),
         )
     }
 
@@ -104,13 +102,26 @@ impl Writer {
             out.write_all(&buf)?;
             return out.flush();
         }
-        let mut by_path: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+        // Records of one stream and dataset share a file: the path is
+        // worked out once per group, not per record.
+        let mut groups: HashMap<(crate::record::Stream, &str), Vec<u8>> = HashMap::new();
+        let templated = self.template.contains('{');
         for r in records {
-            let buf = by_path.entry(self.path_of(r)).or_default();
+            let key = if templated {
+                (r.stream, &*r.dataset)
+            } else {
+                (crate::record::Stream::Events, "")
+            };
+            let buf = groups.entry(key).or_default();
             buf.extend_from_slice(&r.doc);
             buf.push(b'\n');
         }
-        for (path, buf) in by_path {
+        for ((stream, dataset), buf) in groups {
+            let path = if templated {
+                self.path_of(stream, dataset)
+            } else {
+                PathBuf::from(&self.template)
+            };
             let f = match self.files.entry(path) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -185,7 +196,7 @@ async fn run(
             let mut w = writer.take().expect("writer is put back after every write");
             let recs = records.clone();
             let (w, res) = tokio::task::spawn_blocking(move || {
-                let res = w_write(&mut w, &recs);
+                let res = w.write(&recs);
                 (w, res)
             })
             .await
@@ -213,10 +224,6 @@ async fn run(
         schema::Ack::complete_all(acks, AckStatus::Delivered);
     }
     Ok(())
-}
-
-fn w_write(w: &mut Writer, records: &[Record]) -> std::io::Result<()> {
-    w.write(records)
 }
 
 #[cfg(test)]

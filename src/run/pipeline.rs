@@ -171,8 +171,6 @@ struct StreamState<'n> {
     /// Acks of batches with lines still pending in the normalizer.
     held: Vec<Ack>,
     last: Instant,
-    source_name: Arc<str>,
-    id: u64,
 }
 
 fn worker(
@@ -194,8 +192,6 @@ fn worker(
                     stream: norm.stream(batch.source.clone(), None),
                     held: Vec::new(),
                     last: Instant::now(),
-                    source_name: batch.source_name.clone(),
-                    id: batch.stream,
                 });
                 st.last = Instant::now();
                 stats
@@ -206,18 +202,19 @@ fn worker(
                 }
                 let acks = if batch.end_of_stream {
                     st.stream.finish(&mut outs);
-                    let mut st = streams.remove(&key).expect("entry inserted above");
-                    st.held.push(batch.ack);
-                    (st.held, st.source_name, st.id)
+                    let mut acks = std::mem::take(&mut st.held);
+                    streams.remove(&key);
+                    acks.push(batch.ack);
+                    acks
                 } else if st.stream.has_pending() {
                     st.held.push(batch.ack);
-                    (Vec::new(), st.source_name.clone(), st.id)
+                    Vec::new()
                 } else {
                     let mut acks = std::mem::take(&mut st.held);
                     acks.push(batch.ack);
-                    (acks, st.source_name.clone(), st.id)
+                    acks
                 };
-                let wo = convert(&mut outs, acks.0, &acks.1, acks.2, engine, stats);
+                let wo = convert(&mut outs, acks, &key.0, key.1, engine, stats);
                 if out.send(wo).is_err() {
                     return;
                 }
@@ -225,9 +222,9 @@ fn worker(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 // Sources are gone: close every open record.
-                for (_, mut st) in streams.drain() {
+                for ((name, id), mut st) in streams.drain() {
                     st.stream.finish(&mut outs);
-                    let wo = convert(&mut outs, st.held, &st.source_name, st.id, engine, stats);
+                    let wo = convert(&mut outs, st.held, &name, id, engine, stats);
                     if out.send(wo).is_err() {
                         return;
                     }
@@ -237,12 +234,12 @@ fn worker(
         }
         // Close records held open on quiet streams.
         let now = Instant::now();
-        for st in streams.values_mut() {
+        for ((name, id), st) in streams.iter_mut() {
             if st.stream.has_pending() && now.duration_since(st.last) >= multiline_timeout {
                 st.stream.flush_pending(&mut outs);
                 st.last = now;
                 let held = std::mem::take(&mut st.held);
-                let wo = convert(&mut outs, held, &st.source_name, st.id, engine, stats);
+                let wo = convert(&mut outs, held, name, *id, engine, stats);
                 if out.send(wo).is_err() {
                     return;
                 }
@@ -277,29 +274,26 @@ fn convert(
 ) -> WorkerOut {
     // Several events can come from one record (a document of records):
     // number them within their record for their ids, before splitting.
-    let mut ordinals = Vec::with_capacity(outs.len());
+    // Each output's (offset, ordinal): the key of its stable id.
+    let mut keys = Vec::with_capacity(outs.len());
     let mut prev = None;
     let mut n = 0u32;
     for o in outs.iter() {
-        let offset = match o {
-            Output::Event(ev) => match ev.get_id(f::LOG_OFFSET) {
-                Some(Value::Int(i)) => *i as u64,
-                _ => u64::MAX,
-            },
-            Output::Dead(_) => {
-                ordinals.push(u32::MAX);
-                continue;
+        match o {
+            Output::Event(ev) => {
+                let offset = log_offset(ev).unwrap_or(u64::MAX);
+                n = if prev == Some(offset) { n + 1 } else { 0 };
+                prev = Some(offset);
+                keys.push((offset, n));
             }
-        };
-        n = if prev == Some(offset) { n + 1 } else { 0 };
-        prev = Some(offset);
-        ordinals.push(n);
+            Output::Dead(d) => keys.push((d.offset, u32::MAX)),
+        }
     }
     let chunks: Vec<ChunkOut> = if outs.len() <= CHUNK {
         let mut scratch = detections::prefilter::Scratch::default();
         vec![convert_chunk(
             outs,
-            &ordinals,
+            &keys,
             source_name,
             stream,
             engine,
@@ -309,7 +303,7 @@ fn convert(
     } else {
         use rayon::prelude::*;
         outs.par_chunks(CHUNK)
-            .zip(ordinals.par_chunks(CHUNK))
+            .zip(keys.par_chunks(CHUNK))
             .map_init(
                 detections::prefilter::Scratch::default,
                 |scratch, (o, ord)| {
@@ -334,7 +328,7 @@ fn convert(
 
 fn convert_chunk(
     outs: &[Output],
-    ordinals: &[u32],
+    keys: &[(u64, u32)],
     source_name: &Arc<str>,
     stream: u64,
     engine: Option<&Engine>,
@@ -348,14 +342,11 @@ fn convert_chunk(
     let mut rule_hits = Vec::new();
     let mut dataset_cache: Option<(Value, Arc<str>)> = None;
     let mut source_cache: Option<Arc<str>> = None;
-    for (o, &ordinal) in outs.iter().zip(ordinals) {
+    let (mut events, mut dead) = (0, 0);
+    for (o, &(offset, ordinal)) in outs.iter().zip(keys) {
         match o {
             Output::Event(ev) => {
-                stats.events.fetch_add(1, Ordering::Relaxed);
-                let offset = match ev.get_id(f::LOG_OFFSET) {
-                    Some(Value::Int(i)) => *i as u64,
-                    _ => u64::MAX,
-                };
+                events += 1;
                 let mut doc = Vec::with_capacity(512);
                 ev.write_json(&mut doc);
                 let dataset = match (ev.get_id(f::EVENT_DATASET), &dataset_cache) {
@@ -405,8 +396,7 @@ fn convert_chunk(
                 }
             }
             Output::Dead(d) => {
-                stats.dead_letters.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("mlsoc_dead_letters_total", "stage" => "normalize").increment(1);
+                dead += 1;
                 let doc = d.to_json_string();
                 out.records.push(Record {
                     stream: Stream::DeadLetters,
@@ -415,12 +405,25 @@ fn convert_chunk(
                     time_ns: None,
                     host: None,
                     source: d.source.as_str().into(),
-                    id: record_id(source_name, stream, d.offset, u32::MAX),
+                    id: record_id(source_name, stream, offset, ordinal),
                 });
             }
         }
     }
+    stats.events.fetch_add(events, Ordering::Relaxed);
+    stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
+    if dead > 0 {
+        metrics::counter!("mlsoc_dead_letters_total", "stage" => "normalize").increment(dead);
+    }
     out
+}
+
+/// `log.offset` of an event: where its record starts in its stream.
+fn log_offset(ev: &Event) -> Option<u64> {
+    match ev.get_id(f::LOG_OFFSET) {
+        Some(Value::Int(i)) => Some(*i as u64),
+        _ => None,
+    }
 }
 
 /// An alert as a record of the `alerts` stream.
@@ -461,13 +464,14 @@ fn record_id(source_name: &str, stream: u64, offset: u64, ordinal: u32) -> Arc<s
     h.update(stream.to_le_bytes());
     h.update(offset.to_le_bytes());
     h.update(ordinal.to_le_bytes());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = h.finalize();
-    let mut s = String::with_capacity(32);
-    for b in &d[..16] {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
+    let mut s = [0u8; 32];
+    for (i, b) in d[..16].iter().enumerate() {
+        s[2 * i] = HEX[(b >> 4) as usize];
+        s[2 * i + 1] = HEX[(b & 15) as usize];
     }
-    s.into()
+    std::str::from_utf8(&s).expect("hex digits").into()
 }
 
 fn router(
@@ -484,10 +488,7 @@ fn router(
         if let (Some(engine), Some(session)) = (engine, session.as_mut()) {
             for (ev, rule_hits) in wo.hits.drain(..) {
                 found.clear();
-                let record_no = match ev.get_id(f::LOG_OFFSET) {
-                    Some(Value::Int(i)) => *i as u64,
-                    _ => 0,
-                };
+                let record_no = log_offset(&ev).unwrap_or(0);
                 session.process_hits(engine, &ev, record_no, &rule_hits, &mut found);
                 for h in &found {
                     // Rule alerts were made by the worker.
