@@ -10,12 +10,22 @@
 # is delivered. Prints events/s and the peak RSS of mlsoc.
 #
 #   scripts/bench-run.sh [lines]        (default 1,000,000)
+#
+# BENCH_KEEP=DIR keeps the corpora, the configurations and the outputs in
+# DIR (for profiling a run again: `mlsoc run --config DIR/bench.toml`).
+# BENCH_ONLY=TEXT runs only the rows whose name contains TEXT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-1000000}
-work=$(mktemp -d)
 fake_pid=""
-trap '[ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null; rm -rf "$work"' EXIT
+if [ -n "${BENCH_KEEP:-}" ]; then
+  work=$BENCH_KEEP
+  mkdir -p "$work"
+  trap '[ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null' EXIT
+else
+  work=$(mktemp -d)
+  trap '[ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null; rm -rf "$work"' EXIT
+fi
 
 cargo build --release --locked --quiet -p mlsoc -p testkit --bins
 # Two corpora from the samples: "benign" keeps the lines that raise no
@@ -61,6 +71,7 @@ total=$(cat "$work"/benign/* | wc -l)
 mb=$(( $(du -sb "$work/benign" | cut -f1) / 1048576 ))
 
 run() { # name, sink toml, extra detect toml, corpus
+  if [ -n "${BENCH_ONLY:-}" ] && [[ "$1" != *"$BENCH_ONLY"* ]]; then return 0; fi
   rm -rf "$work/data" "$work/out"
   cat > "$work/bench.toml" <<TOML
 data_dir = "$work/data"
