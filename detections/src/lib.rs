@@ -51,6 +51,86 @@ pub struct Engine {
     /// Distinct routes of the rules, and each rule's (`u32::MAX`: none).
     routes: Vec<pipeline::Route>,
     rule_route: Vec<u32>,
+    /// The fields the routes read (sorted, distinct).
+    route_fields: Vec<RouteField>,
+    /// Prefilters of the rules routed to one combination of the route
+    /// fields' values (a log source), built when an event of it first
+    /// comes.
+    views: std::sync::Mutex<Views>,
+    /// Tells engines apart in a [`prefilter::Scratch`] that caches views.
+    id: u64,
+}
+
+/// Most log sources (combinations of route field values) given a prefilter
+/// of their own; events of others use the prefilter of every rule.
+const MAX_VIEWS: usize = 64;
+
+#[derive(Debug, Default)]
+struct Views {
+    map: HashMap<Box<[u8]>, std::sync::Arc<prefilter::Prefilter>>,
+}
+
+fn next_engine_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The texts of each route field from a view key: its tested values, or
+/// when it has only others, one text that no route tests for.
+fn decode_view_key(mut key: &[u8], fields: &[RouteField]) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new(); fields.len()];
+    let mut i = 0;
+    while key.len() >= 4 && i < fields.len() {
+        let n = u32::from_le_bytes([key[0], key[1], key[2], key[3]]);
+        key = &key[4..];
+        if n >= u32::MAX - 1 {
+            if n == u32::MAX - 1 && out[i].is_empty() {
+                let mut other = String::from("\0");
+                while fields[i].tested.contains(&other) {
+                    other.push('\0');
+                }
+                out[i].push(other);
+            }
+            i += 1;
+            continue;
+        }
+        let n = (n as usize).min(key.len());
+        out[i].push(String::from_utf8_lossy(&key[..n]).into_owned());
+        key = &key[n..];
+    }
+    out
+}
+
+/// The fields every route reads (sorted, distinct), each with the values
+/// some route compares it with (sorted, distinct).
+fn route_fields(routes: &[pipeline::Route]) -> Vec<RouteField> {
+    let mut by_name: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (name, values) in routes.iter().flat_map(|r| r.tests()) {
+        by_name
+            .entry(name)
+            .or_default()
+            .extend(values.iter().cloned());
+    }
+    by_name
+        .into_iter()
+        .map(|(name, mut tested)| {
+            tested.sort_unstable();
+            tested.dedup();
+            RouteField {
+                field: FieldRef::new(name),
+                tested,
+            }
+        })
+        .collect()
+}
+
+/// A field routes read.
+#[derive(Debug)]
+struct RouteField {
+    field: FieldRef,
+    /// The values routes compare it with: an event's other values only
+    /// count as "present".
+    tested: Vec<String>,
 }
 
 /// The prefilter of the rules, their distinct routes and each rule's route.
@@ -98,6 +178,8 @@ impl Engine {
         let n = rules.len();
         let (prefilter, routes, rule_route) = index(&rules);
         Engine {
+            route_fields: route_fields(&routes),
+            id: next_engine_id(),
             routes,
             rule_route,
             rules,
@@ -325,6 +407,9 @@ impl Engine {
         let (prefilter, routes, rule_route) = index(&rules);
         (
             Engine {
+                route_fields: route_fields(&routes),
+                id: next_engine_id(),
+                views: Default::default(),
                 routes,
                 rule_route,
                 prefilter,
@@ -393,6 +478,15 @@ impl Engine {
         scratch: &mut prefilter::Scratch,
         hit: &mut impl FnMut(usize),
     ) {
+        if let Some(view) = self.view(ev, scratch) {
+            // Every rule of the view is routed to the event.
+            view.candidates(ev, scratch, &mut |i| {
+                if self.rules[i].rule.detection.matches(ev) {
+                    hit(i);
+                }
+            });
+            return;
+        }
         let mut routes = std::mem::take(&mut scratch.routes);
         routes.clear();
         routes.resize(self.routes.len(), 0);
@@ -402,6 +496,103 @@ impl Engine {
             }
         });
         scratch.routes = routes;
+    }
+
+    /// The prefilter of the rules routed to the event's log source: the
+    /// literals of other log sources' rules are not searched for. `None`
+    /// when no rule has a route, or when there are already
+    /// [`MAX_VIEWS`] log sources.
+    fn view(
+        &self,
+        ev: &schema::Event,
+        scratch: &mut prefilter::Scratch,
+    ) -> Option<std::sync::Arc<prefilter::Prefilter>> {
+        if self.route_fields.is_empty() {
+            return None;
+        }
+        // The key: for each route field, the values of the event that some
+        // route compares it with (length-prefixed), then whether it has
+        // any value at all. Other values do not change any route's
+        // outcome, so the number of keys stays small.
+        let mut key = std::mem::take(&mut scratch.view_key);
+        key.clear();
+        for rf in &self.route_fields {
+            let mut present = false;
+            rf.field.visit(ev, &mut |v| {
+                if let Some(t) = v.to_text() {
+                    present = true;
+                    if rf.tested.binary_search_by(|x| x.as_str().cmp(&t)).is_ok() {
+                        key.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                        key.extend_from_slice(t.as_bytes());
+                    }
+                }
+                false
+            });
+            key.extend_from_slice(&(u32::MAX - present as u32).to_le_bytes());
+        }
+        if scratch.views_of != self.id {
+            scratch.views.clear();
+            scratch.last_view = None;
+            scratch.views_of = self.id;
+        }
+        // Events of a stream mostly come from one log source.
+        if let Some((last, view)) = &scratch.last_view
+            && *last == key
+        {
+            let view = view.clone();
+            scratch.view_key = key;
+            return view;
+        }
+        let found = match scratch.views.get(key.as_slice()) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.shared_view(&key);
+                if scratch.views.len() < 4 * MAX_VIEWS {
+                    scratch
+                        .views
+                        .insert(key.clone().into_boxed_slice(), v.clone());
+                }
+                v
+            }
+        };
+        scratch.last_view = Some((key.clone(), found.clone()));
+        scratch.view_key = key;
+        found
+    }
+
+    /// The view of a key from the engine's cache, built on first use.
+    fn shared_view(&self, key: &[u8]) -> Option<std::sync::Arc<prefilter::Prefilter>> {
+        {
+            let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = views.map.get(key) {
+                return Some(v.clone());
+            }
+            if views.map.len() >= MAX_VIEWS {
+                return None;
+            }
+        }
+        // Built outside the lock: other threads keep evaluating.
+        let texts = decode_view_key(key, &self.route_fields);
+        let lookup = |name: &str| -> &[String] {
+            match self
+                .route_fields
+                .binary_search_by(|f| f.field.name.as_str().cmp(name))
+            {
+                Ok(i) => &texts[i],
+                Err(_) => &[],
+            }
+        };
+        let view =
+            prefilter::Prefilter::build(self.rules.iter().zip(&self.rule_route).map(|(l, &r)| {
+                let routed = r == u32::MAX || self.routes[r as usize].matches_texts(&lookup);
+                routed.then_some(&l.rule.detection)
+            }));
+        let view = std::sync::Arc::new(view);
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if views.map.len() >= MAX_VIEWS {
+            return None;
+        }
+        Some(views.map.entry(key.into()).or_insert_with(|| view).clone())
     }
 
     /// Whether the event belongs to rule `i`'s log source (each distinct

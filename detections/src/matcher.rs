@@ -131,6 +131,22 @@ fn text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
     v.to_text()
 }
 
+/// Whether any of the matchers matches the non-null value `v`: its text is
+/// made, and folded, at most once.
+fn any_matches(ms: &[ValueMatcher], v: &Value, ev: &Event) -> bool {
+    let t = text(v);
+    let mut folded: Option<std::borrow::Cow<'_, str>> = None;
+    ms.iter().any(|m| match (m, &t) {
+        (ValueMatcher::Str(_), None) => false,
+        (ValueMatcher::Str(sm), Some(t)) if sm.cased => sm.matches_prefolded(t, t),
+        (ValueMatcher::Str(sm), Some(t)) => {
+            let f = folded.get_or_insert_with(|| crate::pattern::fold(t));
+            sm.matches_prefolded(t, f)
+        }
+        (other, _) => other.matches(v, ev),
+    })
+}
+
 fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Int(i) => Some(*i as f64),
@@ -241,6 +257,18 @@ impl Item {
         match &self.kind {
             ItemKind::Exists(want) => self.field.exists(ev) == *want,
             ItemKind::Values(combine, ms) => match combine {
+                // Several values (a list): each value of the field is read,
+                // and folded, once for all of them.
+                Combine::Any
+                    if ms.len() > 1 && !ms.iter().any(|m| matches!(m, ValueMatcher::Null)) =>
+                {
+                    let mut hit = false;
+                    self.field.visit(ev, &mut |v| {
+                        hit = !matches!(v, Value::Null) && any_matches(ms, v, ev);
+                        hit
+                    });
+                    hit
+                }
                 Combine::Any => ms.iter().any(|m| self.one(m, ev)),
                 Combine::All => ms.iter().all(|m| self.one(m, ev)),
                 Combine::None => {

@@ -483,6 +483,33 @@ impl Route {
         self.all.iter().any(Vec::is_empty)
     }
 
+    /// [`Route::matches`] on an event whose field `name` has the text
+    /// values `texts(name)` (and no other field the route reads): a
+    /// route only compares the texts of its fields.
+    pub fn matches_texts<'t>(&self, texts: &dyn Fn(&str) -> &'t [String]) -> bool {
+        self.all.iter().all(|alts| {
+            alts.iter().any(|c| {
+                c.0.iter().all(|t| {
+                    let have = texts(&t.field.name);
+                    if t.values.is_empty() {
+                        !have.is_empty()
+                    } else {
+                        have.iter().any(|h| t.values.contains(h))
+                    }
+                })
+            })
+        })
+    }
+
+    /// The route's field tests: field name, and the values it accepts
+    /// (empty: any value).
+    pub fn tests(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.all.iter().flatten().flat_map(|c| {
+            c.0.iter()
+                .map(|t| (t.field.name.as_str(), t.values.as_slice()))
+        })
+    }
+
     /// The fields the route reads.
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.all

@@ -412,6 +412,13 @@ pub struct Scratch {
     /// Per distinct route: 0 not tested for this event, 1 no, 2 yes
     /// (cleared per event by the engine).
     pub(crate) routes: Vec<u8>,
+    /// Views of the engine `views_of` by log source key (see
+    /// `Engine::eval_with`), and the key being built.
+    pub(crate) views: HashMap<Box<[u8]>, Option<std::sync::Arc<Prefilter>>>,
+    pub(crate) views_of: u64,
+    pub(crate) view_key: Vec<u8>,
+    /// The last key looked up, and its view.
+    pub(crate) last_view: Option<(Vec<u8>, Option<std::sync::Arc<Prefilter>>)>,
 }
 
 impl Prefilter {

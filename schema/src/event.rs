@@ -94,7 +94,15 @@ impl Event {
         if lo != 0 {
             return [lo, self.roots[1].load(Ordering::Relaxed)];
         }
-        let m = self.fields.iter().fold([ROOTS_DONE, 0], |m, (k, _)| {
+        // A registered name is always stored as its id, and found by it:
+        // a path search only needs the keys it cannot find that way
+        // (unregistered names, and trees a longer path can lead into).
+        let m = self.fields.iter().fold([ROOTS_DONE, 0], |m, (k, v)| {
+            if matches!(k, FieldKey::Known(_))
+                && !matches!(v, Value::Object(_) | Value::Json(_) | Value::Array(_))
+            {
+                return m;
+            }
             let b = root_bits(k.name());
             [m[0] | b[0], m[1] | b[1]]
         });
@@ -103,8 +111,10 @@ impl Event {
         m
     }
 
-    /// False when no stored key starts with the first segment of `path`
-    /// (`bits` = [`root_bits`] of it); true means it may.
+    /// False when no stored key that a search by path must look at (an
+    /// unregistered name, or a tree under a registered one) starts with
+    /// the first segment of `path` (`bits` = [`root_bits`] of it); true
+    /// means one may. Registered fields are found by id, not by this.
     #[inline]
     pub fn may_have_root(&self, bits: [u64; 2]) -> bool {
         let m = self.roots_mask();
@@ -176,6 +186,8 @@ impl Event {
     /// `set` of a field that may be present already.
     #[inline(never)]
     fn replace(&mut self, id: FieldId, value: Value) {
+        // The new value may be a tree where the old one was not.
+        self.changed();
         for (k, v) in self.fields.iter_mut() {
             if let FieldKey::Known(k) = k
                 && *k == id
@@ -481,15 +493,17 @@ mod tests {
         e.insert("kubernetes.audit", Value::Object(vec![]));
         e.insert("CommandLine", "x");
         e.set(f::URL_PATH, "/a");
-        for p in [
-            "kubernetes.audit.verb",
-            "kubernetes",
-            "CommandLine",
-            "url.anything",
-            "url",
-        ] {
+        for p in ["kubernetes.audit.verb", "kubernetes", "CommandLine"] {
             assert!(e.may_have_root(root_bits(p)), "{p}");
         }
+        // A registered field with a plain value is found by its id: no
+        // path search needs its root.
+        assert!(!e.may_have_root(root_bits("url.anything")));
+        assert_eq!(e.get("url.path").and_then(Value::as_str), Some("/a"));
+        // A registered field holding a tree: longer paths lead into it.
+        e.set(f::URL_PATH, Value::Object(vec![]));
+        assert!(e.may_have_root(root_bits("url.path.x")));
+        e.set(f::URL_PATH, "/a");
         // Most absent roots are ruled out (a Bloom filter: some may pass).
         let absent = (0..200)
             .filter(|i| !e.may_have_root(root_bits(&format!("root{i}.x"))))
