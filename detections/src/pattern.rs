@@ -270,19 +270,36 @@ impl StrMatcher {
 }
 
 /// Wildcard matching with backtracking on the last `*` only: linear in
-/// practice, at most O(n·m).
+/// practice, at most O(n·m). A star followed by a literal jumps to the
+/// literal's next occurrence (memmem) instead of trying every position.
 fn glob(toks: &[Tok], v: &str) -> bool {
     let mut ti = 0;
     let mut vi = 0;
     // (token index after the star, input position it was tried at)
     let mut star: Option<(usize, usize)> = None;
     let vb = v.as_bytes();
+    // The first position at or after `from` where the literal after a
+    // star can match (a match of a UTF-8 literal starts on a character
+    // boundary); `None` when it occurs nowhere after: no later try of the
+    // star can match either. Without a literal next, `from` itself.
+    let next_try = |next: usize, from: usize| -> Option<usize> {
+        match toks.get(next) {
+            Some(Tok::Lit(s) | Tok::Placeholder(s)) if !s.is_empty() => {
+                memchr::memmem::find(&vb[from..], s.as_bytes()).map(|p| from + p)
+            }
+            _ => Some(from),
+        }
+    };
     loop {
         if ti < toks.len() {
             match &toks[ti] {
                 Tok::Many => {
-                    star = Some((ti + 1, vi));
+                    let Some(at) = next_try(ti + 1, vi) else {
+                        return false;
+                    };
+                    star = Some((ti + 1, at));
                     ti += 1;
+                    vi = at;
                     continue;
                 }
                 Tok::One => {
@@ -309,9 +326,12 @@ fn glob(toks: &[Tok], v: &str) -> bool {
         match star {
             Some((next, at)) if at < vb.len() => {
                 let ch = v[at..].chars().next().map_or(1, char::len_utf8);
-                star = Some((next, at + ch));
+                let Some(at) = next_try(next, at + ch) else {
+                    return false;
+                };
+                star = Some((next, at));
                 ti = next;
-                vi = at + ch;
+                vi = at;
             }
             _ => return false,
         }
@@ -400,5 +420,51 @@ mod tests {
             SigmaStr::parse("\\%plain%name%", true).0,
             vec![Tok::Lit("%plain".into()), Tok::Placeholder("name".into())]
         );
+    }
+
+    /// The wildcard matcher against a regex built from the same pattern,
+    /// on every pattern of up to 5 tokens over `a`, `b`, `ab`, `*`, `?`
+    /// and every text of up to 5 characters over `a`, `b`, `é`.
+    #[test]
+    fn glob_agrees_with_a_regex_on_every_small_case() {
+        let toks = ["a", "b", "ab", "*", "?"];
+        let mut patterns = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = patterns
+                .iter()
+                .flat_map(|p| toks.iter().map(move |t| format!("{p}{t}")))
+                .collect();
+            patterns.extend(longer);
+            patterns.sort();
+            patterns.dedup();
+        }
+        let mut texts = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| ["a", "b", "é"].map(|c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+            texts.sort();
+            texts.dedup();
+        }
+        let mut checked = 0;
+        for p in patterns.iter().filter(|p| p.chars().count() <= 6) {
+            let re: String = p
+                .chars()
+                .map(|c| match c {
+                    '*' => ".*".to_string(),
+                    '?' => ".".to_string(),
+                    c => c.to_string(),
+                })
+                .collect();
+            let re = regex::Regex::new(&format!("(?s)^{re}$")).unwrap();
+            let m = StrMatcher::new(&SigmaStr::parse(p, false), true);
+            for t in &texts {
+                assert_eq!(m.matches(t), re.is_match(t), "pattern {p:?} text {t:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
     }
 }
