@@ -302,7 +302,7 @@ fn convert(
         )]
     } else {
         use rayon::prelude::*;
-        outs.par_chunks(CHUNK)
+        outs.par_chunks_mut(CHUNK)
             .zip(keys.par_chunks(CHUNK))
             .map_init(
                 detections::prefilter::Scratch::default,
@@ -326,8 +326,9 @@ fn convert(
     }
 }
 
+/// Events that feed a correlation are moved out of `outs` (to the router).
 fn convert_chunk(
-    outs: &[Output],
+    outs: &mut [Output],
     keys: &[(u64, u32)],
     source_name: &Arc<str>,
     stream: u64,
@@ -343,7 +344,7 @@ fn convert_chunk(
     let mut dataset_cache: Option<(Value, Arc<str>)> = None;
     let mut source_cache: Option<Arc<str>> = None;
     let (mut events, mut dead) = (0, 0);
-    for (o, &(offset, ordinal)) in outs.iter().zip(keys) {
+    for (o, &(offset, ordinal)) in outs.iter_mut().zip(keys) {
         match o {
             Output::Event(ev) => {
                 events += 1;
@@ -391,7 +392,8 @@ fn convert_chunk(
                         feeds |= engine.feeds_correlations(i);
                     }
                     if feeds {
-                        out.hits.push((ev.clone(), rule_hits.clone()));
+                        // Done with it here: the router takes it.
+                        out.hits.push((std::mem::take(ev), rule_hits.clone()));
                     }
                 }
             }
