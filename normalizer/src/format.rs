@@ -109,6 +109,37 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Why a pattern did not match a record. The message is written only when
+/// no pattern (and no fallback format) matches: most records that miss a
+/// pattern match the next one.
+enum Miss<'f> {
+    /// The dissect pattern got through this many fields.
+    Shape(&'f Dissect, usize),
+    Regex(&'f Regex),
+    Whole(&'f Regex),
+    Reject(Reject),
+}
+
+impl Miss<'_> {
+    fn into_reject(self) -> Reject {
+        match self {
+            Miss::Shape(d, _) => Reject::new(format!("does not have the shape `{}`", d.source())),
+            Miss::Regex(re) => Reject::new(format!("does not match the regex `{}`", re.as_str())),
+            Miss::Whole(re) => Reject::new(format!(
+                "does not match the whole of the regex `{}`",
+                re.as_str()
+            )),
+            Miss::Reject(r) => r,
+        }
+    }
+}
+
+impl From<Reject> for Miss<'_> {
+    fn from(r: Reject) -> Self {
+        Miss::Reject(r)
+    }
+}
+
 /// Where a capture goes.
 #[derive(Debug, Clone)]
 enum Target {
@@ -132,6 +163,10 @@ struct Alt {
     kind: AltKind,
     set: Vec<(FieldKey, Value)>,
     steps: Vec<Step>,
+    /// Leading dissect fields in common with the pattern before (see
+    /// `Dissect::shared_fields`): when that one fails past them, this one
+    /// resumes there instead of splitting the line again.
+    shared: usize,
 }
 
 #[derive(Debug)]
@@ -218,6 +253,8 @@ pub struct Format {
 #[derive(Default)]
 pub struct Scratch {
     spans: Vec<Option<Span>>,
+    /// Where each dissect field ended (see `Dissect::resume`).
+    ends: Vec<usize>,
     temps: Vec<Option<Str>>,
     ts_cache: TsCache,
 }
@@ -229,6 +266,9 @@ pub(crate) struct TsCache {
     rule: usize,
     raw: Vec<u8>,
     ts: Option<schema::Timestamp>,
+    /// Where the seconds of `raw` are: a text that differs only there is
+    /// read as a shift of `ts`.
+    seconds: Option<crate::timestamp::Seconds>,
 }
 
 impl Format {
@@ -286,20 +326,25 @@ impl Format {
     ) -> Result<(), Reject> {
         let first = match &self.body {
             Body::Patterns(alts) => {
-                let mut first_err = None;
-                for alt in alts {
-                    match self.parse_alt(reg, alt, text, time, scratch, depth, out) {
+                let mut first_miss = None;
+                let mut resume = 0;
+                for (i, alt) in alts.iter().enumerate() {
+                    match self.parse_alt(reg, alt, resume, text, time, scratch, depth, out) {
                         Ok(()) => return Ok(()),
                         Err(e) => {
-                            first_err.get_or_insert(e);
+                            resume = match (&e, alts.get(i + 1)) {
+                                (Miss::Shape(_, got), Some(next)) => next.shared.min(*got),
+                                _ => 0,
+                            };
+                            first_miss.get_or_insert(e);
                         }
                     }
                 }
-                first_err.unwrap_or_else(|| Reject::new("no patterns"))
+                first_miss.unwrap_or(Miss::Reject(Reject::new("no patterns")))
             }
             Body::Json(j) => match self.parse_json(j, text, time, scratch, out) {
                 Ok(()) => return Ok(()),
-                Err(e) => e,
+                Err(e) => Miss::Reject(e),
             },
             Body::Builtin(_, parser) => {
                 self.reset_temps(scratch);
@@ -309,7 +354,7 @@ impl Format {
                         out.push(ctx.event);
                         return Ok(());
                     }
-                    Err(e) => e,
+                    Err(e) => Miss::Reject(e),
                 }
             }
             Body::Plain => {
@@ -331,42 +376,45 @@ impl Format {
                 }
             }
         }
-        Err(first)
+        Err(first.into_reject())
     }
 
     fn reset_temps(&self, scratch: &mut Scratch) {
-        scratch.temps.clear();
-        scratch.temps.resize(self.temps.len(), None);
+        if scratch.temps.len() == self.temps.len() {
+            scratch.temps.fill(None);
+        } else {
+            scratch.temps.clear();
+            scratch.temps.resize(self.temps.len(), None);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn parse_alt(
+    fn parse_alt<'f>(
         &self,
         reg: &Registry,
-        alt: &Alt,
+        alt: &'f Alt,
+        resume: usize,
         text: &Str,
         time: &TimeContext,
         scratch: &mut Scratch,
         depth: u8,
         out: &mut Vec<Event>,
-    ) -> Result<(), Reject> {
+    ) -> Result<(), Miss<'f>> {
         self.reset_temps(scratch);
         match &alt.kind {
             AltKind::Delegate(_, idx) => {
                 if depth > 1 {
-                    return Err(Reject::new("delegation is at most two levels deep"));
+                    return Err(Miss::Reject(Reject::new(
+                        "delegation is at most two levels deep",
+                    )));
                 }
-                reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out)
+                Ok(reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out)?)
             }
             AltKind::Dissect(d, targets) => {
                 let mut spans = std::mem::take(&mut scratch.spans);
-                let matched = d.matches(text.as_bytes(), &mut spans);
-                if !matched {
+                if let Err(got) = d.resume(text.as_bytes(), &mut spans, &mut scratch.ends, resume) {
                     scratch.spans = spans;
-                    return Err(Reject::new(format!(
-                        "does not have the shape `{}`",
-                        d.source()
-                    )));
+                    return Err(Miss::Shape(d, got));
                 }
                 let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
                 let mut result = Ok(());
@@ -387,16 +435,10 @@ impl Format {
             AltKind::Regex(re, targets) => {
                 let mut locs = re.capture_locations();
                 let Some(m) = re.captures_read(&mut locs, text) else {
-                    return Err(Reject::new(format!(
-                        "does not match the regex `{}`",
-                        re.as_str()
-                    )));
+                    return Err(Miss::Regex(re));
                 };
                 if m.start() != 0 || m.end() != text.len() {
-                    return Err(Reject::new(format!(
-                        "does not match the whole of the regex `{}`",
-                        re.as_str()
-                    )));
+                    return Err(Miss::Whole(re));
                 }
                 let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
                 for (group, target) in targets {
@@ -429,7 +471,11 @@ impl Format {
         }
         match target {
             Target::Skip => {}
-            Target::Temp(i) => ctx.temps[*i] = Some(text.slice_ref(s)),
+            Target::Temp(i) => {
+                // Filled in its slot (see `Str::assign_slice_ref`).
+                let slot = ctx.temps[*i].insert(Str::new());
+                slot.assign_slice_ref(text, s);
+            }
             Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
             Target::Field(id, ty) if ty.is_text() => ctx.event.set_slice(*id, text, s),
             Target::Field(id, ty) => match crate::convert::str_to_value(s, *ty)
@@ -498,13 +544,22 @@ impl Format {
         raw: &str,
     ) -> Result<(), Reject> {
         let key = rule as *const TimestampRule as usize;
-        if let Some(c) = ctx.ts_cache.as_deref()
+        if let Some(c) = ctx.ts_cache.as_deref_mut()
             && c.rule == key
-            && c.raw == raw.as_bytes()
             && let Some(t) = c.ts
         {
-            ctx.event.set(f::AT_TIMESTAMP, t);
-            return Ok(());
+            if c.raw == raw.as_bytes() {
+                ctx.event.set(f::AT_TIMESTAMP, t);
+                return Ok(());
+            }
+            if let Some(shift) = c.seconds.and_then(|s| s.shift(&c.raw, raw.as_bytes())) {
+                let t = schema::Timestamp(t.0 + shift);
+                c.raw.clear();
+                c.raw.extend_from_slice(raw.as_bytes());
+                c.ts = Some(t);
+                ctx.event.set(f::AT_TIMESTAMP, t);
+                return Ok(());
+            }
         }
         let zoned;
         let time = match rule.zone {
@@ -517,14 +572,18 @@ impl Format {
             }
             None => ctx.time,
         };
-        for l in &rule.layouts {
-            if let Some(t) = l.parse(raw, time) {
+        for (i, l) in rule.layouts.iter().enumerate() {
+            if let Some((t, seconds)) = l.parse_spanned(raw, time) {
+                // A shifted text is read by the layout that read this one
+                // only if no layout before it would take it first.
+                let seconds = seconds.filter(|_| i == 0);
                 ctx.event.set(f::AT_TIMESTAMP, t);
                 if let Some(c) = ctx.ts_cache.as_deref_mut() {
                     c.rule = key;
                     c.raw.clear();
                     c.raw.extend_from_slice(raw.as_bytes());
                     c.ts = Some(t);
+                    c.seconds = seconds;
                 }
                 return Ok(());
             }
@@ -1039,9 +1098,21 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             timestamp,
         })
     } else {
-        let mut alts = Vec::new();
+        let mut alts: Vec<Alt> = Vec::new();
         for (i, p) in spec.pattern.iter().enumerate() {
-            alts.push(compile_alt(p, &mut temps).map_err(|e| format!("pattern {}: {e}", i + 1))?);
+            let mut alt =
+                compile_alt(p, &mut temps).map_err(|e| format!("pattern {}: {e}", i + 1))?;
+            if let (
+                Some(Alt {
+                    kind: AltKind::Dissect(before, _),
+                    ..
+                }),
+                AltKind::Dissect(d, _),
+            ) = (alts.last(), &alt.kind)
+            {
+                alt.shared = d.shared_fields(before);
+            }
+            alts.push(alt);
         }
         Body::Patterns(alts)
     };
@@ -1170,5 +1241,6 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
         kind,
         set: compile_set(&p.set)?,
         steps,
+        shared: 0,
     })
 }

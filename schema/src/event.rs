@@ -199,13 +199,19 @@ impl Event {
                 if let FieldKey::Known(k) = k
                     && *k == id
                 {
-                    *v = Value::Str(base.slice_ref(sub));
+                    match v {
+                        Value::Str(s) => s.assign_slice_ref(base, sub),
+                        other => *other = Value::Str(base.slice_ref(sub)),
+                    }
                     return;
                 }
             }
         }
         self.known |= bit(id);
-        self.push_known(id, Value::Str(base.slice_ref(sub)));
+        self.push_known(id, Value::Str(Str::new()));
+        if let Some((_, Value::Str(s))) = self.fields.last_mut() {
+            s.assign_slice_ref(base, sub);
+        }
     }
 
     /// Sets a registered field only if it has no value yet.

@@ -24,7 +24,7 @@ pub fn get_path(ev: &Event, path: &str) -> Option<Str> {
 /// Percent-decodes a path segment or value (`+` stays `+`). Invalid UTF-8
 /// after decoding is replaced, not dropped.
 pub fn decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
+    if memchr::memchr(b'%', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     percent_decode_str(s).decode_utf8_lossy()
@@ -32,7 +32,7 @@ pub fn decode(s: &str) -> Cow<'_, str> {
 
 /// Percent-decodes a query-string value (`+` is a space).
 pub fn decode_query(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') && !s.contains('+') {
+    if memchr::memchr2(b'%', b'+', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let plus = s.replace('+', " ");
@@ -53,11 +53,10 @@ pub fn set_text(ev: &mut Event, id: FieldId, whole: &Str, text: Cow<'_, str>) {
     if text.is_empty() {
         return;
     }
-    let v = match text {
-        Cow::Borrowed(b) if within(whole, b) => whole.slice_ref(b),
-        other => Str::from(other.as_ref()),
-    };
-    ev.set(id, v);
+    match text {
+        Cow::Borrowed(b) if within(whole, b) => ev.set_slice(id, whole, b),
+        other => ev.set(id, Str::from(other.as_ref())),
+    }
 }
 
 fn within(whole: &str, part: &str) -> bool {
