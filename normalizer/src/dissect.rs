@@ -69,7 +69,7 @@ const SHORT: usize = 4;
 fn find_short(lit: &[u8], hay: &[u8]) -> Option<usize> {
     let (first, rest) = lit.split_first()?;
     let mut from = 0;
-    while let Some(i) = find_byte(*first, &hay[from..]) {
+    while let Some(i) = crate::scan::find(*first, &hay[from..]) {
         let at = from + i;
         if hay[at + 1..].starts_with(rest) {
             return Some(at);
@@ -77,33 +77,6 @@ fn find_short(lit: &[u8], hay: &[u8]) -> Option<usize> {
         from = at + 1;
     }
     None
-}
-
-/// The first occurrence of `c` in `hay`. Most fields of a log line are a
-/// few bytes long (`-`, a status code, a size): the first 16 bytes are
-/// searched a word at a time, and only a longer field pays for a `memchr`
-/// call (its dispatch and set-up cost more than such a short search).
-#[inline]
-pub(crate) fn find_byte(c: u8, hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO * c as u64;
-    let mut i = 0;
-    while i < 16 {
-        let Some(word) = hay.get(i..i + 8) else {
-            // Fewer than 8 bytes left.
-            return hay[i..].iter().position(|&b| b == c).map(|p| i + p);
-        };
-        let x = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
-        // The lowest set bit marks the first zero byte of `x` (a borrow only
-        // moves up from a zero byte, so no false match comes before it).
-        let zero = x.wrapping_sub(LO) & !x & HI;
-        if zero != 0 {
-            return Some(i + (zero.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    memchr::memchr(c, &hay[i..]).map(|p| i + p)
 }
 
 /// A compiled dissect pattern.
@@ -310,7 +283,7 @@ impl Dissect {
                 let hay = &line[pos..];
                 let found = match &field.finder {
                     Some(finder) => finder.find(hay),
-                    None if field.literal.len() == 1 => find_byte(field.literal[0], hay),
+                    None if field.literal.len() == 1 => crate::scan::find(field.literal[0], hay),
                     None => find_short(&field.literal, hay),
                 };
                 let Some(at) = found else { return Err(i) };
@@ -443,11 +416,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn find_byte_is_memchr(hay in proptest::collection::vec(any::<u8>(), 0..80), c in any::<u8>()) {
-            prop_assert_eq!(find_byte(c, &hay), memchr::memchr(c, &hay));
-        }
-
         #[test]
         fn find_short_finds_the_first(hay in proptest::collection::vec(0u8..4, 0..60), lit in proptest::collection::vec(0u8..4, 2..=SHORT)) {
             let naive = hay.windows(lit.len()).position(|w| w == &lit[..]);

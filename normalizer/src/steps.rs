@@ -12,6 +12,7 @@ use schema::{FieldId, FieldKey, Str, Value, f};
 
 use crate::convert::parse_ip;
 use crate::format::Ctx;
+use crate::scan;
 
 /// Why a record does not match a format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,7 +317,7 @@ fn addr(
     domain: FieldId,
 ) {
     // A list (X-Forwarded-For: "client, proxy1, proxy2") names the client first.
-    let first = match memchr::memchr(b',', s.as_bytes()) {
+    let first = match scan::find(b',', s.as_bytes()) {
         Some(i) => &s[..i],
         None => s,
     }
@@ -326,7 +327,7 @@ fn addr(
         return;
     }
     // Fast path, the common `a.b.c.d:port`.
-    if let Some(i) = memchr::memrchr(b':', t.as_bytes())
+    if let Some(i) = scan::rfind(b':', t.as_bytes())
         && let (h, p) = (&t[..i], &t[i + 1..])
         && let (Some(ip), Ok(port)) = (parse_ipv4(h.as_bytes()), p.parse::<u16>())
     {
@@ -393,7 +394,7 @@ fn parse_ipv4(s: &[u8]) -> Option<std::net::Ipv4Addr> {
 fn request_line(ctx: &mut Ctx<'_>, s: &Str) {
     let line: &str = s;
     let parsed = (|| {
-        let (method, rest) = line.split_once(' ')?;
+        let (method, rest) = scan::split_once(line, b' ')?;
         if method.is_empty()
             || !method
                 .bytes()
@@ -401,7 +402,7 @@ fn request_line(ctx: &mut Ctx<'_>, s: &Str) {
         {
             return None;
         }
-        let (target, version) = match rest.rsplit_once(' ') {
+        let (target, version) = match scan::rsplit_once(rest, b' ') {
             Some((t, p)) if p.starts_with("HTTP/") => (t, Some(&p[5..])),
             _ if !rest.contains(' ') => (rest, None),
             _ => return None,
@@ -430,12 +431,12 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
     let mut rest: &str = s;
     // One scan finds the query or the fragment, whichever comes first (a
     // `?` after the `#` is part of the fragment).
-    let (query, fragment) = match memchr::memchr2(b'#', b'?', rest.as_bytes()) {
+    let (query, fragment) = match scan::find2(b'#', b'?', rest.as_bytes()) {
         None => (None, None),
         Some(i) if rest.as_bytes()[i] == b'#' => (None, Some(i)),
         Some(i) => (
             Some(i),
-            memchr::memchr(b'#', &rest.as_bytes()[i + 1..]).map(|j| i + 1 + j),
+            scan::find(b'#', &rest.as_bytes()[i + 1..]).map(|j| i + 1 + j),
         ),
     };
     if let Some(i) = fragment {
@@ -490,11 +491,11 @@ pub(crate) fn split_url(ctx: &mut Ctx<'_>, s: &Str) {
     }
     if !rest.is_empty() {
         ctx.event.set_slice(f::URL_PATH, s, rest);
-        let last = match memchr::memrchr(b'/', rest.as_bytes()) {
+        let last = match scan::rfind(b'/', rest.as_bytes()) {
             Some(i) => &rest[i + 1..],
             None => rest,
         };
-        if let Some(dot) = memchr::memrchr(b'.', last.as_bytes()) {
+        if let Some(dot) = scan::rfind(b'.', last.as_bytes()) {
             let ext = &last[dot + 1..];
             if !ext.is_empty()
                 && dot > 0

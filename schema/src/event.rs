@@ -30,6 +30,45 @@ pub struct Event {
     roots: [std::sync::atomic::AtomicU64; 2],
 }
 
+/// Drops only the entries that own something. Most own nothing (numbers,
+/// addresses, times, inline and static strings, registered keys), and the
+/// drop glue the vector would call for each of them was 6% of the
+/// instructions of the access-log benchmarks.
+impl Drop for Event {
+    fn drop(&mut self) {
+        let len = self.fields.len();
+        let entries = self.fields.as_mut_ptr();
+        // SAFETY: the length is set to 0 first, so the vector drops none of
+        // the entries and a panic below leaks the rest instead of dropping
+        // any twice. Each of the `len` initialized entries is then dropped
+        // once, or skipped when dropping it would do nothing (`owns`).
+        unsafe {
+            self.fields.set_len(0);
+            for i in 0..len {
+                let entry = entries.add(i);
+                if owns(&*entry) {
+                    std::ptr::drop_in_place(entry);
+                }
+            }
+        }
+    }
+}
+
+/// Whether dropping an entry does anything.
+#[inline(always)]
+fn owns((k, v): &(FieldKey, Value)) -> bool {
+    match v {
+        Value::Null
+        | Value::Bool(_)
+        | Value::Int(_)
+        | Value::Float(_)
+        | Value::Ip(_)
+        | Value::Time(_) => !matches!(k, FieldKey::Known(_)),
+        Value::Str(s) => s.is_shared() || !matches!(k, FieldKey::Known(_)),
+        Value::Array(_) | Value::Object(_) | Value::Json(_) => true,
+    }
+}
+
 impl Clone for Event {
     fn clone(&self) -> Event {
         Event {

@@ -151,6 +151,13 @@ impl Str {
         }
     }
 
+    /// True when the string holds a reference count (the other forms own
+    /// nothing and need no drop).
+    #[inline]
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared(_))
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline { len, buf } => {

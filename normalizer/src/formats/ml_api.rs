@@ -10,6 +10,7 @@
 use schema::{Event, Str, f};
 
 use super::util::{decode, decode_query, get, query_param, set_api, set_api_owned, set_text};
+use crate::scan;
 use crate::steps::NamedStep;
 
 struct Req {
@@ -92,8 +93,8 @@ fn mlflow_params(ev: &mut Event, r: &Req, endpoint: &str) {
         || endpoint.starts_with("model-versions")
         || endpoint == "get-artifact";
     let users = endpoint.starts_with("users");
-    for kv in query.split('&') {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+    for kv in scan::split(query, b'&') {
+        let (k, v) = scan::split_once(kv, b'=').unwrap_or((kv, ""));
         let id = match &*decode_query(k) {
             "run_id" | "run_uuid" => f::MLOPS_RUN_ID,
             "experiment_id" => f::MLOPS_EXPERIMENT_ID,
