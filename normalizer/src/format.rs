@@ -42,19 +42,23 @@ pub enum FormatError {
 }
 
 /// The state a record is parsed in: the event being built, the captures
-/// that are not kept (`_name`), and the time context.
+/// that are not kept (`_name`, as spans of the record's text), and the
+/// time context.
 pub struct Ctx<'a> {
     pub event: Event,
     pub time: &'a TimeContext,
-    temps: &'a mut Vec<Option<Str>>,
+    /// The text the captures are spans of.
+    text: Option<&'a Str>,
+    temps: &'a mut Vec<Option<Span>>,
     ts_cache: Option<&'a mut TsCache>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(time: &'a TimeContext, temps: &'a mut Vec<Option<Str>>) -> Ctx<'a> {
+    pub fn new(time: &'a TimeContext, temps: &'a mut Vec<Option<Span>>) -> Ctx<'a> {
         Ctx {
             event: Event::new(),
             time,
+            text: None,
             temps,
             ts_cache: None,
         }
@@ -62,31 +66,44 @@ impl<'a> Ctx<'a> {
 
     fn cached(
         time: &'a TimeContext,
-        temps: &'a mut Vec<Option<Str>>,
+        text: &'a Str,
+        temps: &'a mut Vec<Option<Span>>,
         cache: &'a mut TsCache,
     ) -> Ctx<'a> {
         Ctx {
             event: Event::new(),
             time,
+            text: Some(text),
             temps,
             ts_cache: Some(cache),
         }
     }
 
-    /// Runs `f` with a step input, when present. A capture is lent to `f`
-    /// (taken out and put back, no reference count touched); a field's
-    /// value is cloned, since `f` may change the event it lives in.
-    pub fn with_src<R>(&mut self, src: &Src, f: impl FnOnce(&mut Ctx<'a>, &Str) -> R) -> Option<R> {
+    /// The text of a capture that is not kept.
+    fn temp(&self, i: usize) -> Option<&'a str> {
+        let (a, b) = (*self.temps.get(i)?)?;
+        Some(&self.text?[a..b])
+    }
+
+    /// Runs `f` with a step input, when present, as a `&str` and a `Str` it
+    /// lies in (to build field values from it with `Event::set_slice`). A
+    /// capture is a span of the record's text: no string is built for it.
+    /// A field's value is cloned, since `f` may change the event it lives
+    /// in.
+    pub fn with_src<R>(
+        &mut self,
+        src: &Src,
+        f: impl FnOnce(&mut Ctx<'a>, &Str, &str) -> R,
+    ) -> Option<R> {
         match src {
             Src::Temp(i) => {
-                let s = self.temps.get_mut(*i)?.take()?;
-                let r = f(self, &s);
-                self.temps[*i] = Some(s);
-                Some(r)
+                let s = self.temp(*i)?;
+                let text = self.text?;
+                Some(f(self, text, s))
             }
             Src::Field(_) => {
                 let s = self.read(src)?;
-                Some(f(self, &s))
+                Some(f(self, &s, &s))
             }
         }
     }
@@ -94,7 +111,10 @@ impl<'a> Ctx<'a> {
     /// Reads a step input.
     pub fn read(&self, src: &Src) -> Option<Str> {
         match src {
-            Src::Temp(i) => self.temps.get(*i).cloned().flatten(),
+            Src::Temp(i) => {
+                let s = self.temp(*i)?;
+                Some(self.text?.slice_ref(s))
+            }
             Src::Field(k) => {
                 let v = match k {
                     FieldKey::Known(id) => self.event.get_id(*id)?,
@@ -255,7 +275,7 @@ pub struct Scratch {
     spans: Vec<Option<Span>>,
     /// Where each dissect field ended (see `Dissect::resume`).
     ends: Vec<usize>,
-    temps: Vec<Option<Str>>,
+    temps: Vec<Option<Span>>,
     ts_cache: TsCache,
 }
 
@@ -348,7 +368,7 @@ impl Format {
             },
             Body::Builtin(_, parser) => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 match parser(text, &mut ctx).and_then(|()| self.finish(&mut ctx, &[], &[])) {
                     Ok(()) => {
                         out.push(ctx.event);
@@ -359,7 +379,7 @@ impl Format {
             }
             Body::Plain => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 ctx.event.set(f::MESSAGE, text.clone());
                 self.finish(&mut ctx, &[], &[])?;
                 out.push(ctx.event);
@@ -416,7 +436,7 @@ impl Format {
                     scratch.spans = spans;
                     return Err(Miss::Shape(d, got));
                 }
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 let mut result = Ok(());
                 for (slot, span) in spans.iter().enumerate() {
                     if let Some((a, b)) = *span
@@ -440,7 +460,7 @@ impl Format {
                 if m.start() != 0 || m.end() != text.len() {
                     return Err(Miss::Whole(re));
                 }
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 for (group, target) in targets {
                     if let Some((a, b)) = locs.get(*group) {
                         self.assign(&mut ctx, target, text, a, b)?;
@@ -471,11 +491,7 @@ impl Format {
         }
         match target {
             Target::Skip => {}
-            Target::Temp(i) => {
-                // Filled in its slot (see `Str::assign_slice_ref`).
-                let slot = ctx.temps[*i].insert(Str::new());
-                slot.assign_slice_ref(text, s);
-            }
+            Target::Temp(i) => ctx.temps[*i] = Some((a, b)),
             Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
             Target::Field(id, ty) if ty.is_text() => ctx.event.set_slice(*id, text, s),
             Target::Field(id, ty) => match crate::convert::str_to_value(s, *ty)
@@ -503,16 +519,20 @@ impl Format {
         alt_steps: &[Step],
     ) -> Result<(), Reject> {
         if let Some(rule) = &self.timestamp {
+            let field;
             let raw = match &rule.src {
-                TsSrc::Temp(i) => ctx.temps[*i].clone(),
-                TsSrc::Field(k) => ctx
-                    .event
-                    .get(k.name())
-                    .and_then(|v| v.to_text().map(|c| Str::from(c.as_ref()))),
+                TsSrc::Temp(i) => ctx.temp(*i),
+                TsSrc::Field(k) => {
+                    field = ctx
+                        .event
+                        .get(k.name())
+                        .and_then(|v| v.to_text().map(|c| c.into_owned()));
+                    field.as_deref()
+                }
                 TsSrc::Json => None,
             };
             if let Some(raw) = raw {
-                self.apply_timestamp(ctx, rule, &raw)?;
+                self.apply_timestamp(ctx, rule, raw)?;
             }
         }
         for (k, v) in alt_set.iter().chain(&self.set) {
@@ -696,7 +716,7 @@ impl Format {
             }
         }
         self.reset_temps(scratch);
-        let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+        let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
         for (key, ty, array, idx) in &j.fields {
             if let Some(v) = vals[*idx]
                 .as_ref()

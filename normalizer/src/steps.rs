@@ -231,7 +231,9 @@ impl Step {
                 port,
                 domain,
             } => {
-                ctx.with_src(from, |ctx, s| addr(ctx, s, *address, *ip, *port, *domain));
+                ctx.with_src(from, |ctx, base, s| {
+                    addr(ctx, base, s, *address, *ip, *port, *domain)
+                });
                 Ok(())
             }
             Step::RequestLine { from } => {
@@ -255,7 +257,7 @@ impl Step {
                 Ok(())
             }
             Step::Level { from } => {
-                ctx.with_src(from, |ctx, s| {
+                ctx.with_src(from, |ctx, _, s| {
                     let level = normalize_level(s);
                     if !level.is_empty() {
                         ctx.event.set(f::LOG_LEVEL, level);
@@ -290,11 +292,8 @@ impl Step {
                 from,
                 nanos_per_unit,
             } => {
-                if let Some(s) = ctx.read(from) {
-                    let n: f64 = s
-                        .trim()
-                        .parse()
-                        .map_err(|_| Reject::new("duration is not a number"))?;
+                if let Some(n) = ctx.with_src(from, |_, _, s| s.trim().parse::<f64>()) {
+                    let n = n.map_err(|_| Reject::new("duration is not a number"))?;
                     if n.is_finite() && n >= 0.0 {
                         ctx.event
                             .set(f::EVENT_DURATION, (n * nanos_per_unit).round() as i64);
@@ -307,10 +306,12 @@ impl Step {
     }
 }
 
-/// Splits `host:port` forms into address/ip/port/domain fields.
+/// Splits `host:port` forms into address/ip/port/domain fields (`s` lies
+/// in `base`).
 fn addr(
     ctx: &mut Ctx<'_>,
-    s: &Str,
+    base: &Str,
+    s: &str,
     address: FieldId,
     ip_id: FieldId,
     port_id: FieldId,
@@ -332,7 +333,7 @@ fn addr(
         && let (Some(ip), Ok(port)) = (parse_ipv4(h.as_bytes()), p.parse::<u16>())
     {
         ctx.event.set(ip_id, std::net::IpAddr::V4(ip));
-        ctx.event.set_slice(address, s, h);
+        ctx.event.set_slice(address, base, h);
         ctx.event.set(port_id, port as i64);
         return;
     }
@@ -349,16 +350,16 @@ fn addr(
                 (h.trim_start_matches('[').trim_end_matches(']'), Some(port))
             }
             (None, Ok(port)) if !h.contains(':') && !h.is_empty() => {
-                ctx.event.set_slice(domain, s, h);
+                ctx.event.set_slice(domain, base, h);
                 (h, Some(port))
             }
             _ => (t, None),
         }
     } else {
-        ctx.event.set_slice(domain, s, t);
+        ctx.event.set_slice(domain, base, t);
         (t, None)
     };
-    ctx.event.set_slice(address, s, host);
+    ctx.event.set_slice(address, base, host);
     if let Some(p) = port {
         ctx.event.set(port_id, p as i64);
     }
@@ -391,8 +392,8 @@ fn parse_ipv4(s: &[u8]) -> Option<std::net::Ipv4Addr> {
     (i == s.len()).then_some(std::net::Ipv4Addr::from(octets))
 }
 
-fn request_line(ctx: &mut Ctx<'_>, s: &Str) {
-    let line: &str = s;
+/// Splits a request line (`line` lies in `base`).
+fn request_line(ctx: &mut Ctx<'_>, base: &Str, line: &str) {
     let parsed = (|| {
         let (method, rest) = scan::split_once(line, b' ')?;
         if method.is_empty()
@@ -414,13 +415,15 @@ fn request_line(ctx: &mut Ctx<'_>, s: &Str) {
     })();
     match parsed {
         Some((method, target, version)) => {
-            ctx.event.set_slice(f::HTTP_REQUEST_METHOD, s, method);
-            ctx.event.set_slice(f::URL_ORIGINAL, s, target);
+            ctx.event.set_slice(f::HTTP_REQUEST_METHOD, base, method);
+            ctx.event.set_slice(f::URL_ORIGINAL, base, target);
             if let Some(v) = version.filter(|v| !v.is_empty()) {
-                ctx.event.set_slice(f::HTTP_VERSION, s, v);
+                ctx.event.set_slice(f::HTTP_VERSION, base, v);
             }
         }
-        None if !line.is_empty() && line != "-" => ctx.event.set(f::HTTP_REQUEST_LINE, s.clone()),
+        None if !line.is_empty() && line != "-" => {
+            ctx.event.set_slice(f::HTTP_REQUEST_LINE, base, line)
+        }
         None => {}
     }
 }
@@ -578,10 +581,12 @@ mod tests {
             ("10.1.2.3", Some("10.1.2.3"), None),
             ("gateway.internal:443", None, Some("443")),
         ] {
+            let base = Str::from(input);
             let e = with_ctx(|ctx| {
                 addr(
                     ctx,
-                    &Str::from(input),
+                    &base,
+                    &base,
                     f::SOURCE_ADDRESS,
                     f::SOURCE_IP,
                     f::SOURCE_PORT,
@@ -591,10 +596,12 @@ mod tests {
             assert_eq!(s(&e, f::SOURCE_IP).as_deref(), ip, "{input}");
             assert_eq!(s(&e, f::SOURCE_PORT).as_deref(), port, "{input}");
         }
+        let base = Str::from("gateway.internal:443");
         let e = with_ctx(|ctx| {
             addr(
                 ctx,
-                &Str::from("gateway.internal:443"),
+                &base,
+                &base,
                 f::SOURCE_ADDRESS,
                 f::SOURCE_IP,
                 f::SOURCE_PORT,
@@ -610,17 +617,20 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        let e = with_ctx(|ctx| request_line(ctx, &Str::from("GET /a b?x=1 HTTP/1.1")));
+        let base = Str::from("GET /a b?x=1 HTTP/1.1");
+        let e = with_ctx(|ctx| request_line(ctx, &base, &base));
         assert_eq!(s(&e, f::HTTP_REQUEST_METHOD).as_deref(), Some("GET"));
         assert_eq!(s(&e, f::URL_ORIGINAL).as_deref(), Some("/a b?x=1"));
         assert_eq!(s(&e, f::HTTP_VERSION).as_deref(), Some("1.1"));
-        let e = with_ctx(|ctx| request_line(ctx, &Str::from("\\x16\\x03\\x01")));
+        let base = Str::from("\\x16\\x03\\x01");
+        let e = with_ctx(|ctx| request_line(ctx, &base, &base));
         assert_eq!(
             s(&e, f::HTTP_REQUEST_LINE).as_deref(),
             Some("\\x16\\x03\\x01")
         );
         assert_eq!(e.get_id(f::HTTP_REQUEST_METHOD), None);
-        let e = with_ctx(|ctx| request_line(ctx, &Str::from("-")));
+        let base = Str::from("-");
+        let e = with_ctx(|ctx| request_line(ctx, &base, &base));
         assert!(e.is_empty());
     }
 
