@@ -494,6 +494,10 @@ impl Format {
             Target::Temp(i) => ctx.temps[*i] = Some((a, b)),
             Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
             Target::Field(id, ty) if ty.is_text() => ctx.event.set_slice(*id, text, s),
+            // Status codes and sizes: the common non-text capture.
+            Target::Field(id, FieldType::Long) if let Some(n) = crate::convert::parse_i64(s) => {
+                ctx.event.set(*id, Value::Int(n))
+            }
             Target::Field(id, ty) => match crate::convert::str_to_value(s, *ty)
                 .or_else(|| text_to_value(text.slice_ref(s), *ty))
             {
