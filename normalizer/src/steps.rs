@@ -241,7 +241,8 @@ impl Step {
                 Ok(())
             }
             Step::Url => {
-                if let Some(Value::Str(s)) = ctx.event.get_id(f::URL_ORIGINAL) {
+                // Usually set by the request-line step just before.
+                if let Some(Value::Str(s)) = ctx.event.get_id_recent(f::URL_ORIGINAL) {
                     let s = s.clone();
                     split_url(ctx, &s);
                 }

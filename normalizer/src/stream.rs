@@ -397,7 +397,8 @@ impl Stream<'_> {
                 original.clone()
             };
             self.finish_event(&mut ev, &rec, original);
-            if let Some(Value::Str(ds)) = ev.get_id(f::EVENT_DATASET) {
+            // Set at the end of parsing, a few fields from the end.
+            if let Some(Value::Str(ds)) = ev.get_id_recent(f::EVENT_DATASET) {
                 // Datasets are few and usually the same `Str`: compare pointers first.
                 match self
                     .by_dataset

@@ -325,6 +325,23 @@ impl Event {
         None
     }
 
+    /// [`Event::get_id`] scanning from the field added last: for a field
+    /// that was just set (a step reading what the step before it set), the
+    /// scan ends after a few entries instead of going through the event.
+    /// The same value as `get_id` unless the event repeats the key, which
+    /// only an event read from a document can (`set`, `set_default` and
+    /// `insert` replace or keep a present field).
+    #[inline]
+    pub fn get_id_recent(&self, id: FieldId) -> Option<&Value> {
+        if !self.known.has(id) {
+            return None;
+        }
+        self.fields.iter().rev().find_map(|(k, v)| match k {
+            FieldKey::Known(k) if *k == id => Some(v),
+            _ => None,
+        })
+    }
+
     /// The value at a dotted path: a stored key, or a path into an object
     /// tree stored under a prefix of it. Arrays are not walked (see
     /// [`Event::for_each_value`]).
@@ -517,6 +534,23 @@ mod tests {
                 .map(|(k, v)| (Str::from_static(k), v))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn recent_lookup_finds_what_get_id_finds() {
+        let mut e = Event::new();
+        assert_eq!(e.get_id_recent(f::URL_PATH), None);
+        e.set(f::URL_PATH, "/a");
+        e.insert("custom.thing", 3i64);
+        e.set(f::URL_QUERY, "q");
+        for id in [f::URL_PATH, f::URL_QUERY, f::URL_ORIGINAL] {
+            assert_eq!(e.get_id_recent(id), e.get_id(id));
+        }
+        e.set(f::URL_PATH, "/b");
+        assert_eq!(
+            e.get_id_recent(f::URL_PATH).and_then(Value::as_str),
+            Some("/b")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! (nginx, Apache, ingress) run `ml_api`, which tries them all, so traffic
 //! through a proxy in front of MLflow or KServe is understood too.
 
-use schema::{Event, Str, f};
+use schema::{Event, Str, Value, f};
 
 use super::util::{decode, decode_query, get, query_param, set_api, set_api_owned, set_text};
 use crate::scan;
@@ -22,10 +22,15 @@ struct Req {
 /// The request's method, path and query, read once per event and shared
 /// by the recognizers `ml_api` tries.
 fn req(ev: &Event) -> Option<Req> {
+    // The request and URL steps have just set these: look from the end.
+    let get = |id| match ev.get_id_recent(id)? {
+        Value::Str(s) => Some(s.clone()),
+        _ => None,
+    };
     Some(Req {
-        method: get(ev, f::HTTP_REQUEST_METHOD).unwrap_or_else(|| Str::from_static("GET")),
-        path: get(ev, f::URL_PATH)?,
-        query: get(ev, f::URL_QUERY),
+        method: get(f::HTTP_REQUEST_METHOD).unwrap_or_else(|| Str::from_static("GET")),
+        path: get(f::URL_PATH)?,
+        query: get(f::URL_QUERY),
     })
 }
 
