@@ -555,8 +555,11 @@ impl Format {
         ctx.event
             .set_default(f::EVENT_DATASET, self.dataset.clone());
         ctx.event.set_default(f::EVENT_MODULE, self.module.clone());
-        if let Some(c) = &self.component {
-            ctx.event.set_default(f::MLOPS_COMPONENT, c.clone());
+        // The ML API steps set the component just before: look from the end.
+        if let Some(c) = &self.component
+            && ctx.event.get_id_recent(f::MLOPS_COMPONENT).is_none()
+        {
+            ctx.event.set(f::MLOPS_COMPONENT, c.clone());
         }
         Ok(())
     }
