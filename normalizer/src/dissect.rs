@@ -58,12 +58,35 @@ struct Field {
     suffix: bool,
 }
 
+/// Literals up to this long are found by `find_short` rather than a
+/// `memmem::Finder`, whose set-up costs more than the search on a short
+/// line when the literal is a couple of bytes (`" `, ` - "`).
+const SHORT: usize = 4;
+
+/// The first occurrence of `lit` (2 to `SHORT` bytes) in `hay`: `memchr`
+/// for its first byte, then a compare of the rest.
+#[inline]
+fn find_short(lit: &[u8], hay: &[u8]) -> Option<usize> {
+    let (first, rest) = lit.split_first()?;
+    let mut from = 0;
+    while let Some(i) = crate::scan::find(*first, &hay[from..]) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// A compiled dissect pattern.
 #[derive(Debug, Clone)]
 pub struct Dissect {
     prefix: Vec<u8>,
     fields: Vec<Field>,
     names: Vec<String>,
+    /// Capture slots of the fields before field `i`: `0..slots_before[i]`.
+    slots_before: Vec<usize>,
     source: String,
 }
 
@@ -143,16 +166,48 @@ impl Dissect {
             return Err(DissectError::NoFields);
         }
         for f in &mut fields {
-            if f.literal.len() > 1 && !f.suffix {
+            if f.literal.len() > SHORT && !f.suffix {
                 f.finder = Some(memmem::Finder::new(&f.literal).into_owned());
             }
         }
+        // Slots captured by the fields before each field.
+        let mut slots_before = Vec::with_capacity(fields.len() + 1);
+        let mut slots = 0;
+        for f in &fields {
+            slots_before.push(slots);
+            if let FieldKind::Capture(i) = f.kind {
+                slots = slots.max(i + 1);
+            }
+        }
+        slots_before.push(slots);
         Ok(Dissect {
             prefix,
             fields,
             names,
+            slots_before,
             source: pattern.to_string(),
         })
+    }
+
+    /// How many leading fields `self` has in common with `other` (same
+    /// prefix, and each field the same capture slot, kind and literal): a
+    /// match of `other` that got past them can be resumed by `self` there
+    /// (see [`Dissect::resume`]).
+    pub fn shared_fields(&self, other: &Dissect) -> usize {
+        if self.prefix != other.prefix {
+            return 0;
+        }
+        self.fields
+            .iter()
+            .zip(&other.fields)
+            .take_while(|(a, b)| {
+                a.kind == b.kind
+                    && a.literal == b.literal
+                    && a.padding == b.padding
+                    && !a.suffix
+                    && !b.suffix
+            })
+            .count()
     }
 
     /// Names of the capture slots, in order of first appearance.
@@ -168,30 +223,57 @@ impl Dissect {
     /// (`None` if the slot was not captured). Returns false if the line does
     /// not have the pattern's shape.
     pub fn matches(&self, line: &[u8], spans: &mut Vec<Option<Span>>) -> bool {
-        spans.clear();
-        spans.resize(self.names.len(), None);
-        match self.prefix[..] {
-            [] => {}
-            [c] => {
-                if line.first() != Some(&c) {
-                    return false;
+        self.resume(line, spans, &mut Vec::new(), 0).is_ok()
+    }
+
+    /// Matches a line as [`Dissect::matches`] does, starting at field
+    /// `from`. `ends[i]` is where field `i` ended; a failed match leaves the
+    /// spans and ends of the fields it got through and returns how many
+    /// those are. With `from > 0`, `spans` and `ends` must be those a match
+    /// of a pattern sharing at least `from` fields (see
+    /// [`Dissect::shared_fields`]) left after getting through `from` fields:
+    /// that work is not done again.
+    pub fn resume(
+        &self,
+        line: &[u8],
+        spans: &mut Vec<Option<Span>>,
+        ends: &mut Vec<usize>,
+        from: usize,
+    ) -> Result<(), usize> {
+        let mut pos;
+        if from == 0 {
+            spans.clear();
+            spans.resize(self.names.len(), None);
+            ends.clear();
+            match self.prefix[..] {
+                [] => {}
+                [c] => {
+                    if line.first() != Some(&c) {
+                        return Err(0);
+                    }
+                }
+                _ => {
+                    if !line.starts_with(&self.prefix) {
+                        return Err(0);
+                    }
                 }
             }
-            _ => {
-                if !line.starts_with(&self.prefix) {
-                    return false;
-                }
-            }
+            pos = self.prefix.len();
+        } else {
+            debug_assert!(ends.len() >= from);
+            spans.truncate(self.slots_before[from]);
+            spans.resize(self.names.len(), None);
+            ends.truncate(from);
+            pos = ends[from - 1];
         }
-        let mut pos = self.prefix.len();
         let n = self.fields.len();
-        for (i, field) in self.fields.iter().enumerate() {
+        for (i, field) in self.fields.iter().enumerate().skip(from) {
             let (end, next) = if field.suffix {
                 let Some(end) = line.len().checked_sub(field.literal.len()) else {
-                    return false;
+                    return Err(i);
                 };
                 if end < pos || !line.ends_with(&field.literal) {
-                    return false;
+                    return Err(i);
                 }
                 (end, line.len())
             } else if field.literal.is_empty() {
@@ -201,9 +283,10 @@ impl Dissect {
                 let hay = &line[pos..];
                 let found = match &field.finder {
                     Some(finder) => finder.find(hay),
-                    None => memchr::memchr(field.literal[0], hay),
+                    None if field.literal.len() == 1 => crate::scan::find(field.literal[0], hay),
+                    None => find_short(&field.literal, hay),
                 };
-                let Some(at) = found else { return false };
+                let Some(at) = found else { return Err(i) };
                 let mut next = pos + at + field.literal.len();
                 if field.padding {
                     if let [c] = field.literal[..] {
@@ -228,8 +311,9 @@ impl Dissect {
                 FieldKind::Skip => {}
             }
             pos = next;
+            ends.push(pos);
         }
-        pos == line.len()
+        if pos == line.len() { Ok(()) } else { Err(n) }
     }
 }
 
@@ -332,6 +416,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn find_short_finds_the_first(hay in proptest::collection::vec(0u8..4, 0..60), lit in proptest::collection::vec(0u8..4, 2..=SHORT)) {
+            let naive = hay.windows(lit.len()).position(|w| w == &lit[..]);
+            prop_assert_eq!(find_short(&lit, &hay), naive);
+        }
+
         #[test]
         fn never_panics_and_spans_are_in_bounds(line in proptest::collection::vec(any::<u8>(), 0..200)) {
             for p in [r#"%{a} [%{b}] "%{c}" %{d}"#, "%{a}->%{b->} %{+a}", r#"x%{a}"y""#] {

@@ -42,19 +42,23 @@ pub enum FormatError {
 }
 
 /// The state a record is parsed in: the event being built, the captures
-/// that are not kept (`_name`), and the time context.
+/// that are not kept (`_name`, as spans of the record's text), and the
+/// time context.
 pub struct Ctx<'a> {
     pub event: Event,
     pub time: &'a TimeContext,
-    temps: &'a mut Vec<Option<Str>>,
+    /// The text the captures are spans of.
+    text: Option<&'a Str>,
+    temps: &'a mut Vec<Option<Span>>,
     ts_cache: Option<&'a mut TsCache>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(time: &'a TimeContext, temps: &'a mut Vec<Option<Str>>) -> Ctx<'a> {
+    pub fn new(time: &'a TimeContext, temps: &'a mut Vec<Option<Span>>) -> Ctx<'a> {
         Ctx {
             event: Event::new(),
             time,
+            text: None,
             temps,
             ts_cache: None,
         }
@@ -62,31 +66,44 @@ impl<'a> Ctx<'a> {
 
     fn cached(
         time: &'a TimeContext,
-        temps: &'a mut Vec<Option<Str>>,
+        text: &'a Str,
+        temps: &'a mut Vec<Option<Span>>,
         cache: &'a mut TsCache,
     ) -> Ctx<'a> {
         Ctx {
             event: Event::new(),
             time,
+            text: Some(text),
             temps,
             ts_cache: Some(cache),
         }
     }
 
-    /// Runs `f` with a step input, when present. A capture is lent to `f`
-    /// (taken out and put back, no reference count touched); a field's
-    /// value is cloned, since `f` may change the event it lives in.
-    pub fn with_src<R>(&mut self, src: &Src, f: impl FnOnce(&mut Ctx<'a>, &Str) -> R) -> Option<R> {
+    /// The text of a capture that is not kept.
+    fn temp(&self, i: usize) -> Option<&'a str> {
+        let (a, b) = (*self.temps.get(i)?)?;
+        Some(&self.text?[a..b])
+    }
+
+    /// Runs `f` with a step input, when present, as a `&str` and a `Str` it
+    /// lies in (to build field values from it with `Event::set_slice`). A
+    /// capture is a span of the record's text: no string is built for it.
+    /// A field's value is cloned, since `f` may change the event it lives
+    /// in.
+    pub fn with_src<R>(
+        &mut self,
+        src: &Src,
+        f: impl FnOnce(&mut Ctx<'a>, &Str, &str) -> R,
+    ) -> Option<R> {
         match src {
             Src::Temp(i) => {
-                let s = self.temps.get_mut(*i)?.take()?;
-                let r = f(self, &s);
-                self.temps[*i] = Some(s);
-                Some(r)
+                let s = self.temp(*i)?;
+                let text = self.text?;
+                Some(f(self, text, s))
             }
             Src::Field(_) => {
                 let s = self.read(src)?;
-                Some(f(self, &s))
+                Some(f(self, &s, &s))
             }
         }
     }
@@ -94,7 +111,10 @@ impl<'a> Ctx<'a> {
     /// Reads a step input.
     pub fn read(&self, src: &Src) -> Option<Str> {
         match src {
-            Src::Temp(i) => self.temps.get(*i).cloned().flatten(),
+            Src::Temp(i) => {
+                let s = self.temp(*i)?;
+                Some(self.text?.slice_ref(s))
+            }
             Src::Field(k) => {
                 let v = match k {
                     FieldKey::Known(id) => self.event.get_id(*id)?,
@@ -106,6 +126,37 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+    }
+}
+
+/// Why a pattern did not match a record. The message is written only when
+/// no pattern (and no fallback format) matches: most records that miss a
+/// pattern match the next one.
+enum Miss<'f> {
+    /// The dissect pattern got through this many fields.
+    Shape(&'f Dissect, usize),
+    Regex(&'f Regex),
+    Whole(&'f Regex),
+    Reject(Reject),
+}
+
+impl Miss<'_> {
+    fn into_reject(self) -> Reject {
+        match self {
+            Miss::Shape(d, _) => Reject::new(format!("does not have the shape `{}`", d.source())),
+            Miss::Regex(re) => Reject::new(format!("does not match the regex `{}`", re.as_str())),
+            Miss::Whole(re) => Reject::new(format!(
+                "does not match the whole of the regex `{}`",
+                re.as_str()
+            )),
+            Miss::Reject(r) => r,
+        }
+    }
+}
+
+impl From<Reject> for Miss<'_> {
+    fn from(r: Reject) -> Self {
+        Miss::Reject(r)
     }
 }
 
@@ -132,6 +183,10 @@ struct Alt {
     kind: AltKind,
     set: Vec<(FieldKey, Value)>,
     steps: Vec<Step>,
+    /// Leading dissect fields in common with the pattern before (see
+    /// `Dissect::shared_fields`): when that one fails past them, this one
+    /// resumes there instead of splitting the line again.
+    shared: usize,
 }
 
 #[derive(Debug)]
@@ -218,7 +273,9 @@ pub struct Format {
 #[derive(Default)]
 pub struct Scratch {
     spans: Vec<Option<Span>>,
-    temps: Vec<Option<Str>>,
+    /// Where each dissect field ended (see `Dissect::resume`).
+    ends: Vec<usize>,
+    temps: Vec<Option<Span>>,
     ts_cache: TsCache,
 }
 
@@ -229,6 +286,9 @@ pub(crate) struct TsCache {
     rule: usize,
     raw: Vec<u8>,
     ts: Option<schema::Timestamp>,
+    /// Where the seconds of `raw` are: a text that differs only there is
+    /// read as a shift of `ts`.
+    seconds: Option<crate::timestamp::Seconds>,
 }
 
 impl Format {
@@ -286,35 +346,40 @@ impl Format {
     ) -> Result<(), Reject> {
         let first = match &self.body {
             Body::Patterns(alts) => {
-                let mut first_err = None;
-                for alt in alts {
-                    match self.parse_alt(reg, alt, text, time, scratch, depth, out) {
+                let mut first_miss = None;
+                let mut resume = 0;
+                for (i, alt) in alts.iter().enumerate() {
+                    match self.parse_alt(reg, alt, resume, text, time, scratch, depth, out) {
                         Ok(()) => return Ok(()),
                         Err(e) => {
-                            first_err.get_or_insert(e);
+                            resume = match (&e, alts.get(i + 1)) {
+                                (Miss::Shape(_, got), Some(next)) => next.shared.min(*got),
+                                _ => 0,
+                            };
+                            first_miss.get_or_insert(e);
                         }
                     }
                 }
-                first_err.unwrap_or_else(|| Reject::new("no patterns"))
+                first_miss.unwrap_or(Miss::Reject(Reject::new("no patterns")))
             }
             Body::Json(j) => match self.parse_json(j, text, time, scratch, out) {
                 Ok(()) => return Ok(()),
-                Err(e) => e,
+                Err(e) => Miss::Reject(e),
             },
             Body::Builtin(_, parser) => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 match parser(text, &mut ctx).and_then(|()| self.finish(&mut ctx, &[], &[])) {
                     Ok(()) => {
                         out.push(ctx.event);
                         return Ok(());
                     }
-                    Err(e) => e,
+                    Err(e) => Miss::Reject(e),
                 }
             }
             Body::Plain => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 ctx.event.set(f::MESSAGE, text.clone());
                 self.finish(&mut ctx, &[], &[])?;
                 out.push(ctx.event);
@@ -331,44 +396,47 @@ impl Format {
                 }
             }
         }
-        Err(first)
+        Err(first.into_reject())
     }
 
     fn reset_temps(&self, scratch: &mut Scratch) {
-        scratch.temps.clear();
-        scratch.temps.resize(self.temps.len(), None);
+        if scratch.temps.len() == self.temps.len() {
+            scratch.temps.fill(None);
+        } else {
+            scratch.temps.clear();
+            scratch.temps.resize(self.temps.len(), None);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn parse_alt(
+    fn parse_alt<'f>(
         &self,
         reg: &Registry,
-        alt: &Alt,
+        alt: &'f Alt,
+        resume: usize,
         text: &Str,
         time: &TimeContext,
         scratch: &mut Scratch,
         depth: u8,
         out: &mut Vec<Event>,
-    ) -> Result<(), Reject> {
+    ) -> Result<(), Miss<'f>> {
         self.reset_temps(scratch);
         match &alt.kind {
             AltKind::Delegate(_, idx) => {
                 if depth > 1 {
-                    return Err(Reject::new("delegation is at most two levels deep"));
+                    return Err(Miss::Reject(Reject::new(
+                        "delegation is at most two levels deep",
+                    )));
                 }
-                reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out)
+                Ok(reg.formats[*idx].parse(reg, text, time, scratch, depth + 1, out)?)
             }
             AltKind::Dissect(d, targets) => {
                 let mut spans = std::mem::take(&mut scratch.spans);
-                let matched = d.matches(text.as_bytes(), &mut spans);
-                if !matched {
+                if let Err(got) = d.resume(text.as_bytes(), &mut spans, &mut scratch.ends, resume) {
                     scratch.spans = spans;
-                    return Err(Reject::new(format!(
-                        "does not have the shape `{}`",
-                        d.source()
-                    )));
+                    return Err(Miss::Shape(d, got));
                 }
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 let mut result = Ok(());
                 for (slot, span) in spans.iter().enumerate() {
                     if let Some((a, b)) = *span
@@ -387,18 +455,12 @@ impl Format {
             AltKind::Regex(re, targets) => {
                 let mut locs = re.capture_locations();
                 let Some(m) = re.captures_read(&mut locs, text) else {
-                    return Err(Reject::new(format!(
-                        "does not match the regex `{}`",
-                        re.as_str()
-                    )));
+                    return Err(Miss::Regex(re));
                 };
                 if m.start() != 0 || m.end() != text.len() {
-                    return Err(Reject::new(format!(
-                        "does not match the whole of the regex `{}`",
-                        re.as_str()
-                    )));
+                    return Err(Miss::Whole(re));
                 }
-                let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
                 for (group, target) in targets {
                     if let Some((a, b)) = locs.get(*group) {
                         self.assign(&mut ctx, target, text, a, b)?;
@@ -429,9 +491,13 @@ impl Format {
         }
         match target {
             Target::Skip => {}
-            Target::Temp(i) => ctx.temps[*i] = Some(text.slice_ref(s)),
+            Target::Temp(i) => ctx.temps[*i] = Some((a, b)),
             Target::Custom(k) => ctx.event.insert(k.clone(), Value::Str(text.slice_ref(s))),
             Target::Field(id, ty) if ty.is_text() => ctx.event.set_slice(*id, text, s),
+            // Status codes and sizes: the common non-text capture.
+            Target::Field(id, FieldType::Long) if let Some(n) = crate::convert::parse_i64(s) => {
+                ctx.event.set(*id, Value::Int(n))
+            }
             Target::Field(id, ty) => match crate::convert::str_to_value(s, *ty)
                 .or_else(|| text_to_value(text.slice_ref(s), *ty))
             {
@@ -457,16 +523,20 @@ impl Format {
         alt_steps: &[Step],
     ) -> Result<(), Reject> {
         if let Some(rule) = &self.timestamp {
+            let field;
             let raw = match &rule.src {
-                TsSrc::Temp(i) => ctx.temps[*i].clone(),
-                TsSrc::Field(k) => ctx
-                    .event
-                    .get(k.name())
-                    .and_then(|v| v.to_text().map(|c| Str::from(c.as_ref()))),
+                TsSrc::Temp(i) => ctx.temp(*i),
+                TsSrc::Field(k) => {
+                    field = ctx
+                        .event
+                        .get(k.name())
+                        .and_then(|v| v.to_text().map(|c| c.into_owned()));
+                    field.as_deref()
+                }
                 TsSrc::Json => None,
             };
             if let Some(raw) = raw {
-                self.apply_timestamp(ctx, rule, &raw)?;
+                self.apply_timestamp(ctx, rule, raw)?;
             }
         }
         for (k, v) in alt_set.iter().chain(&self.set) {
@@ -485,8 +555,11 @@ impl Format {
         ctx.event
             .set_default(f::EVENT_DATASET, self.dataset.clone());
         ctx.event.set_default(f::EVENT_MODULE, self.module.clone());
-        if let Some(c) = &self.component {
-            ctx.event.set_default(f::MLOPS_COMPONENT, c.clone());
+        // The ML API steps set the component just before: look from the end.
+        if let Some(c) = &self.component
+            && ctx.event.get_id_recent(f::MLOPS_COMPONENT).is_none()
+        {
+            ctx.event.set(f::MLOPS_COMPONENT, c.clone());
         }
         Ok(())
     }
@@ -498,13 +571,22 @@ impl Format {
         raw: &str,
     ) -> Result<(), Reject> {
         let key = rule as *const TimestampRule as usize;
-        if let Some(c) = ctx.ts_cache.as_deref()
+        if let Some(c) = ctx.ts_cache.as_deref_mut()
             && c.rule == key
-            && c.raw == raw.as_bytes()
             && let Some(t) = c.ts
         {
-            ctx.event.set(f::AT_TIMESTAMP, t);
-            return Ok(());
+            if c.raw == raw.as_bytes() {
+                ctx.event.set(f::AT_TIMESTAMP, t);
+                return Ok(());
+            }
+            if let Some(shift) = c.seconds.and_then(|s| s.shift(&c.raw, raw.as_bytes())) {
+                let t = schema::Timestamp(t.0 + shift);
+                c.raw.clear();
+                c.raw.extend_from_slice(raw.as_bytes());
+                c.ts = Some(t);
+                ctx.event.set(f::AT_TIMESTAMP, t);
+                return Ok(());
+            }
         }
         let zoned;
         let time = match rule.zone {
@@ -517,14 +599,18 @@ impl Format {
             }
             None => ctx.time,
         };
-        for l in &rule.layouts {
-            if let Some(t) = l.parse(raw, time) {
+        for (i, l) in rule.layouts.iter().enumerate() {
+            if let Some((t, seconds)) = l.parse_spanned(raw, time) {
+                // A shifted text is read by the layout that read this one
+                // only if no layout before it would take it first.
+                let seconds = seconds.filter(|_| i == 0);
                 ctx.event.set(f::AT_TIMESTAMP, t);
                 if let Some(c) = ctx.ts_cache.as_deref_mut() {
                     c.rule = key;
                     c.raw.clear();
                     c.raw.extend_from_slice(raw.as_bytes());
                     c.ts = Some(t);
+                    c.seconds = seconds;
                 }
                 return Ok(());
             }
@@ -637,7 +723,7 @@ impl Format {
             }
         }
         self.reset_temps(scratch);
-        let mut ctx = Ctx::cached(time, &mut scratch.temps, &mut scratch.ts_cache);
+        let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
         for (key, ty, array, idx) in &j.fields {
             if let Some(v) = vals[*idx]
                 .as_ref()
@@ -1039,9 +1125,21 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             timestamp,
         })
     } else {
-        let mut alts = Vec::new();
+        let mut alts: Vec<Alt> = Vec::new();
         for (i, p) in spec.pattern.iter().enumerate() {
-            alts.push(compile_alt(p, &mut temps).map_err(|e| format!("pattern {}: {e}", i + 1))?);
+            let mut alt =
+                compile_alt(p, &mut temps).map_err(|e| format!("pattern {}: {e}", i + 1))?;
+            if let (
+                Some(Alt {
+                    kind: AltKind::Dissect(before, _),
+                    ..
+                }),
+                AltKind::Dissect(d, _),
+            ) = (alts.last(), &alt.kind)
+            {
+                alt.shared = d.shared_fields(before);
+            }
+            alts.push(alt);
         }
         Body::Patterns(alts)
     };
@@ -1170,5 +1268,6 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
         kind,
         set: compile_set(&p.set)?,
         steps,
+        shared: 0,
     })
 }

@@ -41,6 +41,7 @@ pub mod dissect;
 pub mod format;
 pub mod formats;
 pub mod multiline;
+pub mod scan;
 pub mod spec;
 pub mod steps;
 pub mod stream;

@@ -243,6 +243,15 @@ impl Stream<'_> {
                 ),
             ));
         }
+        // Most lines are ASCII without NUL bytes: one pass tells, and the
+        // checks below then have nothing to find.
+        if plain_ascii(&line.bytes) {
+            return if line.bytes.iter().all(|c| c.is_ascii_whitespace()) {
+                Item::Blank(line)
+            } else {
+                Item::Line(line)
+            };
+        }
         if let Err(e) = std::str::from_utf8(&line.bytes) {
             return Item::Dead(DeadLetter::new(
                 &line,
@@ -388,7 +397,8 @@ impl Stream<'_> {
                 original.clone()
             };
             self.finish_event(&mut ev, &rec, original);
-            if let Some(Value::Str(ds)) = ev.get_id(f::EVENT_DATASET) {
+            // Set at the end of parsing, a few fields from the end.
+            if let Some(Value::Str(ds)) = ev.get_id_recent(f::EVENT_DATASET) {
                 // Datasets are few and usually the same `Str`: compare pointers first.
                 match self
                     .by_dataset
@@ -437,6 +447,20 @@ impl Stream<'_> {
             }
         }
     }
+}
+
+/// True when every byte is ASCII and none is NUL. Checks blocks of 16 bytes
+/// without an early exit inside a block, which the compiler vectorizes.
+fn plain_ascii(b: &[u8]) -> bool {
+    // `c - 1` wraps NUL to 255: one compare finds NUL and non-ASCII bytes.
+    let bad = |c: u8| c.wrapping_sub(1) >= 0x7f;
+    let mut chunks = b.chunks_exact(16);
+    for chunk in chunks.by_ref() {
+        if chunk.iter().fold(false, |acc, &c| acc | bad(c)) {
+            return false;
+        }
+    }
+    !chunks.remainder().iter().any(|&c| bad(c))
 }
 
 /// The bytes of a checked record as text.

@@ -147,6 +147,24 @@ impl Layout {
 
     /// Parses the whole of `s`.
     pub fn parse(&self, s: &str, ctx: &TimeContext) -> Option<Timestamp> {
+        self.parse_spanned(s, ctx).map(|(t, _)| t)
+    }
+
+    /// Parses the whole of `s`, also telling where its seconds are (see
+    /// [`Seconds`]) when a text that differs only there can be read from
+    /// this one's time.
+    pub(crate) fn parse_spanned(
+        &self,
+        s: &str,
+        ctx: &TimeContext,
+    ) -> Option<(Timestamp, Option<Seconds>)> {
+        match &self.kind {
+            Kind::Tokens(toks) => parse_tokens(toks, s.as_bytes(), ctx),
+            _ => self.parse_other(s, ctx).map(|t| (t, None)),
+        }
+    }
+
+    fn parse_other(&self, s: &str, ctx: &TimeContext) -> Option<Timestamp> {
         match &self.kind {
             Kind::Rfc3339 => Timestamp::parse_rfc3339(s).or_else(|| {
                 // ISO 8601 without a zone: read in the context zone.
@@ -157,8 +175,62 @@ impl Layout {
                 l.parse(s, ctx)
             }),
             Kind::Unix(unit) => parse_unix(s, *unit),
-            Kind::Tokens(toks) => parse_tokens(toks, s.as_bytes(), ctx),
+            Kind::Tokens(toks) => parse_tokens(toks, s.as_bytes(), ctx).map(|(t, _)| t),
         }
+    }
+}
+
+/// Where the seconds of a parsed time text are: two digits at `start`,
+/// then up to `end` a `.` or `,` and fraction digits, if any. Only given
+/// for layouts with a year (no year inference) whose seconds are 0 to 59.
+///
+/// Consecutive lines of a log often differ only there; [`Seconds::shift`]
+/// reads such a text as a shift of the time of the one before, without
+/// parsing the date again. Within one minute the zone offset does not
+/// change (offsets change on minute boundaries), so the shift is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seconds {
+    start: usize,
+    end: usize,
+}
+
+impl Seconds {
+    /// The nanoseconds from the time of `old` (parsed with this span) to
+    /// the time of `new`, when `new` differs from `old` only in its seconds
+    /// and fraction digits; `None` otherwise.
+    pub(crate) fn shift(self, old: &[u8], new: &[u8]) -> Option<i64> {
+        let (start, end) = (self.start, self.end);
+        if old.len() != new.len()
+            || old[..start] != new[..start]
+            || old[end..] != new[end..]
+            || (end > start + 2 && old[start + 2] != new[start + 2])
+        {
+            return None;
+        }
+        let nanos = |b: &[u8]| -> Option<i64> {
+            let d = |c: u8| c.is_ascii_digit().then_some((c - b'0') as i64);
+            let sec = d(b[start])? * 10 + d(b[start + 1])?;
+            if sec > 59 {
+                return None;
+            }
+            let mut frac = 0i64;
+            let digits = if end > start + 3 {
+                &b[start + 3..end]
+            } else {
+                &[][..]
+            };
+            for (i, &c) in digits.iter().enumerate() {
+                let v = d(c)?;
+                if i < 9 {
+                    frac = frac * 10 + v;
+                }
+            }
+            for _ in digits.len().min(9)..9 {
+                frac *= 10;
+            }
+            Some(sec * 1_000_000_000 + frac)
+        };
+        Some(nanos(new)? - nanos(old)?)
     }
 }
 
@@ -333,9 +405,11 @@ fn weekday_name(b: &[u8], pos: &mut usize) -> Option<()> {
 
 use schema::time::parse_offset;
 
-fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> {
+fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<(Timestamp, Option<Seconds>)> {
     let (mut year, mut month, mut day, mut hour, mut min, mut sec, mut nanos) =
         (None, 1u32, 1u32, 0u32, 0u32, 0u32, 0u32);
+    // (start, end) of the seconds and a fraction right after them.
+    let mut seconds: Option<(usize, usize)> = None;
     let mut pm: Option<bool> = None;
     let mut offset: Option<i32> = None;
     let mut epoch: Option<Timestamp> = None;
@@ -360,7 +434,11 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> 
             }
             Tok::Hour | Tok::Hour12 => hour = num(b, &mut pos, 2, false)?,
             Tok::Minute => min = num(b, &mut pos, 2, false)?,
-            Tok::Second => sec = num(b, &mut pos, 2, false)?,
+            Tok::Second => {
+                let start = pos;
+                sec = num(b, &mut pos, 2, false)?;
+                seconds = (pos == start + 2 && sec <= 59).then_some((start, pos));
+            }
             Tok::AmPm => {
                 let r = b.get(pos..pos + 2)?;
                 pm = Some(if r.eq_ignore_ascii_case(b"pm") {
@@ -374,11 +452,17 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> 
             }
             Tok::MonthName => month = month_name(b, &mut pos)?,
             Tok::WeekdayName => weekday_name(b, &mut pos)?,
-            Tok::Frac(n) => nanos = frac(b, &mut pos, *n)?,
+            Tok::Frac(n) => {
+                let start = pos;
+                nanos = frac(b, &mut pos, *n)?;
+                seconds = extend_seconds(seconds, b, start, pos);
+            }
             Tok::OptFrac => {
                 if matches!(b.get(pos), Some(b'.') | Some(b',')) {
                     pos += 1;
+                    let start = pos;
                     nanos = frac(b, &mut pos, 0)?;
+                    seconds = extend_seconds(seconds, b, start, pos);
                 }
             }
             Tok::Offset => {
@@ -416,7 +500,7 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> 
         return None;
     }
     if let Some(t) = epoch {
-        return Some(t);
+        return Some((t, None));
     }
     if let Some(is_pm) = pm {
         if !(1..=12).contains(&hour) {
@@ -435,7 +519,25 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<Timestamp> 
     if !year_given && t.0 > ctx.reference.0 + 86_400 * 1_000_000_000 {
         t = local_to_utc(y - 1, month, day, hour, min, sec, nanos, offset, ctx)?;
     }
-    Some(t)
+    let seconds = seconds
+        .filter(|_| year_given)
+        .map(|(start, end)| Seconds { start, end });
+    Some((t, seconds))
+}
+
+/// The seconds span extended over a fraction at `start..end`, when the
+/// fraction follows the seconds with one `.` or `,` between; otherwise no
+/// span (a fraction elsewhere is not handled by `Seconds::shift`).
+fn extend_seconds(
+    seconds: Option<(usize, usize)>,
+    b: &[u8],
+    start: usize,
+    end: usize,
+) -> Option<(usize, usize)> {
+    match seconds {
+        Some((s, e)) if e + 1 == start && matches!(b[e], b'.' | b',') => Some((s, end)),
+        _ => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -547,6 +649,87 @@ mod tests {
         TimeContext {
             zone: Zone::Utc,
             reference: Timestamp::from_civil(2026, 11, 30, 12, 0, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn seconds_shift_matches_a_full_parse() {
+        let berlin = TimeContext {
+            zone: Zone::parse("Europe/Berlin").unwrap(),
+            reference: Timestamp::from_civil(2026, 11, 30, 12, 0, 0, 0).unwrap(),
+        };
+        let cases: &[(&str, &str, &str, bool)] = &[
+            (
+                "%Y/%m/%d %H:%M:%S",
+                "2026/11/30 00:30:56",
+                "2026/11/30 00:30:07",
+                true,
+            ),
+            (
+                "%Y/%m/%d %H:%M:%S",
+                "2026/11/30 00:30:56",
+                "2026/11/30 00:31:56",
+                false,
+            ),
+            (
+                "%Y-%m-%dT%H:%M:%S,%3f",
+                "2026-11-30T00:43:13,439",
+                "2026-11-30T00:43:59,001",
+                true,
+            ),
+            (
+                "%Y-%m-%dT%H:%M:%S,%3f",
+                "2026-11-30T00:43:13,439",
+                "2026-11-30T00:43:13.439",
+                false,
+            ),
+            (
+                "%d/%b/%Y:%H:%M:%S %z",
+                "30/Nov/2026:10:00:03 +0000",
+                "30/Nov/2026:10:00:41 +0000",
+                true,
+            ),
+            (
+                "%d/%b/%Y:%H:%M:%S %z",
+                "30/Nov/2026:10:00:03 +0000",
+                "30/Nov/2026:10:00:03 +0100",
+                false,
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S%.f",
+                "2026-03-29 01:59:58.5",
+                "2026-03-29 01:59:59.2",
+                true,
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S",
+                "2026-03-29 01:59:59",
+                "2026-03-29 03:00:00",
+                false,
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S",
+                "2026-03-29 01:59:59",
+                "2026-03-29 01:59:60",
+                false,
+            ),
+            (
+                "%b %e %H:%M:%S",
+                "Nov 30 10:00:03",
+                "Nov 30 10:00:04",
+                false,
+            ),
+        ];
+        for ctx in [utc_ctx(), berlin] {
+            for (layout, old, new, shifts) in cases {
+                let l = Layout::compile(layout).unwrap();
+                let (t_old, span) = l.parse_spanned(old, &ctx).unwrap();
+                let shift = span.and_then(|s| s.shift(old.as_bytes(), new.as_bytes()));
+                assert_eq!(shift.is_some(), *shifts, "{layout}: {old} -> {new}");
+                if let Some(d) = shift {
+                    assert_eq!(l.parse(new, &ctx), Some(Timestamp(t_old.0 + d)), "{new}");
+                }
+            }
         }
     }
 

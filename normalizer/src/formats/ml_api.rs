@@ -7,9 +7,10 @@
 //! (nginx, Apache, ingress) run `ml_api`, which tries them all, so traffic
 //! through a proxy in front of MLflow or KServe is understood too.
 
-use schema::{Event, Str, f};
+use schema::{Event, Str, Value, f};
 
 use super::util::{decode, decode_query, get, query_param, set_api, set_api_owned, set_text};
+use crate::scan;
 use crate::steps::NamedStep;
 
 struct Req {
@@ -18,11 +19,18 @@ struct Req {
     query: Option<Str>,
 }
 
+/// The request's method, path and query, read once per event and shared
+/// by the recognizers `ml_api` tries.
 fn req(ev: &Event) -> Option<Req> {
+    // The request and URL steps have just set these: look from the end.
+    let get = |id| match ev.get_id_recent(id)? {
+        Value::Str(s) => Some(s.clone()),
+        _ => None,
+    };
     Some(Req {
-        method: get(ev, f::HTTP_REQUEST_METHOD).unwrap_or_else(|| Str::from_static("GET")),
-        path: get(ev, f::URL_PATH)?,
-        query: get(ev, f::URL_QUERY),
+        method: get(f::HTTP_REQUEST_METHOD).unwrap_or_else(|| Str::from_static("GET")),
+        path: get(f::URL_PATH)?,
+        query: get(f::URL_QUERY),
     })
 }
 
@@ -40,32 +48,37 @@ fn set_q(ev: &mut Event, r: &Req, name: &str, id: schema::FieldId) {
 
 /// MLflow REST API (tracking, registry, auth, artifacts proxy).
 pub fn mlflow(ev: &mut Event, strict: bool) -> bool {
-    let Some(r) = req(ev) else { return false };
+    req(ev).is_some_and(|r| mlflow_req(ev, &r, strict))
+}
+
+fn mlflow_req(ev: &mut Event, r: &Req, strict: bool) -> bool {
     let path: &str = &r.path;
     let rest = ["/api/2.0/", "/ajax-api/2.0/", "/api/3.0/", "/ajax-api/3.0/"]
         .iter()
         .find_map(|p| path.strip_prefix(p));
     if let Some(rest) = rest {
         if let Some(art) = rest.strip_prefix("mlflow-artifacts/") {
-            mlflow_artifacts(ev, &r, art);
+            mlflow_artifacts(ev, r, art);
         } else if rest == "jobs" || rest.starts_with("jobs/") {
             // MLflow 3's job API (/ajax-api/3.0/jobs/): what CVE-2026-0545
             // reached without authentication.
             set_api(ev, "jobs");
         } else if let Some(endpoint) = rest.strip_prefix("mlflow/") {
-            let api = r.path.slice_ref(endpoint.trim_end_matches('/'));
-            ev.set(f::MLOPS_API, api.clone());
-            ev.set_default(f::EVENT_ACTION, api);
-            mlflow_params(ev, &r, endpoint);
+            let api = endpoint.trim_end_matches('/');
+            ev.set_slice(f::MLOPS_API, &r.path, api);
+            if ev.get_id(f::EVENT_ACTION).is_none() {
+                ev.set_slice(f::EVENT_ACTION, &r.path, api);
+            }
+            mlflow_params(ev, r, endpoint);
         } else {
             return false;
         }
     } else if path == "/get-artifact" {
         set_api(ev, "get-artifact");
-        mlflow_params(ev, &r, "get-artifact");
+        mlflow_params(ev, r, "get-artifact");
     } else if path == "/model-versions/get-artifact" {
         set_api(ev, "model-versions/get-artifact");
-        mlflow_params(ev, &r, "model-versions/get-artifact");
+        mlflow_params(ev, r, "model-versions/get-artifact");
     } else if !strict && (path == "/v1/traces" || path == "/v1/traces/") {
         // The OpenTelemetry trace ingest MLflow 3 serves (CVE-2026-2652);
         // in front of other services the path is any OTLP collector's.
@@ -85,8 +98,8 @@ fn mlflow_params(ev: &mut Event, r: &Req, endpoint: &str) {
         || endpoint.starts_with("model-versions")
         || endpoint == "get-artifact";
     let users = endpoint.starts_with("users");
-    for kv in query.split('&') {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+    for kv in scan::split(query, b'&') {
+        let (k, v) = scan::split_once(kv, b'=').unwrap_or((kv, ""));
         let id = match &*decode_query(k) {
             "run_id" | "run_uuid" => f::MLOPS_RUN_ID,
             "experiment_id" => f::MLOPS_EXPERIMENT_ID,
@@ -149,7 +162,10 @@ fn mlflow_artifacts(ev: &mut Event, r: &Req, rest: &str) {
 
 /// Jupyter Server REST API.
 pub fn jupyter(ev: &mut Event, strict: bool) -> bool {
-    let Some(r) = req(ev) else { return false };
+    req(ev).is_some_and(|r| jupyter_req(ev, &r, strict))
+}
+
+fn jupyter_req(ev: &mut Event, r: &Req, strict: bool) -> bool {
     let path = strip_notebook_prefix(&r.path);
     let m = &*r.method;
     let api: &'static str;
@@ -254,7 +270,10 @@ fn strip_notebook_prefix(path: &str) -> &str {
 
 /// Ray dashboard / Jobs API.
 pub fn ray(ev: &mut Event, strict: bool) -> bool {
-    let Some(r) = req(ev) else { return false };
+    req(ev).is_some_and(|r| ray_req(ev, &r, strict))
+}
+
+fn ray_req(ev: &mut Event, r: &Req, strict: bool) -> bool {
     let path: &str = &r.path;
     let m = &*r.method;
     if let Some(rest) = path
@@ -310,27 +329,58 @@ pub fn ray(ev: &mut Event, strict: bool) -> bool {
 
 /// TorchServe inference and management APIs.
 pub fn torchserve(ev: &mut Event, strict: bool) -> bool {
-    let Some(r) = req(ev) else { return false };
-    let path: &str = &r.path;
-    let m = &*r.method;
-    let segs: Vec<&str> = path
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    if strict && !matches!(segs.first(), Some(&"predictions") | Some(&"explanations")) {
-        return model_server(ev);
+    req(ev).is_some_and(|r| torchserve_req(ev, &r, strict))
+}
+
+fn torchserve_req(ev: &mut Event, r: &Req, strict: bool) -> bool {
+    if strict {
+        // Only these first segments can be claimed (the rest is for
+        // `model_server`, which claims only v1 and v2 paths): most paths
+        // end here without being split.
+        let trimmed = r.path.trim_start_matches('/');
+        let first = trimmed.split('/').next().unwrap_or("");
+        if !matches!(first, "predictions" | "explanations" | "v1" | "v2") {
+            return false;
+        }
     }
-    match (m, segs.as_slice()) {
+    with_segments(&r.path, |segs| torchserve_segs(ev, r, segs, strict))
+}
+
+/// Calls `f` with the non-empty `/`-separated segments of `path`, kept on
+/// the stack when there are few (as there are in API paths).
+fn with_segments<R>(path: &str, f: impl FnOnce(&[&str]) -> R) -> R {
+    const N: usize = 8;
+    let mut buf = [""; N];
+    let mut n = 0;
+    let mut it = path.split('/').filter(|s| !s.is_empty());
+    for seg in it.by_ref() {
+        if n == N {
+            let mut all: Vec<&str> = buf.to_vec();
+            all.push(seg);
+            all.extend(it);
+            return f(&all);
+        }
+        buf[n] = seg;
+        n += 1;
+    }
+    f(&buf[..n])
+}
+
+fn torchserve_segs(ev: &mut Event, r: &Req, segs: &[&str], strict: bool) -> bool {
+    let m = &*r.method;
+    if strict && !matches!(segs.first(), Some(&"predictions") | Some(&"explanations")) {
+        return model_server_segs(ev, segs);
+    }
+    match (m, segs) {
         ("POST", ["models"]) => {
             set_api(ev, "models/register");
-            model_url(ev, &r);
-            set_q(ev, &r, "model_name", f::MLOPS_MODEL_NAME);
+            model_url(ev, r);
+            set_q(ev, r, "model_name", f::MLOPS_MODEL_NAME);
         }
         ("POST", ["workflows"]) => {
             set_api(ev, "workflows/register");
-            model_url(ev, &r);
-            set_q(ev, &r, "workflow_name", f::MLOPS_MODEL_NAME);
+            model_url(ev, r);
+            set_q(ev, r, "workflow_name", f::MLOPS_MODEL_NAME);
         }
         (_, ["models"]) => set_api(ev, "models/list"),
         (_, ["models", name, rest @ ..]) => {
@@ -368,7 +418,7 @@ pub fn torchserve(ev: &mut Event, strict: bool) -> bool {
         (_, ["api-description"]) | ("OPTIONS", []) => set_api(ev, "api-description"),
         (_, ["metrics"]) => set_api(ev, "metrics"),
         (_, ["token"]) => set_api(ev, "token"),
-        _ => return model_server(ev),
+        _ => return model_server_segs(ev, segs),
     }
     ev.set_default(f::MLOPS_COMPONENT, "torchserve");
     true
@@ -385,15 +435,14 @@ fn model_url(ev: &mut Event, r: &Req) {
 /// KServe v1, Open Inference Protocol v2 (KServe, Triton, MLServer) and
 /// Triton's extensions (model repository, logging, trace).
 pub fn model_server(ev: &mut Event) -> bool {
-    let Some(r) = req(ev) else { return false };
-    let path: &str = &r.path;
-    let segs: Vec<&str> = path
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    match get(ev, f::URL_PATH) {
+        Some(path) => with_segments(&path, |segs| model_server_segs(ev, segs)),
+        None => false,
+    }
+}
+
+fn model_server_segs(ev: &mut Event, segs: &[&str]) -> bool {
     let (api, component, protocol): (&'static str, Option<&'static str>, &'static str) = match segs
-        .as_slice()
     {
         ["v1", "models", rest @ ..] if !rest.is_empty() => {
             let (name, verb) = rest[0].split_once(':').unwrap_or((rest[0], ""));
@@ -478,10 +527,7 @@ pub fn s3(ev: &mut Event) -> bool {
     if !valid_bucket {
         return false;
     }
-    ev.set(
-        schema::FieldId::lookup("aws.s3.bucket.name").expect("registered"),
-        r.path.slice_ref(bucket),
-    );
+    ev.set_slice(f::AWS_S3_BUCKET_NAME, &r.path, bucket);
     let query = r.query.as_deref().unwrap_or("");
     let api = if key.is_empty() {
         match m {
@@ -495,12 +541,7 @@ pub fn s3(ev: &mut Event) -> bool {
             _ => "BucketRequest",
         }
     } else {
-        set_text(
-            ev,
-            schema::FieldId::lookup("aws.s3.object.key").expect("registered"),
-            &r.path,
-            decode(key),
-        );
+        set_text(ev, f::AWS_S3_OBJECT_KEY, &r.path, decode(key));
         match m {
             "PUT" if query.contains("partNumber") => "UploadPart",
             "PUT" => "PutObject",
@@ -584,7 +625,12 @@ pub static ML_API: NamedStep = NamedStep {
     find: None,
     run: |ctx| {
         let ev = &mut ctx.event;
-        let _ = mlflow(ev, true) || jupyter(ev, true) || ray(ev, true) || torchserve(ev, true);
+        if let Some(r) = req(ev) {
+            let _ = mlflow_req(ev, &r, true)
+                || jupyter_req(ev, &r, true)
+                || ray_req(ev, &r, true)
+                || torchserve_req(ev, &r, true);
+        }
         Ok(())
     },
 };

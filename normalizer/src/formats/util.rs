@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode_str;
 use schema::{Event, FieldId, Str, Value};
 
+use crate::scan;
+
 /// The string value of a registered field, shared (no copy).
 pub fn get(ev: &Event, id: FieldId) -> Option<Str> {
     match ev.get_id(id)? {
@@ -24,7 +26,7 @@ pub fn get_path(ev: &Event, path: &str) -> Option<Str> {
 /// Percent-decodes a path segment or value (`+` stays `+`). Invalid UTF-8
 /// after decoding is replaced, not dropped.
 pub fn decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
+    if scan::find(b'%', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     percent_decode_str(s).decode_utf8_lossy()
@@ -32,7 +34,7 @@ pub fn decode(s: &str) -> Cow<'_, str> {
 
 /// Percent-decodes a query-string value (`+` is a space).
 pub fn decode_query(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') && !s.contains('+') {
+    if scan::find2(b'%', b'+', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let plus = s.replace('+', " ");
@@ -41,8 +43,8 @@ pub fn decode_query(s: &str) -> Cow<'_, str> {
 
 /// The decoded value of the first query parameter named `name`.
 pub fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+    scan::split(query, b'&').find_map(|kv| {
+        let (k, v) = scan::split_once(kv, b'=').unwrap_or((kv, ""));
         (decode_query(k) == name).then(|| decode_query(v))
     })
 }
@@ -53,11 +55,10 @@ pub fn set_text(ev: &mut Event, id: FieldId, whole: &Str, text: Cow<'_, str>) {
     if text.is_empty() {
         return;
     }
-    let v = match text {
-        Cow::Borrowed(b) if within(whole, b) => whole.slice_ref(b),
-        other => Str::from(other.as_ref()),
-    };
-    ev.set(id, v);
+    match text {
+        Cow::Borrowed(b) if within(whole, b) => ev.set_slice(id, whole, b),
+        other => ev.set(id, Str::from(other.as_ref())),
+    }
 }
 
 fn within(whole: &str, part: &str) -> bool {
