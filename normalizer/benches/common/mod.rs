@@ -1,0 +1,163 @@
+//! The inputs of the format benchmark (`benches/formats.rs`), shared with
+//! `examples/profile_format.rs`: the cases, the generator and the loop.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use normalizer::{Normalizer, Output};
+use schema::{RawRecord, Source, Timestamp};
+
+/// The benchmark cases: (name, format, sample files, vary the client
+/// port of each repetition).
+pub const CASES: &[(&str, &str, &[&str], bool)] = &[
+    (
+        "access/mlflow.uvicorn_access",
+        "mlflow.uvicorn_access",
+        &["real/mlflow/mlflow-access.log"],
+        true,
+    ),
+    (
+        "access/mlflow.gunicorn_access",
+        "mlflow.gunicorn_access",
+        &["real/mlflow-auth/mlflow-auth-access.log"],
+        true,
+    ),
+    (
+        "access/torchserve.access",
+        "torchserve.access",
+        &["real/torchserve/access_log.log"],
+        true,
+    ),
+    ("access/moto", "moto", &["real/moto/moto-server.log"], true),
+    (
+        "access/combined",
+        "combined",
+        &["handwritten/nginx/access.log"],
+        true,
+    ),
+    (
+        "log/jupyter.server",
+        "jupyter.server",
+        &["real/jupyter/jupyter-server-debug.log"],
+        false,
+    ),
+    (
+        "log/ray.log",
+        "ray.log",
+        &["real/ray/ray-dashboard.log"],
+        false,
+    ),
+    (
+        "log/torchserve.log",
+        "torchserve.log",
+        &["real/torchserve/ts_log.log"],
+        false,
+    ),
+    (
+        "json/kubernetes.audit",
+        "kubernetes.audit",
+        &["handwritten/kubernetes/audit.log"],
+        false,
+    ),
+    (
+        "json/aws.cloudtrail",
+        "aws.cloudtrail",
+        &["handwritten/cloudtrail/events.ndjson"],
+        false,
+    ),
+    (
+        "json/minio.audit",
+        "minio.audit",
+        &["handwritten/minio/audit.log"],
+        false,
+    ),
+    (
+        "json/ray.event",
+        "ray.event",
+        &["real/ray/session-logs/events/event_JOBS.log"],
+        false,
+    ),
+];
+
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples")
+}
+
+/// Lines of the given sample files, repeated with small variations (the
+/// client port) until the input is at least `mb` MiB.
+pub fn generate(files: &[&str], mb: usize, vary: bool) -> (Bytes, Vec<(usize, usize)>) {
+    let mut lines: Vec<String> = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(samples().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let target = mb * 1024 * 1024;
+    let mut buf = Vec::with_capacity(target + (1 << 20));
+    let mut spans = Vec::new();
+    let mut round = 0u32;
+    while buf.len() < target {
+        for l in &lines {
+            let start = buf.len();
+            if vary && round > 0 {
+                // Change some digits so the input is not the same bytes over and over.
+                let digits = format!("{:05}", round % 100_000);
+                let mut replaced = l.clone();
+                if let Some(i) = replaced.find("127.0.0.1:") {
+                    let p = i + "127.0.0.1:".len();
+                    let n = replaced[p..].bytes().take_while(u8::is_ascii_digit).count();
+                    if n == 5 {
+                        replaced.replace_range(p..p + 5, &digits);
+                    }
+                }
+                buf.extend_from_slice(replaced.as_bytes());
+            } else {
+                buf.extend_from_slice(l.as_bytes());
+            }
+            spans.push((start, buf.len()));
+            buf.push(b'\n');
+        }
+        round += 1;
+    }
+    (Bytes::from(buf), spans)
+}
+
+/// Pushes every line through a stream of `format`; returns the number of
+/// outputs.
+#[inline(never)]
+pub fn run(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize)]) -> usize {
+    let source = Arc::new(Source {
+        kind: "file",
+        name: "bench.log".into(),
+        format: Some(format.to_string()),
+    });
+    let mut stream = norm.stream(source.clone(), Some(Timestamp(1_796_000_000_000_000_000)));
+    let mut out: Vec<Output> = Vec::with_capacity(1024);
+    let mut events = 0;
+    for (i, &(a, b)) in spans.iter().enumerate() {
+        stream.push(
+            RawRecord {
+                bytes: data.slice(a..b),
+                source: source.clone(),
+                offset: a as u64,
+                line: i as u64 + 1,
+                received: Timestamp(1_796_000_000_000_000_000),
+                overflow_len: None,
+            },
+            &mut out,
+        );
+        if out.len() >= 1024 {
+            events += out.len();
+            black_box(&out);
+            out.clear();
+        }
+    }
+    stream.finish(&mut out);
+    events + out.len()
+}
