@@ -555,8 +555,14 @@ impl Engine {
                 v
             }
         };
-        scratch.last_view = Some((key.clone(), found.clone()));
-        scratch.view_key = key;
+        // The key becomes the last one; the previous last key's buffer is
+        // reused for the next key (no allocation when log sources alternate).
+        let (mut last, _) = scratch
+            .last_view
+            .replace((key, found.clone()))
+            .unwrap_or_default();
+        last.clear();
+        scratch.view_key = last;
         found
     }
 
