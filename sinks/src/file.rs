@@ -8,7 +8,7 @@
 //! disk) are retried with backoff and never drop records.
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::{IoSlice, Write};
 use std::path::PathBuf;
 
 use schema::AckStatus;
@@ -90,33 +90,33 @@ impl Writer {
         )
     }
 
-    /// Writes the records; each file gets one write call.
+    /// Writes the records, each followed by a newline, with vectored
+    /// writes straight from the records' buffers (no copy into one big
+    /// buffer first).
     fn write(&mut self, records: &[Record]) -> std::io::Result<()> {
         if self.template == "-" {
-            let mut buf = Vec::with_capacity(records.iter().map(|r| r.doc.len() + 1).sum());
-            for r in records {
-                buf.extend_from_slice(&r.doc);
-                buf.push(b'\n');
-            }
             let mut out = std::io::stdout().lock();
-            out.write_all(&buf)?;
+            write_lines(&mut out, records.iter())?;
             return out.flush();
         }
         // Records of one stream and dataset share a file: the path is
         // worked out once per group, not per record.
-        let mut groups: HashMap<(crate::record::Stream, &str), Vec<u8>> = HashMap::new();
         let templated = self.template.contains('{');
+        let mut groups: Vec<((crate::record::Stream, &str), Vec<&Record>)> = Vec::new();
         for r in records {
             let key = if templated {
                 (r.stream, &*r.dataset)
             } else {
                 (crate::record::Stream::Events, "")
             };
-            let buf = groups.entry(key).or_default();
-            buf.extend_from_slice(&r.doc);
-            buf.push(b'\n');
+            // Few groups per batch (streams x datasets): a linear search
+            // beats hashing, and keeps the files' order stable.
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, g)) => g.push(r),
+                None => groups.push((key, vec![r])),
+            }
         }
-        for ((stream, dataset), buf) in groups {
+        for ((stream, dataset), group) in groups {
             let path = if templated {
                 self.path_of(stream, dataset)
             } else {
@@ -137,13 +137,53 @@ impl Writer {
                     v.insert(f)
                 }
             };
-            f.write_all(&buf)?;
+            write_lines(f, group.into_iter())?;
             if self.fsync {
                 f.sync_data()?;
             }
         }
         Ok(())
     }
+}
+
+/// Writes each record's document and a newline, up to `MAX_IOV` slices per
+/// `writev`, resuming after short writes.
+fn write_lines<'r>(
+    out: &mut impl Write,
+    records: impl Iterator<Item = &'r Record>,
+) -> std::io::Result<()> {
+    /// Linux's IOV_MAX is 1024.
+    const MAX_IOV: usize = 1024;
+    let mut slices: Vec<IoSlice<'r>> = Vec::with_capacity(MAX_IOV);
+    for r in records {
+        slices.push(IoSlice::new(&r.doc));
+        slices.push(IoSlice::new(b"\n"));
+        if slices.len() >= MAX_IOV {
+            write_all_vectored(out, &mut slices)?;
+            slices.clear();
+        }
+    }
+    write_all_vectored(out, &mut slices)
+}
+
+/// `Write::write_all_vectored` (unstable in std): writes every slice,
+/// resuming after short writes and interruptions.
+fn write_all_vectored(out: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Dataset names come from configuration and from detection; keep them to
@@ -280,6 +320,47 @@ mod tests {
         assert_eq!(read("alerts/mlsoc.alert.ndjson"), "{\"n\":2}\n");
         // A hostile dataset name stays inside the directory.
         assert_eq!(read("events/.._.._etc_passwd.ndjson"), "{\"n\":3}\n");
+    }
+
+    /// A writer that takes at most 7 bytes per call, of its first slice
+    /// only, and is interrupted every third call: every record must still
+    /// come out whole, in order, each on its own line.
+    #[test]
+    fn vectored_writes_resume_after_short_writes() {
+        struct Stingy {
+            out: Vec<u8>,
+            calls: usize,
+        }
+        impl Write for Stingy {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.calls += 1;
+                if self.calls % 3 == 0 {
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
+                let n = buf.len().min(7);
+                self.out.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        // More records than one writev takes (1024 slices = 512 records).
+        let records: Vec<Record> = (0..1500)
+            .map(|i| rec(Stream::Events, "d", &format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 13))))
+            .collect();
+        let mut w = Stingy {
+            out: Vec::new(),
+            calls: 0,
+        };
+        write_lines(&mut w, records.iter()).unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), records.len());
+        for (line, r) in lines.iter().zip(&records) {
+            assert_eq!(line.as_bytes(), &r.doc[..]);
+        }
+        assert!(text.ends_with('\n'));
     }
 
     #[test]
