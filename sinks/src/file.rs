@@ -334,7 +334,7 @@ mod tests {
         impl Write for Stingy {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.calls += 1;
-                if self.calls % 3 == 0 {
+                if self.calls.is_multiple_of(3) {
                     return Err(std::io::ErrorKind::Interrupted.into());
                 }
                 let n = buf.len().min(7);
@@ -347,7 +347,13 @@ mod tests {
         }
         // More records than one writev takes (1024 slices = 512 records).
         let records: Vec<Record> = (0..1500)
-            .map(|i| rec(Stream::Events, "d", &format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 13))))
+            .map(|i| {
+                rec(
+                    Stream::Events,
+                    "d",
+                    &format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 13)),
+                )
+            })
             .collect();
         let mut w = Stingy {
             out: Vec::new(),
