@@ -24,6 +24,7 @@
 //!   when their newest event leaves the window.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde_norway::Value as Y;
 
@@ -493,11 +494,43 @@ struct Entry {
     ts: i64,
     input: usize,
     value: Option<String>,
-    lines: Vec<u64>,
+    lines: Lines,
 }
 
-#[derive(Debug, Default)]
+/// The input line numbers of an entry: one for a rule match (nearly
+/// always), several for a chained correlation; one needs no allocation.
+#[derive(Debug, Clone)]
+enum Lines {
+    One(u64),
+    Many(Box<[u64]>),
+}
+
+impl Lines {
+    fn new(lines: &[u64]) -> Lines {
+        match lines {
+            [one] => Lines::One(*one),
+            more => Lines::Many(more.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for Lines {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        match self {
+            Lines::One(one) => std::slice::from_ref(one),
+            Lines::Many(more) => more,
+        }
+    }
+}
+
+/// A group's key: the values of the group-by fields, shared by the group
+/// table and the recency queue (a clone is a reference count).
+type Key = Arc<[String]>;
+
+#[derive(Debug)]
 struct Group {
+    key: Key,
     entries: VecDeque<Entry>,
     last_update: u64,
     /// `value_count`: how many entries of the window carry each value,
@@ -564,14 +597,14 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct State {
     limits: Limits,
-    groups: Vec<HashMap<Vec<String>, Group>>,
+    groups: Vec<HashMap<Key, Group>>,
     /// Per correlation, group keys in the order they were last updated,
     /// with the tick of that update; entries whose tick is older than the
     /// group's `last_update` are stale and skipped. Eviction of the least
     /// recently updated group is then amortized O(1) instead of a scan of
     /// every group (which made each new group cost O(max_groups): an
     /// attacker varying source addresses could stall detection).
-    recency: Vec<VecDeque<(u64, Vec<String>)>>,
+    recency: Vec<VecDeque<(u64, Key)>>,
     tick: u64,
     pub stats: Stats,
     last_ts: i64,
@@ -623,17 +656,29 @@ impl State {
         let limits = self.limits;
         let groups = &mut self.groups[ci];
         let recency = &mut self.recency[ci];
-        if !groups.contains_key(&key) && groups.len() >= limits.max_groups {
-            // Evict the least recently updated group.
-            while let Some((tick, oldest)) = recency.pop_front() {
-                if groups.get(&oldest).is_some_and(|g| g.last_update == tick) {
-                    groups.remove(&oldest);
-                    self.stats.groups_evicted += 1;
-                    break;
+        let group = match groups.get_mut(&key[..]) {
+            Some(group) => group,
+            None => {
+                if groups.len() >= limits.max_groups {
+                    // Evict the least recently updated group.
+                    while let Some((tick, oldest)) = recency.pop_front() {
+                        if groups.get(&oldest).is_some_and(|g| g.last_update == tick) {
+                            groups.remove(&oldest);
+                            self.stats.groups_evicted += 1;
+                            break;
+                        }
+                    }
                 }
+                let key: Key = key.into();
+                groups.entry(key.clone()).or_insert(Group {
+                    key,
+                    entries: VecDeque::new(),
+                    last_update: 0,
+                    distinct: HashMap::new(),
+                })
             }
-        }
-        let group = groups.entry(key.clone()).or_default();
+        };
+        let key = group.key.clone();
         group.last_update = self.tick;
         recency.push_back((self.tick, key.clone()));
         let counting = corr.def.kind == Kind::ValueCount;
@@ -644,7 +689,7 @@ impl State {
             ts,
             input: input_pos,
             value,
-            lines: lines.to_vec(),
+            lines: Lines::new(lines),
         });
         // Slide the window: drop what is older than `timespan` before `ts`.
         let start = ts.saturating_sub(span);
@@ -673,7 +718,7 @@ impl State {
             ts,
         });
         if out.is_some() {
-            groups.remove(&key);
+            groups.remove(&*key);
         }
         let recency = &mut self.recency[ci];
         if recency.len() > 2 * groups.len() + 64 {
@@ -752,7 +797,7 @@ fn evaluate(corr: &Compiled, group: &Group) -> Option<(f64, Vec<u64>)> {
                 if let Some(e) = entries.iter().find(|e| e.input == i && e.ts >= after) {
                     *s = true;
                     after = e.ts;
-                    lines.extend(&e.lines);
+                    lines.extend_from_slice(&e.lines);
                 }
             }
             let n = seen.iter().filter(|s| **s).count();
@@ -782,7 +827,7 @@ fn evaluate(corr: &Compiled, group: &Group) -> Option<(f64, Vec<u64>)> {
             let mut lines = Vec::new();
             for e in entries {
                 if next < corr.inputs.len() && e.input == next {
-                    lines.extend(&e.lines);
+                    lines.extend_from_slice(&e.lines);
                     next += 1;
                 }
             }
