@@ -312,6 +312,35 @@ impl Cond {
         }
     }
 
+    /// Relative cost of evaluating the condition, given each search's.
+    pub(crate) fn cost(&self, search: &impl Fn(usize) -> u32) -> u32 {
+        match self {
+            Cond::Search(i) => search(*i),
+            Cond::Not(c) => c.cost(search),
+            Cond::And(cs) | Cond::Or(cs) => cs
+                .iter()
+                .map(|c| c.cost(search))
+                .fold(0, u32::saturating_add),
+            Cond::AtLeast(_, set) => set.iter().map(|i| search(*i)).fold(0, u32::saturating_add),
+        }
+    }
+
+    /// Orders the operands of `and` and `or` cheapest first, so that the
+    /// short-circuit skips the expensive ones as often as it can (stable:
+    /// equal costs keep the written order). Searches are pure: the result
+    /// is the same in any order.
+    pub(crate) fn order_by_cost(&mut self, search: &impl Fn(usize) -> u32) {
+        match self {
+            Cond::Search(_) => {}
+            Cond::Not(c) => c.order_by_cost(search),
+            Cond::And(cs) | Cond::Or(cs) => {
+                cs.iter_mut().for_each(|c| c.order_by_cost(search));
+                cs.sort_by_cached_key(|c| c.cost(search));
+            }
+            Cond::AtLeast(_, set) => set.sort_by_cached_key(|i| search(*i)),
+        }
+    }
+
     /// Every search the condition can read.
     pub fn searches(&self, out: &mut Vec<usize>) {
         match self {
@@ -333,6 +362,37 @@ mod tests {
 
     fn eval(cond: &str, n: &[&str], truth: &[bool]) -> bool {
         parse(cond, &names(n)).unwrap().eval(&mut |i| truth[i])
+    }
+
+    /// Ordering by cost keeps every result (all 32 truth assignments of
+    /// a condition with `not`, `and`, `or` and `1 of`) and moves the
+    /// expensive search behind the cheap ones: with `b` true, `a` (a
+    /// regex, say) is never evaluated.
+    #[test]
+    fn cost_order_keeps_results_and_skips_expensive_searches() {
+        let n = ["a", "b", "c", "d", "x1"];
+        let text = "a and not b or (c and d) or 1 of x*";
+        let written = parse(text, &names(&n)).unwrap();
+        let costs = [64u32, 1, 8, 1, 2];
+        let mut ordered = written.clone();
+        ordered.order_by_cost(&|i| costs[i]);
+        assert_ne!(ordered, written, "the order changed");
+        for bits in 0..32u32 {
+            let truth: Vec<bool> = (0..5).map(|i| bits & (1 << i) != 0).collect();
+            assert_eq!(
+                ordered.eval(&mut |i| truth[i]),
+                written.eval(&mut |i| truth[i]),
+                "{truth:?}"
+            );
+            if truth[1] {
+                let mut read_a = false;
+                ordered.eval(&mut |i| {
+                    read_a |= i == 0;
+                    truth[i]
+                });
+                assert!(!read_a, "{truth:?}");
+            }
+        }
     }
 
     // Rules specification, "Condition": operator precedence or < and < not.

@@ -117,6 +117,10 @@ pub enum ValueMatcher {
     /// `null`: the field is absent or null.
     Null,
     Regex(Regex),
+    /// A list of regular expressions of which any may match (`field|re:
+    /// [a, b, ...]`): one alternation, so the text is scanned once for all
+    /// of them; `each` keeps them apart for the prefilter's literals.
+    Regexes(Box<RegexList>),
     Cidr(ipnet::IpNet),
     TimePart(TimePart, Cmp, f64),
     FieldRef {
@@ -124,6 +128,35 @@ pub enum ValueMatcher {
         kind: RefKind,
         cased: bool,
     },
+}
+
+/// Regular expressions of one list, any of which may match.
+#[derive(Debug, Clone)]
+pub struct RegexList {
+    pub any: Regex,
+    pub each: Vec<Regex>,
+}
+
+impl RegexList {
+    /// One regex matching where any of `each` matches, built as `each`
+    /// were (`flags` sets their case, multi-line and dot flags and size
+    /// limits); `each` back when the alternation exceeds the limits.
+    pub fn new(
+        each: Vec<Regex>,
+        flags: impl Fn(&mut regex::RegexBuilder),
+    ) -> Result<Self, Vec<Regex>> {
+        let alt = each
+            .iter()
+            .map(|r| format!("(?:{})", r.as_str()))
+            .collect::<Vec<_>>()
+            .join("|");
+        let mut b = regex::RegexBuilder::new(&alt);
+        flags(&mut b);
+        match b.build() {
+            Ok(any) => Ok(RegexList { any, each }),
+            Err(_) => Err(each),
+        }
+    }
 }
 
 /// The text form of a scalar value, as it is matched against strings.
@@ -169,6 +202,7 @@ impl ValueMatcher {
             },
             ValueMatcher::Null => false,
             ValueMatcher::Regex(re) => text(v).is_some_and(|t| re.is_match(&t)),
+            ValueMatcher::Regexes(list) => text(v).is_some_and(|t| list.any.is_match(&t)),
             ValueMatcher::Cidr(net) => {
                 let ip: Option<IpAddr> = match v {
                     Value::Ip(ip) => Some(*ip),
@@ -486,7 +520,79 @@ pub enum Search {
     Keywords(Keywords),
 }
 
+/// Relative cost of evaluating a matcher, for ordering the operands of
+/// `and`/`or` so the cheap ones run first and the expensive ones (regular
+/// expressions, keyword scans of every field) are often skipped: `secret
+/// and not expected` with a regex over the raw line and an exact value
+/// tests the exact value first. Operands are pure, so the order changes
+/// the time only, never the result.
+pub(crate) trait Cost {
+    fn cost(&self) -> u32;
+}
+
+impl Cost for ValueMatcher {
+    fn cost(&self) -> u32 {
+        use crate::pattern::StrMatch;
+        match self {
+            ValueMatcher::Str(sm) => match &sm.m {
+                StrMatch::Exact(_) | StrMatch::Any => 1,
+                StrMatch::Prefix(_) | StrMatch::Suffix(_) => 2,
+                StrMatch::Contains(_) => 4,
+                StrMatch::Glob(_) => 8,
+            },
+            ValueMatcher::Regex(_) => 64,
+            ValueMatcher::Regexes(list) => 64 + list.each.len() as u32,
+            ValueMatcher::FieldRef { .. } => 4,
+            ValueMatcher::Num(..)
+            | ValueMatcher::Bool(_)
+            | ValueMatcher::Null
+            | ValueMatcher::Cidr(_)
+            | ValueMatcher::TimePart(..) => 1,
+        }
+    }
+}
+
+impl Cost for Item {
+    fn cost(&self) -> u32 {
+        match &self.kind {
+            ItemKind::Exists(_) => 1,
+            // A list of exact values is read and folded once.
+            ItemKind::Values(_, ms) => ms.iter().map(Cost::cost).fold(1u32, u32::saturating_add),
+        }
+    }
+}
+
+impl Cost for Search {
+    fn cost(&self) -> u32 {
+        match self {
+            Search::And(items) => items.iter().map(Cost::cost).fold(0, u32::saturating_add),
+            Search::Or(list) | Search::All(list) => {
+                list.iter().map(Cost::cost).fold(0, u32::saturating_add)
+            }
+            // Every text of the event.
+            Search::Keywords(k) => k
+                .values
+                .iter()
+                .map(Cost::cost)
+                .fold(256, u32::saturating_add),
+        }
+    }
+}
+
 impl Search {
+    /// Orders the items of maps, and the alternatives of lists, cheapest
+    /// first (stable: equal costs keep the rule's order).
+    pub(crate) fn order_by_cost(&mut self) {
+        match self {
+            Search::And(items) => items.sort_by_key(Cost::cost),
+            Search::Or(list) | Search::All(list) => {
+                list.iter_mut().for_each(Search::order_by_cost);
+                list.sort_by_key(Cost::cost);
+            }
+            Search::Keywords(_) => {}
+        }
+    }
+
     pub fn matches(&self, ev: &Event) -> bool {
         match self {
             Search::And(items) => items.iter().all(|i| i.matches(ev)),

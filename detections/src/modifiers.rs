@@ -225,6 +225,13 @@ pub fn compile_item(
     .find(|(n, _)| has(n))
     .map(|(_, c)| c);
 
+    let re_flags = |b: &mut regex::RegexBuilder| {
+        b.case_insensitive(has("i"))
+            .multi_line(has("m"))
+            .dot_matches_new_line(has("s"))
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT);
+    };
     let mut out = Vec::with_capacity(vals.len());
     for v in vals {
         let m = if is_re {
@@ -239,11 +246,7 @@ pub fn compile_item(
                 ));
             }
             let mut b = regex::RegexBuilder::new(&text);
-            b.case_insensitive(has("i"))
-                .multi_line(has("m"))
-                .dot_matches_new_line(has("s"))
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_SIZE_LIMIT);
+            re_flags(&mut b);
             ValueMatcher::Regex(b.build().map_err(|e| format!("invalid regex: {e}"))?)
         } else if has("cidr") {
             let t = match v {
@@ -296,6 +299,20 @@ pub fn compile_item(
             }
         };
         out.push(m);
+    }
+    if is_re && matches!(combine, Combine::Any) && out.len() > 1 {
+        // Any of several regexes: one alternation scans the text once.
+        let each: Vec<regex::Regex> = out
+            .drain(..)
+            .filter_map(|m| match m {
+                ValueMatcher::Regex(re) => Some(re),
+                _ => None,
+            })
+            .collect();
+        out = match crate::matcher::RegexList::new(each, re_flags) {
+            Ok(list) => vec![ValueMatcher::Regexes(Box::new(list))],
+            Err(each) => each.into_iter().map(ValueMatcher::Regex).collect(),
+        };
     }
     Ok((field_ref, ItemKind::Values(combine, out)))
 }
@@ -526,6 +543,66 @@ mod tests {
 
     fn cmd(c: &str) -> Event {
         ev(&[("process.command_line", Value::from(c.to_string()))])
+    }
+
+    /// A list of regexes is compiled into one alternation: it must match
+    /// exactly where one of them, compiled alone, matches. Inline flags
+    /// stay inside their own alternative (`(?i)` of one does not make
+    /// another case-insensitive), anchors and the `m`/`s`/`i` modifiers
+    /// keep their meaning.
+    #[test]
+    fn a_list_of_regexes_matches_as_its_members() {
+        let lists: &[(&[&str], &[&str])] = &[
+            (&["(?i)abc", "XYZ", "^start", "end$", "a.b"], &["re"]),
+            (&["^two$", "x.y", "(?-i)CASE"], &["re", "m", "s"]),
+            (&["^two$", "x.y", "(?-i)CASE"], &["re", "i"]),
+        ];
+        let texts = [
+            "ABC",
+            "abc",
+            "xyz",
+            "XYZ",
+            "start here",
+            "not start",
+            "the end",
+            "end not",
+            "one\ntwo\nthree",
+            "two",
+            "x\ny",
+            "xzy",
+            "a\nb",
+            "case",
+            "CASE",
+            "",
+        ];
+        for (pats, mods) in lists {
+            let values: Vec<RawValue> = pats.iter().map(|p| s(p)).collect();
+            let list = item("message", mods, &values, &Placeholders::new()).unwrap();
+            let ItemKind::Values(_, ms) = &list.kind else {
+                panic!("values")
+            };
+            assert!(
+                matches!(ms.as_slice(), [ValueMatcher::Regexes(_)]),
+                "one alternation for {pats:?}"
+            );
+            for t in texts {
+                let e = ev(&[("message", Value::from(t.to_string()))]);
+                let alone = pats.iter().any(|p| check("message", mods, &[s(p)], &e));
+                assert_eq!(list.matches(&e), alone, "{pats:?} {mods:?} on {t:?}");
+            }
+        }
+        // `all` keeps them apart (every one must match).
+        let all = item(
+            "message",
+            &["re", "all"],
+            &[s("a"), s("b")],
+            &Placeholders::new(),
+        )
+        .unwrap();
+        let ItemKind::Values(_, ms) = &all.kind else {
+            panic!("values")
+        };
+        assert_eq!(ms.len(), 2);
     }
 
     // Modifiers appendix, generic modifiers: contains, startswith, endswith.

@@ -160,6 +160,11 @@ fn value_triggers(place: Place, m: &ValueMatcher) -> Option<Triggers> {
         ValueMatcher::Num(Cmp::Eq, x) if matches!(place, Place::Field(_)) => {
             Some(vec![(place, Lit::Num(x.to_bits()))])
         }
+        ValueMatcher::Regexes(list) => union(
+            list.each
+                .iter()
+                .map(|re| value_triggers(place.clone(), &ValueMatcher::Regex(re.clone()))),
+        ),
         ValueMatcher::Regex(re) => match regex_literals(re.as_str()) {
             Some(lits) => Some(
                 lits.into_iter()

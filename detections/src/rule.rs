@@ -319,13 +319,18 @@ pub fn compile_detection(det: &Y, placeholders: &Placeholders) -> Result<Detecti
             Some("detection"),
         ));
     }
-    let conditions = cond_texts
+    let mut conditions = cond_texts
         .iter()
         .map(|c| {
             condition::parse(c, &names)
                 .map_err(|e| Problem::new(format!("condition `{c}`: {e}"), Some("condition")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Cheap tests first (results do not depend on the order).
+    searches.iter_mut().for_each(Search::order_by_cost);
+    let costs: Vec<u32> = searches.iter().map(crate::matcher::Cost::cost).collect();
+    let cost = |i: usize| costs.get(i).copied().unwrap_or(u32::MAX);
+    conditions.iter_mut().for_each(|c| c.order_by_cost(&cost));
     Ok(Detection {
         names,
         searches,

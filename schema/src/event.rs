@@ -505,7 +505,8 @@ fn walk_all<'a>(v: &'a Value, path: &str, f: &mut dyn FnMut(&'a Value)) {
         Value::Json(doc) => match doc.at(path) {
             // An extracted value, or a path without arrays on the way.
             Some(found) => leaves(found, f),
-            None => walk_all(doc.tree(), path, f),
+            None if doc.may_have(path) => walk_all(doc.tree(), path, f),
+            None => {}
         },
         _ => {}
     }
@@ -546,6 +547,61 @@ mod tests {
                 .map(|(k, v)| (Str::from_static(k), v))
                 .collect(),
         )
+    }
+
+    /// A path whose last key is not in a raw document's text is answered
+    /// without parsing it; every other lookup finds what the parsed tree
+    /// holds, including keys written with `\u` escapes and dotted keys
+    /// (fails if the probe wrongly rules a path out, or parses anyway).
+    #[test]
+    fn raw_documents_are_not_parsed_for_keys_they_lack() {
+        let doc = |text: &str| {
+            let mut e = Event::new();
+            e.insert(
+                "k.obj",
+                Value::Json(std::sync::Arc::new(crate::rawjson::RawJson::unparsed(
+                    Str::from(text.to_string()),
+                ))),
+            );
+            e
+        };
+        let values = |e: &Event, path: &str| {
+            let mut out = Vec::new();
+            e.for_each_value(path, &mut |v| out.push(v.to_text().map(|t| t.into_owned())));
+            out
+        };
+        let parsed = |e: &Event| match e.get("k.obj") {
+            Some(Value::Json(d)) => d.is_parsed(),
+            _ => panic!("a raw document"),
+        };
+        let plain = doc(
+            r#"{"spec":{"volumes":[{"hostPath":{"path":"/"}},{"name":"x"}],"a.b":{"c":"dotted"}}}"#,
+        );
+        assert!(values(&plain, "k.obj.spec.volumes.hostPath.secret").is_empty());
+        assert!(values(&plain, "k.obj.spec.nothere").is_empty());
+        assert!(!parsed(&plain), "absent keys need no parse");
+        assert_eq!(
+            values(&plain, "k.obj.spec.volumes.hostPath.path"),
+            [Some("/".to_string())]
+        );
+        assert!(parsed(&plain));
+        let dotted = doc(r#"{"spec":{"a.b":{"c":"dotted"}}}"#);
+        assert_eq!(
+            values(&dotted, "k.obj.spec.a.b.c"),
+            [Some("dotted".to_string())]
+        );
+        // `hostP\u0061th` is `hostPath`: the probe must not rule it out.
+        let escaped = doc(r#"{"spec":{"hostP\u0061th":{"p\u0061th":"/etc"}}}"#);
+        assert_eq!(
+            values(&escaped, "k.obj.spec.hostPath.path"),
+            [Some("/etc".to_string())]
+        );
+        // Array indexes and other characters are looked up in the tree.
+        let arr = doc(r#"{"items":["a","b"],"odd key":{"x":1}}"#);
+        assert_eq!(
+            arr.get("k.obj.items.1").and_then(Value::to_text).as_deref(),
+            Some("b")
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct RawJson {
     /// [`crate::json::PathTrie::with_find`]): the path and the hits.
     hits: Option<(Box<str>, Hits)>,
     tree: OnceLock<Value>,
+    /// Whether the text holds a `\u` escape (a key could then spell a
+    /// letter as an escape): checked once, when a probe needs it.
+    escapes: OnceLock<bool>,
 }
 
 /// Members found by a search: (key index, value), in document order.
@@ -72,6 +75,7 @@ impl RawJson {
             asked,
             hits: None,
             tree: OnceLock::new(),
+            escapes: OnceLock::new(),
         }
     }
 
@@ -142,7 +146,45 @@ impl RawJson {
                 None => break,
             }
         }
+        if !self.may_have(path) {
+            return None;
+        }
         self.tree().at(path)
+    }
+
+    /// False when nothing can be at `path` (a dotted path, arrays
+    /// transparent or indexed): the key of its last segment does not occur
+    /// in the text. Saves parsing a document for a path it does not have
+    /// (detection rules look for `requestObject.spec.volumes.hostPath` in
+    /// every Kubernetes audit event). Sound: a key whose last segment is
+    /// `hostPath` ends with the bytes `hostPath"` in the text unless a
+    /// letter is written as a `\u` escape, and then (or for a segment
+    /// with other characters, or a numeric one, which may be an array
+    /// index) this answers true and the document is parsed.
+    pub fn may_have(&self, path: &str) -> bool {
+        if self.tree.get().is_some() {
+            return true;
+        }
+        let last = path.rsplit('.').next().unwrap_or(path);
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        let mut needle = [0u8; 64];
+        if last.is_empty()
+            || last.len() >= needle.len()
+            || last.bytes().all(|b| b.is_ascii_digit())
+            || !last.bytes().all(plain)
+        {
+            return true;
+        }
+        let text = self.text.as_bytes();
+        if *self
+            .escapes
+            .get_or_init(|| memchr::memmem::find(text, b"\\u").is_some())
+        {
+            return true;
+        }
+        needle[..last.len()].copy_from_slice(last.as_bytes());
+        needle[last.len()] = b'"';
+        memchr::memmem::find(text, &needle[..=last.len()]).is_some()
     }
 }
 
