@@ -25,9 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let format = args
-        .next()
-        .expect("usage: profile_serialize FORMAT [MiB]");
+    let format = args.next().expect("usage: profile_serialize FORMAT [MiB]");
     let mb: usize = args.next().map_or(2, |m| m.parse().expect("MiB"));
     let (_, _, files, vary) = CASES
         .iter()
@@ -37,8 +35,5 @@ fn main() {
     let (data, spans) = generate(files, mb, *vary);
     let events = events(&norm, &format, &data, &spans);
     let bytes = serialize(&events);
-    println!(
-        "{format}: {} events, {bytes} bytes of JSON",
-        events.len()
-    );
+    println!("{format}: {} events, {bytes} bytes of JSON", events.len());
 }

@@ -897,78 +897,113 @@ fn comma(level: &mut Level<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// True when one of the 8 bytes is `"`, `\\` or a control character
-/// (below 0x20): the bytes JSON strings must escape.
-#[inline]
-fn needs_escape(w: u64) -> bool {
+/// The bytes of `w` (little-endian) that JSON strings must escape (`"`,
+/// `\\` and control characters below 0x20): the high bit of each such byte
+/// is set. Exact for the lowest flagged byte, which is all the writer uses
+/// (a borrow can flag a clean byte only above a flagged one).
+#[inline(always)]
+fn escape_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let below_20 = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let below_20 = w.wrapping_sub(LO * 0x20);
+    // `"` and `\\` become zero bytes.
     let q = w ^ (LO * b'"' as u64);
-    let quote = q.wrapping_sub(LO) & !q & HI;
     let bs = w ^ (LO * b'\\' as u64);
-    let backslash = bs.wrapping_sub(LO) & !bs & HI;
-    (below_20 | quote | backslash) != 0
+    // (The high bit of `!w` is that of `!q` and `!bs`.)
+    (below_20 | q.wrapping_sub(LO) | bs.wrapping_sub(LO)) & !w & HI
+}
+
+/// For each byte: 0 when it is written as is, otherwise the letter of its
+/// escape (`\"`, `\n`, ...), `u` for the `\u00XX` form, as serde_json
+/// writes them.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = b'u';
+        c += 1;
+    }
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t
+};
+
+/// Writes the escape of a byte that needs one.
+#[inline(always)]
+fn write_escape(c: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match ESCAPE[c as usize] {
+        b'u' => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[(c >> 4) as usize],
+            HEX[(c & 15) as usize],
+        ]),
+        short => out.extend_from_slice(&[b'\\', short]),
+    }
+}
+
+/// Copies the clean run `b[start..end]`. A run of at most 8 bytes (the
+/// usual case between the quotes of a JSON text) is copied as 8 bytes, then
+/// cut back: a fixed-size store instead of a call to `memcpy`.
+#[inline(always)]
+fn copy_run(b: &[u8], start: usize, end: usize, out: &mut Vec<u8>) {
+    match b.get(start..start + 8) {
+        Some(word) if end - start <= 8 => {
+            let word: &[u8; 8] = word.try_into().expect("8 bytes");
+            let len = out.len();
+            out.extend_from_slice(word);
+            out.truncate(len + (end - start));
+        }
+        _ => out.extend_from_slice(&b[start..end]),
+    }
 }
 
 /// Writes a JSON string literal, escaping exactly as serde_json does
-/// (tested against it), eight bytes at a time where nothing needs escaping.
+/// (tested against it). Eight bytes at a time: a word with nothing to
+/// escape is skipped, otherwise the writer jumps to its first byte to
+/// escape, copies the clean run before it in one go, escapes it and goes
+/// on from the next byte (JSON texts such as `event.original` of an audit
+/// log have a quote in almost every word).
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
+    // `b[start..i]` is clean and not yet copied.
     let mut start = 0;
     let mut i = 0;
-    while i < b.len() {
-        let left = b.len() - i;
-        let w = if left >= 8 {
-            u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-        } else {
-            // The tail, padded with spaces (which never need escaping).
-            let mut pad = [b' '; 8];
-            pad[..left].copy_from_slice(&b[i..]);
-            u64::from_le_bytes(pad)
-        };
-        if !needs_escape(w) {
-            i += left.min(8);
+    while let Some(chunk) = b.get(i..i + 8) {
+        let m = escape_mask(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        if m == 0 {
+            i += 8;
             continue;
         }
-        let end = (i + 8).min(b.len());
-        while i < end {
-            let c = b[i];
-            let esc: &[u8] = match c {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x08 => b"\\b",
-                0x0c => b"\\f",
-                0..=0x1f => {
-                    out.extend_from_slice(&b[start..i]);
-                    out.extend_from_slice(&[
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
-                        HEX[(c >> 4) as usize],
-                        HEX[(c & 15) as usize],
-                    ]);
-                    i += 1;
-                    start = i;
-                    continue;
-                }
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            };
-            out.extend_from_slice(&b[start..i]);
-            out.extend_from_slice(esc);
-            i += 1;
-            start = i;
+        let j = i + (m.trailing_zeros() / 8) as usize;
+        copy_run(b, start, j, out);
+        write_escape(b[j], out);
+        i = j + 1;
+        start = i;
+    }
+    // The last few bytes, padded with spaces (which never need escaping).
+    while i < b.len() {
+        let mut pad = [b' '; 8];
+        pad[..b.len() - i].copy_from_slice(&b[i..]);
+        let m = escape_mask(u64::from_le_bytes(pad));
+        if m == 0 {
+            break;
         }
+        let j = i + (m.trailing_zeros() / 8) as usize;
+        copy_run(b, start, j, out);
+        write_escape(b[j], out);
+        i = j + 1;
+        start = i;
     }
     out.extend_from_slice(&b[start..]);
     out.push(b'"');
@@ -1355,12 +1390,82 @@ mod tests {
         assert_eq!(v.member("short").unwrap().as_str(), Some("x"));
     }
 
+    #[test]
+    fn escape_mask_finds_the_first_byte_to_escape() {
+        let escaped = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
+        // Every byte value at every offset, in words filled with every
+        // byte value (bytes to escape before it included).
+        for fill in 0..=255u8 {
+            for c in 0..=255u8 {
+                for at in 0..8 {
+                    let mut word = [fill; 8];
+                    word[at] = c;
+                    let first = word.iter().position(|&x| escaped(x));
+                    let m = escape_mask(u64::from_le_bytes(word));
+                    let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+                    assert_eq!(got, first, "{word:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_escape_at_every_offset_matches_serde_json() {
+        let specials: Vec<char> = (0u8..0x20)
+            .map(char::from)
+            .chain(['"', '\\', '\u{7f}', 'é', '€', '𝄞'])
+            .collect();
+        for len in 0..26 {
+            for at in 0..len {
+                for &c in &specials {
+                    let mut s: String = "x".repeat(at);
+                    s.push(c);
+                    s.push_str(&"y".repeat(len - at - 1));
+                    // Also followed by more escapes at the end.
+                    for extra in ["", "\"", "\\\n"] {
+                        let t = format!("{s}{extra}");
+                        let mut mine = Vec::new();
+                        write_str(&t, &mut mine);
+                        assert_eq!(
+                            String::from_utf8(mine).unwrap(),
+                            serde_json::to_string(&t).unwrap(),
+                            "{t:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn escaping_matches_serde_json(s in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*") {
             let mut mine = Vec::new();
             write_str(&s, &mut mine);
             prop_assert_eq!(String::from_utf8(mine).unwrap(), serde_json::to_string(&s).unwrap());
+        }
+
+        /// Long strings mixing clean runs of every length with bytes to
+        /// escape and multi-byte characters, so that escapes fall at every
+        /// offset of the eight-byte words and in the tail.
+        #[test]
+        fn escaping_long_mixed_strings_matches_serde_json(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    "[a-z0-9 /:.,{}]{0,40}",
+                    Just("\"".to_string()),
+                    Just("\\".to_string()),
+                    "[\\x00-\\x1f\\x7f]",
+                    "[\u{80}-\u{7ff}\u{800}-\u{ffff}\u{10000}-\u{10ffff}]{1,3}",
+                ],
+                0..80,
+            )
+        ) {
+            let s = parts.concat();
+            let mut mine = b"prefix".to_vec();
+            write_str(&s, &mut mine);
+            let want = format!("prefix{}", serde_json::to_string(&s).unwrap());
+            prop_assert_eq!(String::from_utf8(mine).unwrap(), want);
         }
 
         #[test]

@@ -150,7 +150,12 @@ pub fn run(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize
 }
 
 /// The events `format` makes of the lines (dead letters are left out).
-pub fn events(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize)]) -> Vec<Event> {
+pub fn events(
+    norm: &Normalizer,
+    format: &str,
+    data: &Bytes,
+    spans: &[(usize, usize)],
+) -> Vec<Event> {
     let mut events = Vec::with_capacity(spans.len());
     push_all(norm, format, data, spans, |out| {
         events.extend(out.drain(..).filter_map(|o| match o {
