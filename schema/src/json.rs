@@ -776,6 +776,10 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
     };
     let mut stack: [Level<'_>; MAX_DEPTH + 1] = std::array::from_fn(|_| Level { ..empty });
     let mut depth = 0usize; // open objects below the root
+    // One allocation for the document rather than a doubling every time
+    // it outgrows the buffer (an audit event is several kilobytes).
+    let guess = estimate(fields);
+    out.reserve(guess + guess / 16);
     out.push(b'{');
     let mut split: Vec<&str> = Vec::new();
     for &i in order.iter() {
@@ -785,7 +789,12 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
             FieldKey::Known(id) => (id.name(), &segments[id.0 as usize]),
             FieldKey::Custom(c) => {
                 split.clear();
-                split.extend(c.split('.'));
+                let mut from = 0;
+                for dot in memchr::memchr_iter(b'.', c.as_bytes()) {
+                    split.push(&c[from..dot]);
+                    from = dot + 1;
+                }
+                split.push(&c[from..]);
                 (c.as_str(), &split)
             }
         };
@@ -874,6 +883,25 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         out.push(b'}');
     }
     out.push(b'}');
+}
+
+/// About how many bytes the fields take as JSON, escapes aside: a guess
+/// that costs one look at each value (nested values are not visited).
+fn estimate(fields: &[(FieldKey, Value)]) -> usize {
+    fn len(v: &Value) -> usize {
+        match v {
+            Value::Str(s) => s.len() + 2,
+            Value::Json(doc) => doc.text().len(),
+            Value::Array(items) => items.len() * 24 + 2,
+            Value::Object(members) => members.len() * 32 + 2,
+            _ => 24,
+        }
+    }
+    fields
+        .iter()
+        .map(|(k, v)| k.name().len() + 4 + len(v))
+        .sum::<usize>()
+        + 2
 }
 
 /// A key segment: registered names are plain ASCII and need no escaping.
