@@ -708,7 +708,28 @@ struct Scratch {
     known: Vec<u32>,
     custom: Vec<u16>,
     order: Vec<u16>,
+    /// The layouts of the last key sets written (at most `PLANS`).
+    plans: Vec<Plan>,
+    /// State of the random choice of the plan to replace when all slots
+    /// are taken.
+    evict: u64,
 }
+
+/// How the fields of one key set (keys in the event's order) are laid out:
+/// the bytes before each value (commas, keys, objects opened and closed)
+/// and after the last one. The layout depends on the keys only, and the
+/// events of a format mostly share theirs, so it is worked out once (key
+/// sort, segment comparisons, nesting) and replayed.
+#[derive(Default)]
+struct Plan {
+    keys: Vec<FieldKey>,
+    /// (field index, end of the bytes before its value, ECS array field).
+    steps: Vec<(u16, u32, bool)>,
+    bytes: Vec<u8>,
+}
+
+/// Layouts kept per thread: a worker may alternate between a few formats.
+const PLANS: usize = 32;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
@@ -727,6 +748,67 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
 }
 
 fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &mut Scratch) {
+    let found = scratch.plans.iter().position(|p| {
+        p.keys.len() == fields.len() && p.keys.iter().zip(fields).all(|(k, (f, _))| k == f)
+    });
+    let slot = match found {
+        Some(slot) => slot,
+        None => {
+            let slot = if scratch.plans.len() < PLANS {
+                scratch.plans.push(Plan::default());
+                scratch.plans.len() - 1
+            } else {
+                // A slot picked at random (xorshift): unlike replacing the
+                // oldest, it keeps hitting on part of a cycle of more key
+                // sets than slots.
+                let mut x = scratch.evict | 1;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                scratch.evict = x;
+                (x % PLANS as u64) as usize
+            };
+            let mut plan = std::mem::take(&mut scratch.plans[slot]);
+            build_plan(fields, &mut plan, scratch);
+            scratch.plans[slot] = plan;
+            slot
+        }
+    };
+    let plan = &scratch.plans[slot];
+    // One allocation for the document rather than a doubling every time
+    // it outgrows the buffer (an audit event is several kilobytes).
+    let guess = estimate(fields);
+    out.reserve(guess + guess / 16);
+    let mut from = 0;
+    for &(i, end, array) in &plan.steps {
+        out.extend_from_slice(&plan.bytes[from..end as usize]);
+        from = end as usize;
+        let value = &fields[i as usize].1;
+        // ECS array fields are arrays in the document even when one value
+        // is stored as a scalar.
+        let wrap = array && !matches!(value, Value::Array(_));
+        if wrap {
+            out.push(b'[');
+        }
+        write_value(value, out);
+        if wrap {
+            out.push(b']');
+        }
+    }
+    out.extend_from_slice(&plan.bytes[from..]);
+}
+
+/// Works out the layout of the fields' keys (see [`Plan`]).
+fn build_plan(fields: &[(FieldKey, Value)], plan: &mut Plan, scratch: &mut Scratch) {
+    let Plan {
+        keys,
+        steps,
+        bytes: out,
+    } = plan;
+    keys.clear();
+    keys.extend(fields.iter().map(|(k, _)| k.clone()));
+    steps.clear();
+    out.clear();
     // Registered keys sort by id (their names use only [a-z0-9_@.], where
     // byte order is segment order); the few others by segments; then merge.
     // (id << 16 | index): sorting plain integers is the cheapest sort.
@@ -734,6 +816,7 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         known,
         custom,
         order,
+        ..
     } = scratch;
     known.clear();
     custom.clear();
@@ -776,14 +859,10 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
     };
     let mut stack: [Level<'_>; MAX_DEPTH + 1] = std::array::from_fn(|_| Level { ..empty });
     let mut depth = 0usize; // open objects below the root
-    // One allocation for the document rather than a doubling every time
-    // it outgrows the buffer (an audit event is several kilobytes).
-    let guess = estimate(fields);
-    out.reserve(guess + guess / 16);
     out.push(b'{');
     let mut split: Vec<&str> = Vec::new();
     for &i in order.iter() {
-        let (key, value) = &fields[i as usize];
+        let key = &fields[i as usize].0;
         let interned = matches!(key, FieldKey::Known(_));
         let (name, segs): (&str, &[&str]) = match key {
             FieldKey::Known(id) => (id.name(), &segments[id.0 as usize]),
@@ -864,17 +943,8 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
                 out.push(b':');
             }
         }
-        // ECS array fields are arrays in the document even when one value
-        // is stored as a scalar.
-        let wrap = matches!(key, FieldKey::Known(id) if id.def().array)
-            && !matches!(value, Value::Array(_));
-        if wrap {
-            out.push(b'[');
-        }
-        write_value(value, out);
-        if wrap {
-            out.push(b']');
-        }
+        let array = matches!(key, FieldKey::Known(id) if id.def().array);
+        steps.push((i, out.len() as u32, array));
         level.last_key = leaf;
         // A dotted remainder (`b.c` after a scalar `b`) is not a segment.
         level.last_interned = interned && j == parents;
@@ -1190,6 +1260,73 @@ mod tests {
             .collect::<Vec<_>>()
             .join(".");
         assert_eq!(cur[rest.as_str()], 1);
+    }
+
+    /// Writes events of many key sets, each key set several times with
+    /// other values (scalars and arrays in ECS array fields), more key sets
+    /// than the writer keeps layouts for: every document is the one a
+    /// writer with no layout kept writes.
+    #[test]
+    fn replayed_layouts_write_what_a_fresh_writer_writes() {
+        let pool: Vec<&str> = vec![
+            "@timestamp",
+            "event.category",
+            "event.kind",
+            "url.path",
+            "http.response.status_code",
+            "a.b",
+            "a.b.c",
+            "a.b-c",
+            "k0.k1.k2.k3.k4.k5.k6.k7.k8.k9",
+            "k0.k1.x",
+            "nginx_ingress_controller.upstream.response.status_code",
+            "x",
+            "source.ip",
+            "tags",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let key_sets: Vec<Vec<&str>> = (0..3 * PLANS)
+            .map(|_| {
+                let mut keys: Vec<&str> = pool.iter().copied().filter(|_| next(2) == 0).collect();
+                // Insertion order varies too.
+                if next(2) == 0 {
+                    keys.reverse();
+                }
+                keys
+            })
+            .collect();
+        for round in 0..400 {
+            let keys = &key_sets[next(key_sets.len() as u64) as usize];
+            let mut e = Event::new();
+            for k in keys {
+                let v: Value = match next(4) {
+                    0 => Value::Int(round),
+                    1 => Value::Str(Str::from(format!("v\"{round}"))),
+                    2 => crate::value::str_array(&["p", "q"]),
+                    _ => Value::Null,
+                };
+                e.insert(*k, v);
+            }
+            let mut replayed = Vec::new();
+            e.write_json(&mut replayed);
+            let fields: Vec<(FieldKey, Value)> =
+                e.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut fresh = Vec::new();
+            write_event_with(&fields, &mut fresh, &mut Scratch::default());
+            assert_eq!(
+                String::from_utf8(replayed).unwrap(),
+                String::from_utf8(fresh).unwrap(),
+                "{keys:?}"
+            );
+        }
+        let kept = SCRATCH.with(|cell| cell.borrow().plans.len());
+        assert_eq!(kept, PLANS, "layouts were replaced");
     }
 
     #[test]
