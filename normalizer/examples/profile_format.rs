@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo build --release -p normalizer --example profile_format
-//! valgrind --tool=callgrind --toggle-collect='profile_format::run' \
+//! valgrind --tool=callgrind --toggle-collect='profile_format::common::run' \
 //!     target/release/examples/profile_format combined 2
 //! ```
 //!

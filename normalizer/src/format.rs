@@ -187,6 +187,9 @@ struct Alt {
     /// `Dissect::shared_fields`): when that one fails past them, this one
     /// resumes there instead of splitting the line again.
     shared: usize,
+    /// The regex the record must match for this alternative to be tried
+    /// (`verify`).
+    verify: Option<Regex>,
 }
 
 #[derive(Debug)]
@@ -347,8 +350,18 @@ impl Format {
         let first = match &self.body {
             Body::Patterns(alts) => {
                 let mut first_miss = None;
+                // Misses of fast paths (`verify`): reported only when no
+                // other alternative was tried.
+                let mut fast_miss = None;
                 let mut resume = 0;
                 for (i, alt) in alts.iter().enumerate() {
+                    if let Some(v) = &alt.verify
+                        && !v.is_match(text)
+                    {
+                        fast_miss.get_or_insert(Miss::Regex(v));
+                        resume = 0;
+                        continue;
+                    }
                     match self.parse_alt(reg, alt, resume, text, time, scratch, depth, out) {
                         Ok(()) => return Ok(()),
                         Err(e) => {
@@ -356,11 +369,17 @@ impl Format {
                                 (Miss::Shape(_, got), Some(next)) => next.shared.min(*got),
                                 _ => 0,
                             };
-                            first_miss.get_or_insert(e);
+                            if alt.verify.is_some() {
+                                fast_miss.get_or_insert(e);
+                            } else {
+                                first_miss.get_or_insert(e);
+                            }
                         }
                     }
                 }
-                first_miss.unwrap_or(Miss::Reject(Reject::new("no patterns")))
+                first_miss
+                    .or(fast_miss)
+                    .unwrap_or(Miss::Reject(Reject::new("no patterns")))
             }
             Body::Json(j) => match self.parse_json(j, text, time, scratch, out) {
                 Ok(()) => return Ok(()),
@@ -1264,10 +1283,16 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
         .iter()
         .map(|s| compile_step(s, temps, named_steps()))
         .collect::<Result<Vec<_>, _>>()?;
+    let verify = p
+        .verify
+        .as_deref()
+        .map(|v| regex("verify", v))
+        .transpose()?;
     Ok(Alt {
         kind,
         set: compile_set(&p.set)?,
         steps,
         shared: 0,
+        verify,
     })
 }

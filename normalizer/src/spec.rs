@@ -109,6 +109,11 @@ pub struct PatternSpec {
     pub set: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub enrich: Vec<String>,
+    /// A regex the whole record must match before this alternative is
+    /// tried (checked without captures): makes a dissect pattern a fast
+    /// path for the records of a known shape, the alternatives after it
+    /// taking the others. Its misses are not the ones reported.
+    pub verify: Option<String>,
 }
 
 /// JSON documents.

@@ -531,7 +531,21 @@ pub(crate) fn cmp_keys(a: &FieldKey, b: &FieldKey) -> Ordering {
         // Registered names use only [a-z0-9_@.], where byte order equals
         // segment order, and ids follow byte order.
         (FieldKey::Known(x), FieldKey::Known(y)) => x.cmp(y),
-        _ => a.name().split('.').cmp(b.name().split('.')),
+        _ => cmp_dotted(a.name().as_bytes(), b.name().as_bytes()),
+    }
+}
+
+/// `a.split('.').cmp(b.split('.'))` without splitting: byte order where `.`
+/// (the end of a segment) sorts before every other byte, and the end of
+/// the name before `.`.
+#[inline]
+fn cmp_dotted(a: &[u8], b: &[u8]) -> Ordering {
+    let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(same), b.get(same)) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) | (Some(b'.'), Some(_)) => Ordering::Less,
+        (Some(_), None) | (Some(_), Some(b'.')) => Ordering::Greater,
+        (Some(x), Some(y)) => x.cmp(y),
     }
 }
 
@@ -748,5 +762,22 @@ mod tests {
             cmp_keys(&k("url.path"), &k("url.original")),
             Ordering::Greater
         );
+        assert_eq!(cmp_keys(&k("a.b"), &k("a.b")), Ordering::Equal);
+        assert_eq!(cmp_keys(&k("a"), &k("a.")), Ordering::Less);
+        assert_eq!(cmp_keys(&k("a..b"), &k("a.b")), Ordering::Less);
+    }
+
+    proptest::proptest! {
+        /// The byte comparison orders names as comparing their segments does.
+        #[test]
+        fn dotted_order_is_segment_order(a in "[a.b\\-_z@é]{0,10}", b in "[a.b\\-_z@é]{0,10}") {
+            let by_segments = a.split('.').cmp(b.split('.'));
+            proptest::prop_assert_eq!(cmp_dotted(a.as_bytes(), b.as_bytes()), by_segments);
+            proptest::prop_assert_eq!(
+                cmp_keys(&FieldKey::new(&a), &FieldKey::new(&b)),
+                by_segments,
+                "{:?} {:?}", a, b
+            );
+        }
     }
 }

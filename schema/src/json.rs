@@ -708,7 +708,28 @@ struct Scratch {
     known: Vec<u32>,
     custom: Vec<u16>,
     order: Vec<u16>,
+    /// The layouts of the last key sets written (at most `PLANS`).
+    plans: Vec<Plan>,
+    /// State of the random choice of the plan to replace when all slots
+    /// are taken.
+    evict: u64,
 }
+
+/// How the fields of one key set (keys in the event's order) are laid out:
+/// the bytes before each value (commas, keys, objects opened and closed)
+/// and after the last one. The layout depends on the keys only, and the
+/// events of a format mostly share theirs, so it is worked out once (key
+/// sort, segment comparisons, nesting) and replayed.
+#[derive(Default)]
+struct Plan {
+    keys: Vec<FieldKey>,
+    /// (field index, end of the bytes before its value, ECS array field).
+    steps: Vec<(u16, u32, bool)>,
+    bytes: Vec<u8>,
+}
+
+/// Layouts kept per thread: a worker may alternate between a few formats.
+const PLANS: usize = 32;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
@@ -727,6 +748,67 @@ pub(crate) fn write_event(fields: &[(FieldKey, Value)], out: &mut Vec<u8>) {
 }
 
 fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &mut Scratch) {
+    let found = scratch.plans.iter().position(|p| {
+        p.keys.len() == fields.len() && p.keys.iter().zip(fields).all(|(k, (f, _))| k == f)
+    });
+    let slot = match found {
+        Some(slot) => slot,
+        None => {
+            let slot = if scratch.plans.len() < PLANS {
+                scratch.plans.push(Plan::default());
+                scratch.plans.len() - 1
+            } else {
+                // A slot picked at random (xorshift): unlike replacing the
+                // oldest, it keeps hitting on part of a cycle of more key
+                // sets than slots.
+                let mut x = scratch.evict | 1;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                scratch.evict = x;
+                (x % PLANS as u64) as usize
+            };
+            let mut plan = std::mem::take(&mut scratch.plans[slot]);
+            build_plan(fields, &mut plan, scratch);
+            scratch.plans[slot] = plan;
+            slot
+        }
+    };
+    let plan = &scratch.plans[slot];
+    // One allocation for the document rather than a doubling every time
+    // it outgrows the buffer (an audit event is several kilobytes).
+    let guess = estimate(fields);
+    out.reserve(guess + guess / 16);
+    let mut from = 0;
+    for &(i, end, array) in &plan.steps {
+        out.extend_from_slice(&plan.bytes[from..end as usize]);
+        from = end as usize;
+        let value = &fields[i as usize].1;
+        // ECS array fields are arrays in the document even when one value
+        // is stored as a scalar.
+        let wrap = array && !matches!(value, Value::Array(_));
+        if wrap {
+            out.push(b'[');
+        }
+        write_value(value, out);
+        if wrap {
+            out.push(b']');
+        }
+    }
+    out.extend_from_slice(&plan.bytes[from..]);
+}
+
+/// Works out the layout of the fields' keys (see [`Plan`]).
+fn build_plan(fields: &[(FieldKey, Value)], plan: &mut Plan, scratch: &mut Scratch) {
+    let Plan {
+        keys,
+        steps,
+        bytes: out,
+    } = plan;
+    keys.clear();
+    keys.extend(fields.iter().map(|(k, _)| k.clone()));
+    steps.clear();
+    out.clear();
     // Registered keys sort by id (their names use only [a-z0-9_@.], where
     // byte order is segment order); the few others by segments; then merge.
     // (id << 16 | index): sorting plain integers is the cheapest sort.
@@ -734,6 +816,7 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         known,
         custom,
         order,
+        ..
     } = scratch;
     known.clear();
     custom.clear();
@@ -779,13 +862,18 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
     out.push(b'{');
     let mut split: Vec<&str> = Vec::new();
     for &i in order.iter() {
-        let (key, value) = &fields[i as usize];
+        let key = &fields[i as usize].0;
         let interned = matches!(key, FieldKey::Known(_));
         let (name, segs): (&str, &[&str]) = match key {
             FieldKey::Known(id) => (id.name(), &segments[id.0 as usize]),
             FieldKey::Custom(c) => {
                 split.clear();
-                split.extend(c.split('.'));
+                let mut from = 0;
+                for dot in memchr::memchr_iter(b'.', c.as_bytes()) {
+                    split.push(&c[from..dot]);
+                    from = dot + 1;
+                }
+                split.push(&c[from..]);
                 (c.as_str(), &split)
             }
         };
@@ -855,17 +943,8 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
                 out.push(b':');
             }
         }
-        // ECS array fields are arrays in the document even when one value
-        // is stored as a scalar.
-        let wrap = matches!(key, FieldKey::Known(id) if id.def().array)
-            && !matches!(value, Value::Array(_));
-        if wrap {
-            out.push(b'[');
-        }
-        write_value(value, out);
-        if wrap {
-            out.push(b']');
-        }
+        let array = matches!(key, FieldKey::Known(id) if id.def().array);
+        steps.push((i, out.len() as u32, array));
         level.last_key = leaf;
         // A dotted remainder (`b.c` after a scalar `b`) is not a segment.
         level.last_interned = interned && j == parents;
@@ -874,6 +953,25 @@ fn write_event_with(fields: &[(FieldKey, Value)], out: &mut Vec<u8>, scratch: &m
         out.push(b'}');
     }
     out.push(b'}');
+}
+
+/// About how many bytes the fields take as JSON, escapes aside: a guess
+/// that costs one look at each value (nested values are not visited).
+fn estimate(fields: &[(FieldKey, Value)]) -> usize {
+    fn len(v: &Value) -> usize {
+        match v {
+            Value::Str(s) => s.len() + 2,
+            Value::Json(doc) => doc.text().len(),
+            Value::Array(items) => items.len() * 24 + 2,
+            Value::Object(members) => members.len() * 32 + 2,
+            _ => 24,
+        }
+    }
+    fields
+        .iter()
+        .map(|(k, v)| k.name().len() + 4 + len(v))
+        .sum::<usize>()
+        + 2
 }
 
 /// A key segment: registered names are plain ASCII and need no escaping.
@@ -897,80 +995,106 @@ fn comma(level: &mut Level<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// True when one of the 8 bytes is `"`, `\\` or a control character
-/// (below 0x20): the bytes JSON strings must escape.
-#[inline]
-fn needs_escape(w: u64) -> bool {
+/// The bytes of `w` (little-endian) that JSON strings must escape (`"`,
+/// `\\` and control characters below 0x20): the high bit of each such byte
+/// is set. Exact for the lowest flagged byte, which is all the writer uses
+/// (a borrow can flag a clean byte only above a flagged one).
+#[inline(always)]
+fn escape_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let below_20 = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let below_20 = w.wrapping_sub(LO * 0x20);
+    // `"` and `\\` become zero bytes.
     let q = w ^ (LO * b'"' as u64);
-    let quote = q.wrapping_sub(LO) & !q & HI;
     let bs = w ^ (LO * b'\\' as u64);
-    let backslash = bs.wrapping_sub(LO) & !bs & HI;
-    (below_20 | quote | backslash) != 0
+    // (The high bit of `!w` is that of `!q` and `!bs`.)
+    (below_20 | q.wrapping_sub(LO) | bs.wrapping_sub(LO)) & !w & HI
+}
+
+/// For each byte: 0 when it is written as is, otherwise the letter of its
+/// escape (`\"`, `\n`, ...), `u` for the `\u00XX` form, as serde_json
+/// writes them.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = b'u';
+        c += 1;
+    }
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t
+};
+
+/// Writes the escape of a byte that needs one.
+#[inline(always)]
+fn write_escape(c: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match ESCAPE[c as usize] {
+        b'u' => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[(c >> 4) as usize],
+            HEX[(c & 15) as usize],
+        ]),
+        short => out.extend_from_slice(&[b'\\', short]),
+    }
 }
 
 /// Writes a JSON string literal, escaping exactly as serde_json does
-/// (tested against it), eight bytes at a time where nothing needs escaping.
+/// (tested against it). Eight bytes at a time, each word copied whole (a
+/// fixed-size store, no call to `memcpy`): a word with nothing to escape
+/// is kept, otherwise the copy is cut back to the word's first byte to
+/// escape, which is escaped, and the writer goes on from the byte after it
+/// (JSON texts such as `event.original` of an audit log have a quote in
+/// almost every word).
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
-    out.reserve(b.len() + 2);
+    // The quotes, and the whole last word copied before it is cut back.
+    out.reserve(b.len() + 10);
     out.push(b'"');
-    let mut start = 0;
     let mut i = 0;
-    while i < b.len() {
-        let left = b.len() - i;
-        let w = if left >= 8 {
-            u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-        } else {
-            // The tail, padded with spaces (which never need escaping).
-            let mut pad = [b' '; 8];
-            pad[..left].copy_from_slice(&b[i..]);
-            u64::from_le_bytes(pad)
-        };
-        if !needs_escape(w) {
-            i += left.min(8);
+    while let Some(chunk) = b.get(i..i + 8) {
+        let word: &[u8; 8] = chunk.try_into().expect("8 bytes");
+        let m = escape_mask(u64::from_le_bytes(*word));
+        let at = out.len();
+        out.extend_from_slice(word);
+        if m == 0 {
+            i += 8;
             continue;
         }
-        let end = (i + 8).min(b.len());
-        while i < end {
-            let c = b[i];
-            let esc: &[u8] = match c {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x08 => b"\\b",
-                0x0c => b"\\f",
-                0..=0x1f => {
-                    out.extend_from_slice(&b[start..i]);
-                    out.extend_from_slice(&[
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
-                        HEX[(c >> 4) as usize],
-                        HEX[(c & 15) as usize],
-                    ]);
-                    i += 1;
-                    start = i;
-                    continue;
-                }
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            };
-            out.extend_from_slice(&b[start..i]);
-            out.extend_from_slice(esc);
-            i += 1;
-            start = i;
-        }
+        let k = (m.trailing_zeros() / 8) as usize;
+        out.truncate(at + k);
+        write_escape(word[k], out);
+        i += k + 1;
     }
-    out.extend_from_slice(&b[start..]);
+    // The last few bytes, padded with spaces (which never need escaping).
+    while i < b.len() {
+        let left = b.len() - i;
+        let mut pad = [b' '; 8];
+        pad[..left].copy_from_slice(&b[i..]);
+        let m = escape_mask(u64::from_le_bytes(pad));
+        let at = out.len();
+        out.extend_from_slice(&pad);
+        let k = if m == 0 {
+            left
+        } else {
+            (m.trailing_zeros() / 8) as usize
+        };
+        out.truncate(at + k);
+        if k == left {
+            break;
+        }
+        write_escape(pad[k], out);
+        i += k + 1;
+    }
     out.push(b'"');
 }
 
@@ -1136,6 +1260,73 @@ mod tests {
             .collect::<Vec<_>>()
             .join(".");
         assert_eq!(cur[rest.as_str()], 1);
+    }
+
+    /// Writes events of many key sets, each key set several times with
+    /// other values (scalars and arrays in ECS array fields), more key sets
+    /// than the writer keeps layouts for: every document is the one a
+    /// writer with no layout kept writes.
+    #[test]
+    fn replayed_layouts_write_what_a_fresh_writer_writes() {
+        let pool: Vec<&str> = vec![
+            "@timestamp",
+            "event.category",
+            "event.kind",
+            "url.path",
+            "http.response.status_code",
+            "a.b",
+            "a.b.c",
+            "a.b-c",
+            "k0.k1.k2.k3.k4.k5.k6.k7.k8.k9",
+            "k0.k1.x",
+            "nginx_ingress_controller.upstream.response.status_code",
+            "x",
+            "source.ip",
+            "tags",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let key_sets: Vec<Vec<&str>> = (0..3 * PLANS)
+            .map(|_| {
+                let mut keys: Vec<&str> = pool.iter().copied().filter(|_| next(2) == 0).collect();
+                // Insertion order varies too.
+                if next(2) == 0 {
+                    keys.reverse();
+                }
+                keys
+            })
+            .collect();
+        for round in 0..400 {
+            let keys = &key_sets[next(key_sets.len() as u64) as usize];
+            let mut e = Event::new();
+            for k in keys {
+                let v: Value = match next(4) {
+                    0 => Value::Int(round),
+                    1 => Value::Str(Str::from(format!("v\"{round}"))),
+                    2 => crate::value::str_array(&["p", "q"]),
+                    _ => Value::Null,
+                };
+                e.insert(*k, v);
+            }
+            let mut replayed = Vec::new();
+            e.write_json(&mut replayed);
+            let fields: Vec<(FieldKey, Value)> =
+                e.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut fresh = Vec::new();
+            write_event_with(&fields, &mut fresh, &mut Scratch::default());
+            assert_eq!(
+                String::from_utf8(replayed).unwrap(),
+                String::from_utf8(fresh).unwrap(),
+                "{keys:?}"
+            );
+        }
+        let kept = SCRATCH.with(|cell| cell.borrow().plans.len());
+        assert_eq!(kept, PLANS, "layouts were replaced");
     }
 
     #[test]
@@ -1355,12 +1546,82 @@ mod tests {
         assert_eq!(v.member("short").unwrap().as_str(), Some("x"));
     }
 
+    #[test]
+    fn escape_mask_finds_the_first_byte_to_escape() {
+        let escaped = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
+        // Every byte value at every offset, in words filled with every
+        // byte value (bytes to escape before it included).
+        for fill in 0..=255u8 {
+            for c in 0..=255u8 {
+                for at in 0..8 {
+                    let mut word = [fill; 8];
+                    word[at] = c;
+                    let first = word.iter().position(|&x| escaped(x));
+                    let m = escape_mask(u64::from_le_bytes(word));
+                    let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+                    assert_eq!(got, first, "{word:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_escape_at_every_offset_matches_serde_json() {
+        let specials: Vec<char> = (0u8..0x20)
+            .map(char::from)
+            .chain(['"', '\\', '\u{7f}', 'é', '€', '𝄞'])
+            .collect();
+        for len in 0..26 {
+            for at in 0..len {
+                for &c in &specials {
+                    let mut s: String = "x".repeat(at);
+                    s.push(c);
+                    s.push_str(&"y".repeat(len - at - 1));
+                    // Also followed by more escapes at the end.
+                    for extra in ["", "\"", "\\\n"] {
+                        let t = format!("{s}{extra}");
+                        let mut mine = Vec::new();
+                        write_str(&t, &mut mine);
+                        assert_eq!(
+                            String::from_utf8(mine).unwrap(),
+                            serde_json::to_string(&t).unwrap(),
+                            "{t:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn escaping_matches_serde_json(s in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*") {
             let mut mine = Vec::new();
             write_str(&s, &mut mine);
             prop_assert_eq!(String::from_utf8(mine).unwrap(), serde_json::to_string(&s).unwrap());
+        }
+
+        /// Long strings mixing clean runs of every length with bytes to
+        /// escape and multi-byte characters, so that escapes fall at every
+        /// offset of the eight-byte words and in the tail.
+        #[test]
+        fn escaping_long_mixed_strings_matches_serde_json(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    "[a-z0-9 /:.,{}]{0,40}",
+                    Just("\"".to_string()),
+                    Just("\\".to_string()),
+                    "[\\x00-\\x1f\\x7f]",
+                    "[\u{80}-\u{7ff}\u{800}-\u{ffff}\u{10000}-\u{10ffff}]{1,3}",
+                ],
+                0..80,
+            )
+        ) {
+            let s = parts.concat();
+            let mut mine = b"prefix".to_vec();
+            write_str(&s, &mut mine);
+            let want = format!("prefix{}", serde_json::to_string(&s).unwrap());
+            prop_assert_eq!(String::from_utf8(mine).unwrap(), want);
         }
 
         #[test]

@@ -1,5 +1,7 @@
 //! The inputs of the format benchmark (`benches/formats.rs`), shared with
-//! `examples/profile_format.rs`: the cases, the generator and the loop.
+//! `examples/profile_format.rs` and `examples/profile_serialize.rs`: the
+//! cases, the generator and the loops. Each of them uses part of it.
+#![allow(dead_code)]
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -7,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use normalizer::{Normalizer, Output};
-use schema::{RawRecord, Source, Timestamp};
+use schema::{Event, RawRecord, Source, Timestamp};
 
 /// The benchmark cases: (name, format, sample files, vary the client
 /// port of each repetition).
@@ -36,6 +38,12 @@ pub const CASES: &[(&str, &str, &[&str], bool)] = &[
         "combined",
         &["handwritten/nginx/access.log"],
         true,
+    ),
+    (
+        "access/nginx.ingress",
+        "nginx.ingress",
+        &["handwritten/nginx/ingress.log"],
+        false,
     ),
     (
         "log/jupyter.server",
@@ -132,6 +140,55 @@ pub fn generate(files: &[&str], mb: usize, vary: bool) -> (Bytes, Vec<(usize, us
 /// outputs.
 #[inline(never)]
 pub fn run(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize)]) -> usize {
+    let mut events = 0;
+    push_all(norm, format, data, spans, |out| {
+        events += out.len();
+        black_box(&out);
+        out.clear();
+    });
+    events
+}
+
+/// The events `format` makes of the lines (dead letters are left out).
+pub fn events(
+    norm: &Normalizer,
+    format: &str,
+    data: &Bytes,
+    spans: &[(usize, usize)],
+) -> Vec<Event> {
+    let mut events = Vec::with_capacity(spans.len());
+    push_all(norm, format, data, spans, |out| {
+        events.extend(out.drain(..).filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            Output::Dead(_) => None,
+        }))
+    });
+    events
+}
+
+/// Writes each event as JSON the way the daemon does (a fresh buffer of
+/// 512 bytes per event, see `src/run/pipeline.rs`); returns the bytes written.
+#[inline(never)]
+pub fn serialize(events: &[Event]) -> usize {
+    let mut total = 0;
+    for ev in events {
+        let mut doc = Vec::with_capacity(512);
+        ev.write_json(&mut doc);
+        total += doc.len();
+        black_box(&doc);
+    }
+    total
+}
+
+/// Pushes every line through a stream of `format`, handing the outputs to
+/// `take` in batches of about 1024 (and the rest at the end).
+fn push_all(
+    norm: &Normalizer,
+    format: &str,
+    data: &Bytes,
+    spans: &[(usize, usize)],
+    mut take: impl FnMut(&mut Vec<Output>),
+) {
     let source = Arc::new(Source {
         kind: "file",
         name: "bench.log".into(),
@@ -139,7 +196,6 @@ pub fn run(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize
     });
     let mut stream = norm.stream(source.clone(), Some(Timestamp(1_796_000_000_000_000_000)));
     let mut out: Vec<Output> = Vec::with_capacity(1024);
-    let mut events = 0;
     for (i, &(a, b)) in spans.iter().enumerate() {
         stream.push(
             RawRecord {
@@ -153,11 +209,9 @@ pub fn run(norm: &Normalizer, format: &str, data: &Bytes, spans: &[(usize, usize
             &mut out,
         );
         if out.len() >= 1024 {
-            events += out.len();
-            black_box(&out);
-            out.clear();
+            take(&mut out);
         }
     }
     stream.finish(&mut out);
-    events + out.len()
+    take(&mut out);
 }
