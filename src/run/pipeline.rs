@@ -252,9 +252,8 @@ fn worker(
 /// spreads over every core, large enough that a chunk is worth a task.
 const CHUNK: usize = 32;
 
-/// Room reserved per event document of a chunk: a web access event is
-/// about 1 KiB, a Kubernetes audit event 3 KiB; the buffer grows when
-/// needed.
+/// Room reserved for an event document without `event.original`; the
+/// buffer grows when needed.
 const DOC_GUESS: usize = 1536;
 
 /// What one chunk of outputs became.
@@ -353,7 +352,16 @@ fn convert_chunk(
     // The events' documents are written one after another into one buffer
     // per chunk, and each record's document is a slice of it: one
     // allocation per chunk instead of one (and its regrowths) per event.
-    let mut docs = Vec::with_capacity(DOC_GUESS * outs.len());
+    let guess: usize = outs
+        .iter()
+        .map(|o| match o {
+            // A document is about three times its raw line (the line is
+            // in it, as `event.original`, and parsed into fields).
+            Output::Event(ev) => ev.original().map_or(DOC_GUESS, |l| 3 * l.len() + 512),
+            Output::Dead(_) => 0,
+        })
+        .sum();
+    let mut docs = Vec::with_capacity(guess);
     let mut spans = Vec::with_capacity(outs.len());
     for (o, &(offset, ordinal)) in outs.iter_mut().zip(keys) {
         match o {
