@@ -73,16 +73,13 @@ impl Encoder {
     /// The item for `r`: action line and document line. `Err` when the
     /// document cannot be one NDJSON line (it holds a raw newline and is
     /// not valid JSON, so it cannot be re-serialized on one line).
-    pub(crate) fn encode(&self, r: &Record) -> Result<Bytes, String> {
-        let target = self.target(r);
-        let doc: std::borrow::Cow<'_, [u8]> = if memchr_newline(&r.doc) {
+    pub(crate) fn encode(&self, r: &Record, cache: &mut Cache) -> Result<Encoded, String> {
+        let doc = if memchr_newline(&r.doc) {
             // mlsoc serializes documents compactly, so this is rare: a
             // pretty-printed document from elsewhere. Newlines inside JSON
             // strings are always escaped, so re-serializing puts it on one line.
             match serde_json::from_slice::<serde_json::Value>(&r.doc) {
-                Ok(v) => {
-                    std::borrow::Cow::Owned(serde_json::to_vec(&v).map_err(|e| e.to_string())?)
-                }
+                Ok(v) => Bytes::from(serde_json::to_vec(&v).map_err(|e| e.to_string())?),
                 Err(e) => {
                     return Err(format!(
                         "document is not valid JSON and spans several lines, so it cannot be sent in a _bulk body: {e}"
@@ -90,36 +87,81 @@ impl Encoder {
                 }
             }
         } else {
-            std::borrow::Cow::Borrowed(&r.doc[..])
+            // Shared, not copied: the body is the only copy.
+            r.doc.clone()
         };
-        let mut buf = BytesMut::with_capacity(doc.len() + target.len() + r.id.len() + 40);
-        buf.put_slice(b"{\"");
-        buf.put_slice(self.action.as_str().as_bytes());
-        buf.put_slice(b"\":{\"_index\":");
-        put_json_str(&mut buf, &target);
-        if self.id == IdMode::Record && !r.id.is_empty() {
-            buf.put_slice(b",\"_id\":");
-            put_json_str(&mut buf, &r.id);
+        // The action line up to the index name is the same for every
+        // record of one stream and dataset: made once per run of them.
+        if cache
+            .key
+            .as_ref()
+            .is_none_or(|(s, d)| *s != r.stream || **d != *r.dataset)
+        {
+            cache.prefix.clear();
+            cache.prefix.extend_from_slice(b"{\"");
+            cache
+                .prefix
+                .extend_from_slice(self.action.as_str().as_bytes());
+            cache.prefix.extend_from_slice(b"\":{\"_index\":");
+            schema::json::write_str(&self.target(r), &mut cache.prefix);
+            cache.key = Some((r.stream, r.dataset.clone()));
         }
-        buf.put_slice(b"}}\n");
-        buf.put_slice(&doc);
-        buf.put_u8(b'\n');
-        Ok(buf.freeze())
+        let mut buf = Vec::with_capacity(cache.prefix.len() + r.id.len() + 16);
+        buf.extend_from_slice(&cache.prefix);
+        if self.id == IdMode::Record && !r.id.is_empty() {
+            buf.extend_from_slice(b",\"_id\":");
+            schema::json::write_str(&r.id, &mut buf);
+        }
+        buf.extend_from_slice(b"}}\n");
+        Ok(Encoded {
+            action: Bytes::from(buf),
+            doc,
+        })
     }
 }
 
-/// A whole `_bulk` body from encoded items.
-pub(crate) fn body<'a>(items: impl Iterator<Item = &'a Bytes>, len_hint: usize) -> Bytes {
-    let mut buf = BytesMut::with_capacity(len_hint);
+/// The action line's start for the last stream and dataset encoded.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    key: Option<(crate::record::Stream, std::sync::Arc<str>)>,
+    prefix: Vec<u8>,
+}
+
+/// One `_bulk` item: its action line (with its newline) and its document
+/// (one line, without).
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    action: Bytes,
+    doc: Bytes,
+}
+
+impl Encoded {
+    /// Bytes in the body.
+    pub(crate) fn len(&self) -> usize {
+        self.action.len() + self.doc.len() + 1
+    }
+
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_slice(&self.action);
+        buf.put_slice(&self.doc);
+        buf.put_u8(b'\n');
+    }
+
+    #[cfg(test)]
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        self.write(&mut b);
+        b.to_vec()
+    }
+}
+
+/// A whole `_bulk` body from encoded items, in one allocation.
+pub(crate) fn body<'a>(items: impl Iterator<Item = &'a Encoded> + Clone) -> Bytes {
+    let mut buf = BytesMut::with_capacity(items.clone().map(Encoded::len).sum());
     for i in items {
-        buf.put_slice(i);
+        i.write(&mut buf);
     }
     buf.freeze()
-}
-
-fn put_json_str(buf: &mut BytesMut, s: &str) {
-    let v = serde_json::to_vec(s).expect("a string always serializes");
-    buf.put_slice(&v);
 }
 
 fn memchr_newline(b: &[u8]) -> bool {
@@ -228,28 +270,70 @@ mod tests {
     fn items_are_two_lines_with_escaped_meta() {
         let e = Encoder::new(&ElasticsearchConfig::new(["http://x:9200"]));
         let item = e
-            .encode(&rec("mlflow.access", "a\"b", r#"{"k":"v"}"#))
+            .encode(
+                &rec("mlflow.access", "a\"b", r#"{"k":"v"}"#),
+                &mut Cache::default(),
+            )
             .unwrap();
         assert_eq!(
-            std::str::from_utf8(&item).unwrap(),
+            std::str::from_utf8(&item.to_vec()).unwrap(),
             "{\"create\":{\"_index\":\"logs-mlsoc.mlflow.access-default\",\"_id\":\"a\\\"b\"}}\n{\"k\":\"v\"}\n"
         );
         let mut c = ElasticsearchConfig::new(["http://x:9200"]);
         c.id = IdMode::None;
-        let item = Encoder::new(&c).encode(&rec("d", "x", "{}")).unwrap();
+        let item = Encoder::new(&c)
+            .encode(&rec("d", "x", "{}"), &mut Cache::default())
+            .unwrap();
         assert_eq!(
-            std::str::from_utf8(&item).unwrap(),
+            std::str::from_utf8(&item.to_vec()).unwrap(),
             "{\"create\":{\"_index\":\"logs-mlsoc.d-default\"}}\n{}\n"
         );
+    }
+
+    /// One cache over records of alternating streams and datasets gives
+    /// each the action line a fresh cache gives, with data streams and
+    /// with an index named after stream and dataset (fails when the
+    /// cached index name outlives its dataset or stream).
+    #[test]
+    fn the_action_line_cache_follows_stream_and_dataset() {
+        let mut by_stream = ElasticsearchConfig::new(["http://x:9200"]);
+        by_stream.index = Some("{stream}-{dataset}".into());
+        let encoders = [
+            Encoder::new(&ElasticsearchConfig::new(["http://x:9200"])),
+            Encoder::new(&by_stream),
+        ];
+        let mut records = Vec::new();
+        for (i, d) in ["a", "a", "b", "a", "a\"q", "b"].iter().enumerate() {
+            let mut r = rec(d, &format!("id{i}"), "{}");
+            if i == 1 {
+                r.stream = Stream::Alerts;
+            }
+            records.push(r);
+        }
+        for e in encoders {
+            let mut cache = Cache::default();
+            for r in &records {
+                assert_eq!(
+                    e.encode(r, &mut cache).unwrap().to_vec(),
+                    e.encode(r, &mut Cache::default()).unwrap().to_vec()
+                );
+            }
+        }
     }
 
     #[test]
     fn multi_line_documents_are_flattened_or_refused() {
         let e = Encoder::new(&ElasticsearchConfig::new(["http://x:9200"]));
         let item = e
-            .encode(&rec("d", "1", "{\n  \"a\": \"x\\ny\"\n}"))
+            .encode(
+                &rec("d", "1", "{\n  \"a\": \"x\\ny\"\n}"),
+                &mut Cache::default(),
+            )
             .unwrap();
-        assert_eq!(item.iter().filter(|&&b| b == b'\n').count(), 2);
-        assert!(e.encode(&rec("d", "1", "{\"a\":\n")).is_err());
+        assert_eq!(item.to_vec().iter().filter(|&&b| b == b'\n').count(), 2);
+        assert!(
+            e.encode(&rec("d", "1", "{\"a\":\n"), &mut Cache::default())
+                .is_err()
+        );
     }
 }

@@ -48,7 +48,6 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use schema::{Ack, AckStatus};
@@ -311,7 +310,7 @@ async fn sleep_or_stop(inner: &Inner, d: Duration) -> Result<(), Stopped> {
 /// An encoded item: which record, and its two NDJSON lines.
 struct Item {
     rec: usize,
-    bytes: Bytes,
+    enc: encoder::Encoded,
 }
 
 /// Delivers a batch (in as many requests as `batch` limits need), then
@@ -320,9 +319,10 @@ async fn deliver(inner: Arc<Inner>, batch: Batch) -> Result<(), Stopped> {
     let Batch { records, acks } = batch;
     let mut items = Vec::with_capacity(records.len());
     let mut letters = Vec::new();
+    let mut cache = encoder::Cache::default();
     for (i, r) in records.iter().enumerate() {
-        match inner.encoder.encode(r) {
-            Ok(bytes) => items.push(Item { rec: i, bytes }),
+        match inner.encoder.encode(r, &mut cache) {
+            Ok(enc) => items.push(Item { rec: i, enc }),
             Err(reason) => letters.push(SinkDeadLetter::new(&inner.name, r, reason, None)),
         }
     }
@@ -333,12 +333,12 @@ async fn deliver(inner: Arc<Inner>, batch: Batch) -> Result<(), Stopped> {
     let mut chunk_bytes = 0;
     for item in items {
         if !chunk.is_empty()
-            && (chunk.len() >= inner.max_events || chunk_bytes + item.bytes.len() > inner.max_bytes)
+            && (chunk.len() >= inner.max_events || chunk_bytes + item.enc.len() > inner.max_bytes)
         {
             send(&inner, &records, std::mem::take(&mut chunk)).await?;
             chunk_bytes = 0;
         }
-        chunk_bytes += item.bytes.len();
+        chunk_bytes += item.enc.len();
         chunk.push(item);
     }
     if !chunk.is_empty() {
@@ -362,8 +362,8 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
     let mut work = vec![Segment { items, attempt: 0 }];
     'segments: while let Some(mut seg) = work.pop() {
         loop {
-            let len: usize = seg.items.iter().map(|i| i.bytes.len()).sum();
-            let body = encoder::body(seg.items.iter().map(|i| &i.bytes), len);
+            let body = encoder::body(seg.items.iter().map(|i| &i.enc));
+            let body_len = body.len();
             let res = tokio::select! {
                 r = inner.service.bulk(body) => r,
                 _ = inner.stop.cancelled() => return Err(Stopped),
@@ -481,7 +481,7 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
                 RequestVerdict::Split => {
                     if seg.items.len() == 1 {
                         let r = &records[seg.items[0].rec];
-                        tracing::warn!(sink = %name, id = %r.id, bytes = seg.items[0].bytes.len(), "document larger than http.max_content_length; dead-lettered");
+                        tracing::warn!(sink = %name, id = %r.id, bytes = seg.items[0].enc.len(), "document larger than http.max_content_length; dead-lettered");
                         let l = SinkDeadLetter::new(
                             &name,
                             r,
@@ -491,7 +491,7 @@ async fn send(inner: &Inner, records: &[Record], items: Vec<Item>) -> Result<(),
                         dead_letter(inner, vec![l]).await?;
                         continue 'segments;
                     }
-                    tracing::info!(sink = %name, items = seg.items.len(), bytes = len, "request larger than http.max_content_length (413); splitting it in halves");
+                    tracing::info!(sink = %name, items = seg.items.len(), bytes = body_len, "request larger than http.max_content_length (413); splitting it in halves");
                     metrics::counter!("mlsoc_sink_retries_total", "sink" => name.clone(), "reason" => "http_413").increment(1);
                     let right = seg.items.split_off(seg.items.len() / 2);
                     work.push(Segment {

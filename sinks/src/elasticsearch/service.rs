@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use elasticsearch::Elasticsearch;
 use elasticsearch::auth::Credentials as EsCredentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{CONTENT_TYPE, HeaderValue};
+use elasticsearch::http::Method;
+use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::indices::IndicesPutIndexTemplateParts;
-use elasticsearch::{BulkParts, Elasticsearch};
 
 use super::config::{Compression, Credentials, ElasticsearchConfig};
 
@@ -156,18 +157,29 @@ impl Service {
     /// POSTs a `_bulk` body (NDJSON, ends with `\n`). Starts at the next
     /// endpoint in turn and moves on to the following one when a node
     /// cannot be connected to.
+    ///
+    /// The body goes out as it is: through the client's generic `send`
+    /// (the same request `client.bulk()` makes), a `Bytes` body is not
+    /// copied again, where `bulk()`'s body (a list of items) is written
+    /// into a new buffer grown from 1 KiB for every request.
     pub(crate) async fn bulk(&self, body: Bytes) -> Result<Answer, SendError> {
         self.with_failover(|client| {
             let body = body.clone();
             async move {
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-ndjson"),
+                );
                 client
-                    .bulk(BulkParts::None)
-                    .header(
-                        CONTENT_TYPE,
-                        HeaderValue::from_static("application/x-ndjson"),
+                    .send(
+                        Method::Post,
+                        "/_bulk",
+                        headers,
+                        Option::<&()>::None,
+                        Some(body),
+                        None,
                     )
-                    .body(vec![body])
-                    .send()
                     .await
             }
         })
