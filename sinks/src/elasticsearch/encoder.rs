@@ -297,6 +297,7 @@ mod tests {
     #[test]
     fn the_action_line_cache_follows_stream_and_dataset() {
         let mut by_stream = ElasticsearchConfig::new(["http://x:9200"]);
+        by_stream.mode = Mode::Index;
         by_stream.index = Some("{stream}-{dataset}".into());
         let encoders = [
             Encoder::new(&ElasticsearchConfig::new(["http://x:9200"])),
