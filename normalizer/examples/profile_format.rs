@@ -17,22 +17,13 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use common::{CASES, generate, run};
-use normalizer::{Normalizer, Options, Registry};
+use common::run;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let format = args.next().expect("usage: profile_format FORMAT [MiB]");
-    let mb: usize = args.next().map_or(2, |m| m.parse().expect("MiB"));
-    let (_, _, files, vary) = CASES
-        .iter()
-        .find(|(_, f, _, _)| *f == format)
-        .unwrap_or_else(|| panic!("no benchmark case for {format}"));
-    let norm = Normalizer::new(Registry::builtin(), Options::default());
-    let (data, spans) = generate(files, mb, *vary);
+    let (format, norm, data, spans) = common::from_args("profile_format");
     let events = run(&norm, &format, &data, &spans);
     println!(
         "{format}: {} lines, {} bytes, {events} events",

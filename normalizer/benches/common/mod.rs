@@ -215,3 +215,25 @@ fn push_all(
     stream.finish(&mut out);
     take(&mut out);
 }
+
+/// What the profiling examples start from: the format named by the first
+/// argument (a benchmark case) and its generated input of the second
+/// argument's MiB (default 2), with a built-in normalizer. `example` names
+/// the example in the usage message.
+pub fn from_args(example: &str) -> (String, Normalizer, Bytes, Vec<(usize, usize)>) {
+    let mut args = std::env::args().skip(1);
+    let format = args
+        .next()
+        .unwrap_or_else(|| panic!("usage: {example} FORMAT [MiB]"));
+    let mb: usize = args.next().map_or(2, |m| m.parse().expect("MiB"));
+    let (_, _, files, vary) = CASES
+        .iter()
+        .find(|(_, f, _, _)| *f == format)
+        .unwrap_or_else(|| panic!("no benchmark case for {format}"));
+    let norm = Normalizer::new(
+        normalizer::Registry::builtin(),
+        normalizer::Options::default(),
+    );
+    let (data, spans) = generate(files, mb, *vary);
+    (format, norm, data, spans)
+}
