@@ -12,8 +12,11 @@
 //! Where a value has no literal (a numeric comparison, a CIDR, `*`, a
 //! regex without required literals), the field's presence is the trigger:
 //! every matcher but `null` needs the field to have a value. A rule that
-//! can match with none of its fields present (a condition that holds by
-//! negation, `null`, `exists: false`) is evaluated on every event. Keyword
+//! can match without any literal (a condition that holds by negation,
+//! `null`, `exists: false`) is triggered by the presence of any of its
+//! fields when it does not match an event that has none of them (most
+//! negated filters of other log sources), and is otherwise evaluated on
+//! every event. Keyword
 //! searches trigger on any text field of the event; regexes on the
 //! literals every match contains (from `regex-syntax`).
 //! Matching is case-insensitive here whatever the rule says: triggers are
@@ -103,6 +106,57 @@ fn search_triggers(s: &Search) -> Option<Triggers> {
             let per = k.values.iter().map(|m| value_triggers(Place::Any, m));
             if k.all { best(per) } else { union(per) }
         }
+    }
+}
+
+/// Triggers of a rule that can hold by negation (`not`, `null`,
+/// `exists: false`), so has no literal to wait for: when it does not hold
+/// on an event without any field, it cannot hold on an event that lacks
+/// all the fields it reads (its searches see the same nothing), so one of
+/// them must be present. `None` when it reads the event's text (keywords)
+/// or holds on the empty event: then it is evaluated on every event.
+fn absent_triggers(det: &Detection) -> Option<Triggers> {
+    let mut fields = Vec::new();
+    if !detection_fields(det, &mut fields) || fields.is_empty() {
+        return None;
+    }
+    if det.matches(&Event::new()) {
+        return None;
+    }
+    fields.sort();
+    fields.dedup();
+    Some(
+        fields
+            .into_iter()
+            .map(|f| (Place::Field(f), Lit::Present))
+            .collect(),
+    )
+}
+
+/// Adds the fields a detection (its filters included) reads to `out`;
+/// false when it also reads anything else (keywords read the event's text).
+fn detection_fields(det: &Detection, out: &mut Vec<String>) -> bool {
+    det.searches.iter().all(|s| search_fields(s, out))
+        && det.filters.iter().all(|f| detection_fields(f, out))
+}
+
+fn search_fields(s: &Search, out: &mut Vec<String>) -> bool {
+    match s {
+        Search::And(items) => {
+            for it in items {
+                out.push(it.field.name.clone());
+                if let ItemKind::Values(_, ms) = &it.kind {
+                    for m in ms {
+                        if let ValueMatcher::FieldRef { other, .. } = m {
+                            out.push(other.name.clone());
+                        }
+                    }
+                }
+            }
+            true
+        }
+        Search::Or(list) | Search::All(list) => list.iter().all(|s| search_fields(s, out)),
+        Search::Keywords(_) => false,
     }
 }
 
@@ -471,7 +525,8 @@ impl Prefilter {
         for (i, det) in detections.enumerate() {
             rules += 1;
             let Some(det) = det else { continue };
-            let t = union(det.conditions.iter().map(|c| cond_triggers(c, det)));
+            let t = union(det.conditions.iter().map(|c| cond_triggers(c, det)))
+                .or_else(|| absent_triggers(det));
             match t {
                 None => always.push(i as u32),
                 Some(t) => {

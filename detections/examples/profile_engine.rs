@@ -1,0 +1,78 @@
+//! Runs the detection benchmark's work once, for profilers: the first N
+//! SigmaHQ rules of `benches/engine.rs` (in its order), or `all`, or `hunt`
+//! (all rules with the built-in pipelines and routing plus the ML pack),
+//! evaluated over the benchmark's events.
+//!
+//! Instructions per event, repeatable whatever the machine's load:
+//!
+//! ```text
+//! cargo build --release -p detections --example profile_engine
+//! valgrind --tool=callgrind --toggle-collect='profile_engine::evaluate' \
+//!     target/release/examples/profile_engine all 20000
+//! ```
+//!
+//! then divide the `Collected` instruction count by the event count
+//! printed. Arguments: the rule count (a number, `all` or `hunt`) and the
+//! number of events (default 20,000). The events are evaluated once before
+//! the measured pass, so that the measured pass starts warm.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use detections::{Engine, Loader};
+use schema::Event;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[inline(never)]
+fn evaluate(
+    engine: &Engine,
+    events: &[Event],
+    scratch: &mut detections::prefilter::Scratch,
+) -> usize {
+    let mut n = 0usize;
+    for e in events {
+        engine.eval_with(e, scratch, &mut |_| n += 1);
+    }
+    n
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "all".into());
+    let count: usize = args
+        .next()
+        .map(|v| v.parse().expect("event count"))
+        .unwrap_or(20_000);
+    let files = common::rule_files();
+    let events = common::events(count);
+    let engine = match which.as_str() {
+        "hunt" => {
+            let loader = Loader::new(detections::pack::default_placeholders().unwrap())
+                .with_pipelines(detections::Pipeline::builtin());
+            let mut piped = loader.load_paths(&files);
+            let pack = detections::pack::load(&loader);
+            piped.rules.extend(pack.rules);
+            piped.correlations.extend(pack.correlations);
+            Engine::build(piped).0
+        }
+        n => {
+            let n = if n == "all" {
+                files.len()
+            } else {
+                n.parse().expect("a rule count, `all` or `hunt`")
+            };
+            Engine::build(Loader::default().load_paths(&files[..n.min(files.len())])).0
+        }
+    };
+    let mut scratch = detections::prefilter::Scratch::default();
+    let warm = evaluate(&engine, &events, &mut scratch);
+    let hits = evaluate(&engine, &events, &mut scratch);
+    assert_eq!(warm, hits);
+    println!(
+        "{which}: {} rules, {} events, {hits} matches",
+        engine.len(),
+        events.len()
+    );
+}
