@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod condition;
 pub mod correlation;
+mod dense;
 pub mod filter;
 pub mod loader;
 pub mod matcher;
