@@ -16,8 +16,6 @@ use std::collections::HashMap;
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, dfa};
 
-/// Segments walked in lockstep in a long text.
-const WAYS: usize = 4;
 /// Shortest segment worth a walk of its own, beyond its overrun.
 const MIN_SEGMENT: usize = 32;
 
@@ -169,7 +167,7 @@ impl Dense {
     /// Calls `mark` with the values of every pattern occurring in `text`,
     /// at least once per occurrence (an occurrence may be reported twice).
     ///
-    /// A long text is cut into [`WAYS`] segments walked in lockstep, each
+    /// A long text is cut into 4 (or 2) segments walked in lockstep, each
     /// running on past its end by the longest pattern's length less one,
     /// so that an occurrence starting in a segment ends within its walk:
     /// one walk waits on each table load before the next, independent walks
@@ -178,30 +176,32 @@ impl Dense {
     pub(crate) fn scan(&self, text: &[u8], mark: &mut impl FnMut(u32)) {
         let overrun = self.longest.saturating_sub(1);
         let n = text.len();
-        if n < WAYS * (overrun + MIN_SEGMENT) {
+        if n >= 4 * (overrun + MIN_SEGMENT) {
+            self.lockstep::<4>(text, overrun, mark);
+        } else if n >= 2 * (overrun + MIN_SEGMENT) {
+            self.lockstep::<2>(text, overrun, mark);
+        } else {
             self.walk(self.start, text, mark);
-            return;
         }
-        // Segment k: [k q, (k + 1) q + overrun), the last one to the end;
-        // (k + 1) q + overrun < 4 q <= n, as overrun < q.
-        let q = n / WAYS;
-        let (a, b, c, d) = (
-            &text[..q],
-            &text[q..2 * q],
-            &text[2 * q..3 * q],
-            &text[3 * q..4 * q],
-        );
-        let mut s = [self.start; WAYS];
+    }
+
+    /// Segment k of W: [k q, (k + 1) q + overrun), the last one to the
+    /// end; (k + 1) q + overrun < W q <= n, as the caller makes overrun < q.
+    #[inline(always)]
+    fn lockstep<const W: usize>(&self, text: &[u8], overrun: usize, mark: &mut impl FnMut(u32)) {
+        let q = text.len() / W;
+        let segs: [&[u8]; W] = std::array::from_fn(|k| &text[k * q..(k + 1) * q]);
+        let mut s = [self.start; W];
         for i in 0..q {
-            s[0] = self.step(s[0], a[i], mark);
-            s[1] = self.step(s[1], b[i], mark);
-            s[2] = self.step(s[2], c[i], mark);
-            s[3] = self.step(s[3], d[i], mark);
+            for k in 0..W {
+                s[k] = self.step(s[k], segs[k][i], mark);
+            }
         }
-        self.walk(s[0], &text[q..q + overrun], mark);
-        self.walk(s[1], &text[2 * q..2 * q + overrun], mark);
-        self.walk(s[2], &text[3 * q..3 * q + overrun], mark);
-        self.walk(s[3], &text[4 * q..], mark);
+        for k in 0..W - 1 {
+            let from = (k + 1) * q;
+            self.walk(s[k], &text[from..from + overrun], mark);
+        }
+        self.walk(s[W - 1], &text[W * q..], mark);
     }
 
     #[inline(always)]
@@ -346,7 +346,14 @@ mod tests {
         let patterns = ["abcdef".to_string(), "q".repeat(20), "zz".to_string()];
         let values = vec![vec![0], vec![1], vec![2]];
         let d = Dense::new(&patterns, &values).unwrap();
-        for n in [4 * (19 + 32) - 1, 4 * (19 + 32), 400, 1001] {
+        for n in [
+            2 * (19 + 32) - 1,
+            2 * (19 + 32),
+            4 * (19 + 32) - 1,
+            4 * (19 + 32),
+            400,
+            1001,
+        ] {
             let q = n / 4;
             for k in 1..4 {
                 for shift in 1..6 {
