@@ -68,7 +68,7 @@ const MAX_VIEWS: usize = 64;
 
 #[derive(Debug, Default)]
 struct Views {
-    map: HashMap<Box<[u8]>, std::sync::Arc<prefilter::Prefilter>>,
+    map: foldhash::HashMap<Box<[u8]>, std::sync::Arc<prefilter::Prefilter>>,
 }
 
 fn next_engine_id() -> u64 {
