@@ -69,9 +69,10 @@ impl<'a> Ctx<'a> {
         text: &'a Str,
         temps: &'a mut Vec<Option<Span>>,
         cache: &'a mut TsCache,
+        fields: usize,
     ) -> Ctx<'a> {
         Ctx {
-            event: Event::new(),
+            event: Event::with_capacity(fields),
             time,
             text: Some(text),
             temps,
@@ -273,13 +274,40 @@ pub struct Format {
 }
 
 /// Buffers reused from record to record.
-#[derive(Default)]
 pub struct Scratch {
     spans: Vec<Option<Span>>,
     /// Where each dissect field ended (see `Dissect::resume`).
     ends: Vec<usize>,
     temps: Vec<Option<Span>>,
     ts_cache: TsCache,
+    /// The capacity events are made with: the most fields an event of
+    /// the stream has had (see `Scratch::saw_fields`), so that events of
+    /// formats with many fields do not grow (a copy of the fields) as they
+    /// are filled.
+    fields: usize,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            spans: Vec::new(),
+            ends: Vec::new(),
+            temps: Vec::new(),
+            ts_cache: TsCache::default(),
+            fields: 32,
+        }
+    }
+}
+
+impl Scratch {
+    /// Notes the number of fields of a finished event of the stream.
+    pub(crate) fn saw_fields(&mut self, n: usize) {
+        // A bound on what one odd record makes every later event allocate.
+        const MAX: usize = 128;
+        if n > self.fields {
+            self.fields = n.min(MAX);
+        }
+    }
 }
 
 /// The last timestamp text parsed and its value: consecutive records of a
@@ -387,7 +415,13 @@ impl Format {
             },
             Body::Builtin(_, parser) => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
                 match parser(text, &mut ctx).and_then(|()| self.finish(&mut ctx, &[], &[])) {
                     Ok(()) => {
                         out.push(ctx.event);
@@ -398,7 +432,13 @@ impl Format {
             }
             Body::Plain => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
                 ctx.event.set(f::MESSAGE, text.clone());
                 self.finish(&mut ctx, &[], &[])?;
                 out.push(ctx.event);
@@ -455,7 +495,13 @@ impl Format {
                     scratch.spans = spans;
                     return Err(Miss::Shape(d, got));
                 }
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
                 let mut result = Ok(());
                 for (slot, span) in spans.iter().enumerate() {
                     if let Some((a, b)) = *span
@@ -479,7 +525,13 @@ impl Format {
                 if m.start() != 0 || m.end() != text.len() {
                     return Err(Miss::Whole(re));
                 }
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
                 for (group, target) in targets {
                     if let Some((a, b)) = locs.get(*group) {
                         self.assign(&mut ctx, target, text, a, b)?;
@@ -742,7 +794,13 @@ impl Format {
             }
         }
         self.reset_temps(scratch);
-        let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+        let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
         for (key, ty, array, idx) in &j.fields {
             if let Some(v) = vals[*idx]
                 .as_ref()
@@ -983,10 +1041,32 @@ fn to_value(v: &toml::Value) -> Result<Value, String> {
     })
 }
 
+/// The key of a field a format definition names. An unregistered name is
+/// interned (each distinct name leaked once, however many registries are
+/// loaded), so the key is cloned into every event without an allocation.
+pub(crate) fn format_key(name: &str) -> FieldKey {
+    use std::sync::{LazyLock, Mutex};
+    static NAMES: LazyLock<Mutex<rustc_hash::FxHashSet<&'static str>>> =
+        LazyLock::new(Default::default);
+    if let Some(id) = schema::FieldId::lookup(name) {
+        return FieldKey::Known(id);
+    }
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let interned = match names.get(name) {
+        Some(n) => *n,
+        None => {
+            let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.insert(n);
+            n
+        }
+    };
+    FieldKey::from_static(interned)
+}
+
 fn compile_set(set: &BTreeMap<String, toml::Value>) -> Result<Vec<(FieldKey, Value)>, String> {
     set.iter()
         .map(|(k, v)| {
-            let key = FieldKey::new(k);
+            let key = format_key(k);
             let mut value = to_value(v).map_err(|e| format!("set.{k}: {e}"))?;
             // One-element arrays of ECS array fields are stored as the element
             // (no allocation per event); they are still written as arrays.
@@ -1017,7 +1097,7 @@ fn target(name: &str, temps: &mut Vec<String>) -> Target {
     } else if name.is_empty() || name.starts_with('?') {
         Target::Skip
     } else {
-        match FieldKey::new(name) {
+        match format_key(name) {
             FieldKey::Known(id) => Target::Field(id, id.ty()),
             custom => Target::Custom(custom),
         }
@@ -1090,7 +1170,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             .fields
             .iter()
             .map(|(field, path)| {
-                let key = FieldKey::new(field);
+                let key = format_key(field);
                 let (ty, array) = match &key {
                     FieldKey::Known(id) => (id.ty(), id.def().array),
                     FieldKey::Custom(_) => (FieldType::Keyword, false),
@@ -1203,7 +1283,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                         "source_path: the regex has no group named `{group}`"
                     ));
                 }
-                fields.push((FieldKey::new(field), group.clone()));
+                fields.push((format_key(field), group.clone()));
             }
             Some((re, fields))
         }
