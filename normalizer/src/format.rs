@@ -138,6 +138,7 @@ enum Miss<'f> {
     Shape(&'f Dissect, usize),
     Regex(&'f Regex),
     Whole(&'f Regex),
+    Split(&'static str),
     Reject(Reject),
 }
 
@@ -150,6 +151,7 @@ impl Miss<'_> {
                 "does not match the whole of the regex `{}`",
                 re.as_str()
             )),
+            Miss::Split(name) => Reject::new(format!("is not of a shape `{name}` splits")),
             Miss::Reject(r) => r,
         }
     }
@@ -177,6 +179,8 @@ enum AltKind {
     Dissect(Dissect, Vec<Target>),
     Regex(Regex, Vec<(usize, Target)>),
     Delegate(String, usize),
+    /// (name, splitter, targets of its captures).
+    Split(&'static str, Splitter, Vec<Target>),
 }
 
 #[derive(Debug)]
@@ -191,6 +195,9 @@ struct Alt {
     /// The regex the record must match for this alternative to be tried
     /// (`verify`).
     verify: Option<Regex>,
+    /// A fast path (`verify` or `split`): its misses are reported only
+    /// when no other alternative was tried.
+    fast: bool,
 }
 
 #[derive(Debug)]
@@ -211,6 +218,11 @@ struct JsonBody {
 
 /// A parser written in code (syslog).
 pub type BuiltinParser = fn(&Str, &mut Ctx<'_>) -> Result<(), Reject>;
+
+/// A splitter written in code (`split`): on success `spans[i]` is the span
+/// of its capture `i` (`None` when not captured); false when it does not
+/// take the record.
+pub type Splitter = fn(&str, &mut Vec<Option<Span>>) -> bool;
 
 enum Body {
     Patterns(Vec<Alt>),
@@ -397,7 +409,7 @@ impl Format {
                                 (Miss::Shape(_, got), Some(next)) => next.shared.min(*got),
                                 _ => 0,
                             };
-                            if alt.verify.is_some() {
+                            if alt.fast {
                                 fast_miss.get_or_insert(e);
                             } else {
                                 first_miss.get_or_insert(e);
@@ -495,27 +507,15 @@ impl Format {
                     scratch.spans = spans;
                     return Err(Miss::Shape(d, got));
                 }
-                let mut ctx = Ctx::cached(
-                    time,
-                    text,
-                    &mut scratch.temps,
-                    &mut scratch.ts_cache,
-                    scratch.fields,
-                );
-                let mut result = Ok(());
-                for (slot, span) in spans.iter().enumerate() {
-                    if let Some((a, b)) = *span
-                        && let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b)
-                    {
-                        result = Err(e);
-                        break;
-                    }
+                Ok(self.map_spans(alt, targets, spans, text, time, scratch, out)?)
+            }
+            AltKind::Split(name, split, targets) => {
+                let mut spans = std::mem::take(&mut scratch.spans);
+                if !split(text, &mut spans) {
+                    scratch.spans = spans;
+                    return Err(Miss::Split(name));
                 }
-                scratch.spans = spans;
-                result?;
-                self.finish(&mut ctx, &alt.set, &alt.steps)?;
-                out.push(ctx.event);
-                Ok(())
+                Ok(self.map_spans(alt, targets, spans, text, time, scratch, out)?)
             }
             AltKind::Regex(re, targets) => {
                 let mut locs = re.capture_locations();
@@ -542,6 +542,42 @@ impl Format {
                 Ok(())
             }
         }
+    }
+
+    /// Stores the captures of a dissect pattern or splitter (`spans`, by
+    /// slot) and finishes the event.
+    #[allow(clippy::too_many_arguments)]
+    fn map_spans(
+        &self,
+        alt: &Alt,
+        targets: &[Target],
+        spans: Vec<Option<Span>>,
+        text: &Str,
+        time: &TimeContext,
+        scratch: &mut Scratch,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        let mut ctx = Ctx::cached(
+            time,
+            text,
+            &mut scratch.temps,
+            &mut scratch.ts_cache,
+            scratch.fields,
+        );
+        let mut result = Ok(());
+        for (slot, span) in spans.iter().enumerate() {
+            if let Some((a, b)) = *span
+                && let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b)
+            {
+                result = Err(e);
+                break;
+            }
+        }
+        scratch.spans = spans;
+        result?;
+        self.finish(&mut ctx, &alt.set, &alt.steps)?;
+        out.push(ctx.event);
+        Ok(())
     }
 
     #[inline]
@@ -1335,8 +1371,25 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
             .map(|(field, _)| field.clone())
             .unwrap_or_else(|| capture.replace("__", "."))
     };
-    let kind = match (&p.dissect, &p.regex, &p.format) {
-        (Some(d), None, None) => {
+    let kind = match (&p.dissect, &p.regex, &p.format, &p.split) {
+        (None, None, None, Some(name)) => {
+            let Some((name, names, split)) = crate::formats::SPLITTERS
+                .iter()
+                .find(|(n, _, _)| n == name)
+            else {
+                return Err(format!(
+                    "unknown splitter `{name}` (known: {})",
+                    crate::formats::SPLITTERS
+                        .iter()
+                        .map(|(n, _, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            let targets = names.iter().map(|n| target(&rename(n), temps)).collect();
+            AltKind::Split(name, *split, targets)
+        }
+        (Some(d), None, None, None) => {
             let d = Dissect::compile(d).map_err(|e| format!("dissect: {e}"))?;
             let targets = d
                 .names()
@@ -1345,7 +1398,7 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
                 .collect();
             AltKind::Dissect(d, targets)
         }
-        (None, Some(r), None) => {
+        (None, Some(r), None, None) => {
             let re = regex("regex", r)?;
             let mut targets = Vec::new();
             for (i, name) in re.capture_names().enumerate() {
@@ -1355,8 +1408,8 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
             }
             AltKind::Regex(re, targets)
         }
-        (None, None, Some(name)) => AltKind::Delegate(name.clone(), usize::MAX),
-        _ => return Err("give exactly one of `dissect`, `regex` or `format`".into()),
+        (None, None, Some(name), None) => AltKind::Delegate(name.clone(), usize::MAX),
+        _ => return Err("give exactly one of `dissect`, `regex`, `format` or `split`".into()),
     };
     let steps = p
         .enrich
@@ -1368,11 +1421,13 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
         .as_deref()
         .map(|v| regex("verify", v))
         .transpose()?;
+    let fast = verify.is_some() || matches!(kind, AltKind::Split(..));
     Ok(Alt {
         kind,
         set: compile_set(&p.set)?,
         steps,
         shared: 0,
         verify,
+        fast,
     })
 }
