@@ -317,7 +317,9 @@ impl Scratch {
         // A bound on what one odd record makes every later event allocate.
         const MAX: usize = 128;
         if n > self.fields {
-            self.fields = n.min(MAX);
+            // A power of two: mimalloc serves other sizes of this order
+            // (kilobytes) by over-allocating, several times slower.
+            self.fields = n.next_power_of_two().min(MAX);
         }
     }
 }
@@ -547,6 +549,7 @@ impl Format {
     /// Stores the captures of a dissect pattern or splitter (`spans`, by
     /// slot) and finishes the event.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn map_spans(
         &self,
         alt: &Alt,
@@ -831,12 +834,12 @@ impl Format {
         }
         self.reset_temps(scratch);
         let mut ctx = Ctx::cached(
-                    time,
-                    text,
-                    &mut scratch.temps,
-                    &mut scratch.ts_cache,
-                    scratch.fields,
-                );
+            time,
+            text,
+            &mut scratch.temps,
+            &mut scratch.ts_cache,
+            scratch.fields,
+        );
         for (key, ty, array, idx) in &j.fields {
             if let Some(v) = vals[*idx]
                 .as_ref()
@@ -1373,9 +1376,8 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
     };
     let kind = match (&p.dissect, &p.regex, &p.format, &p.split) {
         (None, None, None, Some(name)) => {
-            let Some((name, names, split)) = crate::formats::SPLITTERS
-                .iter()
-                .find(|(n, _, _)| n == name)
+            let Some((name, names, split)) =
+                crate::formats::SPLITTERS.iter().find(|(n, _, _)| n == name)
             else {
                 return Err(format!(
                     "unknown splitter `{name}` (known: {})",

@@ -464,12 +464,33 @@ mod tests {
                     "\u{e9}, b",
                 ],
             ),
-            (13, &["0, 214", "0 : 214", "-", ":", "0, 1, 2", "0,", "", "0 214"]),
+            (
+                13,
+                &["0, 214", "0 : 214", "-", ":", "0, 1, 2", "0,", "", "0 214"],
+            ),
             (
                 14,
-                &["0.001, 0.040", "0.001 : 0.040", "-", "0.1, 0.2, 0.3", ", 1", "a\u{b}"],
+                &[
+                    "0.001, 0.040",
+                    "0.001 : 0.040",
+                    "-",
+                    "0.1, 0.2, 0.3",
+                    ", 1",
+                    "a\u{b}",
+                ],
             ),
-            (15, &["502, 200", "502 : 200", "-", ":", "502, 502, 200", "5,0", "5 :"]),
+            (
+                15,
+                &[
+                    "502, 200",
+                    "502 : 200",
+                    "-",
+                    ":",
+                    "502, 502, 200",
+                    "5,0",
+                    "5 :",
+                ],
+            ),
             (16, &["-", "a,b", "x y", "", "a, b", ":", "a\t", "\u{e9}"]),
         ];
         let mut lines: Vec<String> = sample.lines().map(str::to_owned).collect();
@@ -527,14 +548,16 @@ mod tests {
         );
         // The splitter takes every sample line, upstream lists and escaped
         // quotes included.
-        for l in sample.lines().filter(|l| !l.trim().is_empty()).chain([
-            join(&{
+        for l in sample
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .chain([join(&{
                 let mut p = bases[0].clone();
                 p[7] = "ua \\\" x".into();
                 p
             })
-            .as_str(),
-        ]) {
+            .as_str()])
+        {
             assert!(run("ingress.fast", l).is_ok(), "{l}");
         }
         // The lines it must leave to the regex: upstream lists joined by
