@@ -292,8 +292,8 @@ pub struct Scratch {
     ends: Vec<usize>,
     temps: Vec<Option<Span>>,
     ts_cache: TsCache,
-    /// The capacity events are made with: the most fields an event of
-    /// the stream has had (see `Scratch::saw_fields`), so that events of
+    /// The capacity events are made with: room for the fields of the
+    /// stream's last event (see `Scratch::saw_fields`), so that events of
     /// formats with many fields do not grow (a copy of the fields) as they
     /// are filled.
     fields: usize,
@@ -312,15 +312,13 @@ impl Default for Scratch {
 }
 
 impl Scratch {
-    /// Notes the number of fields of a finished event of the stream.
+    /// Notes the number of fields of a finished event of the stream: the
+    /// next event is made with room for as many (events of a stream are
+    /// mostly alike; an odd one changes the capacity of the one after it).
     pub(crate) fn saw_fields(&mut self, n: usize) {
-        // A bound on what one odd record makes every later event allocate.
-        const MAX: usize = 128;
-        if n > self.fields {
-            // A power of two: mimalloc serves other sizes of this order
-            // (kilobytes) by over-allocating, several times slower.
-            self.fields = n.next_power_of_two().min(MAX);
-        }
+        // A power of two: mimalloc serves other sizes of this order
+        // (kilobytes) by over-allocating, several times slower.
+        self.fields = n.next_power_of_two().clamp(32, 128);
     }
 }
 
