@@ -69,9 +69,10 @@ impl<'a> Ctx<'a> {
         text: &'a Str,
         temps: &'a mut Vec<Option<Span>>,
         cache: &'a mut TsCache,
+        fields: usize,
     ) -> Ctx<'a> {
         Ctx {
-            event: Event::new(),
+            event: Event::with_capacity(fields),
             time,
             text: Some(text),
             temps,
@@ -137,6 +138,7 @@ enum Miss<'f> {
     Shape(&'f Dissect, usize),
     Regex(&'f Regex),
     Whole(&'f Regex),
+    Split(&'static str),
     Reject(Reject),
 }
 
@@ -149,6 +151,7 @@ impl Miss<'_> {
                 "does not match the whole of the regex `{}`",
                 re.as_str()
             )),
+            Miss::Split(name) => Reject::new(format!("is not of a shape `{name}` splits")),
             Miss::Reject(r) => r,
         }
     }
@@ -176,6 +179,8 @@ enum AltKind {
     Dissect(Dissect, Vec<Target>),
     Regex(Regex, Vec<(usize, Target)>),
     Delegate(String, usize),
+    /// (name, splitter, targets of its captures).
+    Split(&'static str, Splitter, Vec<Target>),
 }
 
 #[derive(Debug)]
@@ -190,6 +195,9 @@ struct Alt {
     /// The regex the record must match for this alternative to be tried
     /// (`verify`).
     verify: Option<Regex>,
+    /// A fast path (`verify` or `split`): its misses are reported only
+    /// when no other alternative was tried.
+    fast: bool,
 }
 
 #[derive(Debug)]
@@ -210,6 +218,11 @@ struct JsonBody {
 
 /// A parser written in code (syslog).
 pub type BuiltinParser = fn(&Str, &mut Ctx<'_>) -> Result<(), Reject>;
+
+/// A splitter written in code (`split`): on success `spans[i]` is the span
+/// of its capture `i` (`None` when not captured); false when it does not
+/// take the record.
+pub type Splitter = fn(&str, &mut Vec<Option<Span>>) -> bool;
 
 enum Body {
     Patterns(Vec<Alt>),
@@ -273,13 +286,40 @@ pub struct Format {
 }
 
 /// Buffers reused from record to record.
-#[derive(Default)]
 pub struct Scratch {
     spans: Vec<Option<Span>>,
     /// Where each dissect field ended (see `Dissect::resume`).
     ends: Vec<usize>,
     temps: Vec<Option<Span>>,
     ts_cache: TsCache,
+    /// The capacity events are made with: room for the fields of the
+    /// stream's last event (see `Scratch::saw_fields`), so that events of
+    /// formats with many fields do not grow (a copy of the fields) as they
+    /// are filled.
+    fields: usize,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            spans: Vec::new(),
+            ends: Vec::new(),
+            temps: Vec::new(),
+            ts_cache: TsCache::default(),
+            fields: 32,
+        }
+    }
+}
+
+impl Scratch {
+    /// Notes the number of fields of a finished event of the stream: the
+    /// next event is made with room for as many (events of a stream are
+    /// mostly alike; an odd one changes the capacity of the one after it).
+    pub(crate) fn saw_fields(&mut self, n: usize) {
+        // A power of two: mimalloc serves other sizes of this order
+        // (kilobytes) by over-allocating, several times slower.
+        self.fields = n.next_power_of_two().clamp(32, 128);
+    }
 }
 
 /// The last timestamp text parsed and its value: consecutive records of a
@@ -369,7 +409,7 @@ impl Format {
                                 (Miss::Shape(_, got), Some(next)) => next.shared.min(*got),
                                 _ => 0,
                             };
-                            if alt.verify.is_some() {
+                            if alt.fast {
                                 fast_miss.get_or_insert(e);
                             } else {
                                 first_miss.get_or_insert(e);
@@ -387,7 +427,13 @@ impl Format {
             },
             Body::Builtin(_, parser) => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
                 match parser(text, &mut ctx).and_then(|()| self.finish(&mut ctx, &[], &[])) {
                     Ok(()) => {
                         out.push(ctx.event);
@@ -398,7 +444,13 @@ impl Format {
             }
             Body::Plain => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
                 ctx.event.set(f::MESSAGE, text.clone());
                 self.finish(&mut ctx, &[], &[])?;
                 out.push(ctx.event);
@@ -455,21 +507,15 @@ impl Format {
                     scratch.spans = spans;
                     return Err(Miss::Shape(d, got));
                 }
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
-                let mut result = Ok(());
-                for (slot, span) in spans.iter().enumerate() {
-                    if let Some((a, b)) = *span
-                        && let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b)
-                    {
-                        result = Err(e);
-                        break;
-                    }
+                Ok(self.map_spans(alt, targets, spans, text, time, scratch, out)?)
+            }
+            AltKind::Split(name, split, targets) => {
+                let mut spans = std::mem::take(&mut scratch.spans);
+                if !split(text, &mut spans) {
+                    scratch.spans = spans;
+                    return Err(Miss::Split(name));
                 }
-                scratch.spans = spans;
-                result?;
-                self.finish(&mut ctx, &alt.set, &alt.steps)?;
-                out.push(ctx.event);
-                Ok(())
+                Ok(self.map_spans(alt, targets, spans, text, time, scratch, out)?)
             }
             AltKind::Regex(re, targets) => {
                 let mut locs = re.capture_locations();
@@ -479,7 +525,13 @@ impl Format {
                 if m.start() != 0 || m.end() != text.len() {
                     return Err(Miss::Whole(re));
                 }
-                let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+                let mut ctx = Ctx::cached(
+                    time,
+                    text,
+                    &mut scratch.temps,
+                    &mut scratch.ts_cache,
+                    scratch.fields,
+                );
                 for (group, target) in targets {
                     if let Some((a, b)) = locs.get(*group) {
                         self.assign(&mut ctx, target, text, a, b)?;
@@ -490,6 +542,43 @@ impl Format {
                 Ok(())
             }
         }
+    }
+
+    /// Stores the captures of a dissect pattern or splitter (`spans`, by
+    /// slot) and finishes the event.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn map_spans(
+        &self,
+        alt: &Alt,
+        targets: &[Target],
+        spans: Vec<Option<Span>>,
+        text: &Str,
+        time: &TimeContext,
+        scratch: &mut Scratch,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        let mut ctx = Ctx::cached(
+            time,
+            text,
+            &mut scratch.temps,
+            &mut scratch.ts_cache,
+            scratch.fields,
+        );
+        let mut result = Ok(());
+        for (slot, span) in spans.iter().enumerate() {
+            if let Some((a, b)) = *span
+                && let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b)
+            {
+                result = Err(e);
+                break;
+            }
+        }
+        scratch.spans = spans;
+        result?;
+        self.finish(&mut ctx, &alt.set, &alt.steps)?;
+        out.push(ctx.event);
+        Ok(())
     }
 
     #[inline]
@@ -742,7 +831,13 @@ impl Format {
             }
         }
         self.reset_temps(scratch);
-        let mut ctx = Ctx::cached(time, text, &mut scratch.temps, &mut scratch.ts_cache);
+        let mut ctx = Ctx::cached(
+            time,
+            text,
+            &mut scratch.temps,
+            &mut scratch.ts_cache,
+            scratch.fields,
+        );
         for (key, ty, array, idx) in &j.fields {
             if let Some(v) = vals[*idx]
                 .as_ref()
@@ -983,10 +1078,32 @@ fn to_value(v: &toml::Value) -> Result<Value, String> {
     })
 }
 
+/// The key of a field a format definition names. An unregistered name is
+/// interned (each distinct name leaked once, however many registries are
+/// loaded), so the key is cloned into every event without an allocation.
+pub(crate) fn format_key(name: &str) -> FieldKey {
+    use std::sync::{LazyLock, Mutex};
+    static NAMES: LazyLock<Mutex<rustc_hash::FxHashSet<&'static str>>> =
+        LazyLock::new(Default::default);
+    if let Some(id) = schema::FieldId::lookup(name) {
+        return FieldKey::Known(id);
+    }
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let interned = match names.get(name) {
+        Some(n) => *n,
+        None => {
+            let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.insert(n);
+            n
+        }
+    };
+    FieldKey::from_static(interned)
+}
+
 fn compile_set(set: &BTreeMap<String, toml::Value>) -> Result<Vec<(FieldKey, Value)>, String> {
     set.iter()
         .map(|(k, v)| {
-            let key = FieldKey::new(k);
+            let key = format_key(k);
             let mut value = to_value(v).map_err(|e| format!("set.{k}: {e}"))?;
             // One-element arrays of ECS array fields are stored as the element
             // (no allocation per event); they are still written as arrays.
@@ -1017,7 +1134,7 @@ fn target(name: &str, temps: &mut Vec<String>) -> Target {
     } else if name.is_empty() || name.starts_with('?') {
         Target::Skip
     } else {
-        match FieldKey::new(name) {
+        match format_key(name) {
             FieldKey::Known(id) => Target::Field(id, id.ty()),
             custom => Target::Custom(custom),
         }
@@ -1090,7 +1207,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             .fields
             .iter()
             .map(|(field, path)| {
-                let key = FieldKey::new(field);
+                let key = format_key(field);
                 let (ty, array) = match &key {
                     FieldKey::Known(id) => (id.ty(), id.def().array),
                     FieldKey::Custom(_) => (FieldType::Keyword, false),
@@ -1203,7 +1320,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                         "source_path: the regex has no group named `{group}`"
                     ));
                 }
-                fields.push((FieldKey::new(field), group.clone()));
+                fields.push((format_key(field), group.clone()));
             }
             Some((re, fields))
         }
@@ -1255,8 +1372,24 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
             .map(|(field, _)| field.clone())
             .unwrap_or_else(|| capture.replace("__", "."))
     };
-    let kind = match (&p.dissect, &p.regex, &p.format) {
-        (Some(d), None, None) => {
+    let kind = match (&p.dissect, &p.regex, &p.format, &p.split) {
+        (None, None, None, Some(name)) => {
+            let Some((name, names, split)) =
+                crate::formats::SPLITTERS.iter().find(|(n, _, _)| n == name)
+            else {
+                return Err(format!(
+                    "unknown splitter `{name}` (known: {})",
+                    crate::formats::SPLITTERS
+                        .iter()
+                        .map(|(n, _, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            let targets = names.iter().map(|n| target(&rename(n), temps)).collect();
+            AltKind::Split(name, *split, targets)
+        }
+        (Some(d), None, None, None) => {
             let d = Dissect::compile(d).map_err(|e| format!("dissect: {e}"))?;
             let targets = d
                 .names()
@@ -1265,7 +1398,7 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
                 .collect();
             AltKind::Dissect(d, targets)
         }
-        (None, Some(r), None) => {
+        (None, Some(r), None, None) => {
             let re = regex("regex", r)?;
             let mut targets = Vec::new();
             for (i, name) in re.capture_names().enumerate() {
@@ -1275,8 +1408,8 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
             }
             AltKind::Regex(re, targets)
         }
-        (None, None, Some(name)) => AltKind::Delegate(name.clone(), usize::MAX),
-        _ => return Err("give exactly one of `dissect`, `regex` or `format`".into()),
+        (None, None, Some(name), None) => AltKind::Delegate(name.clone(), usize::MAX),
+        _ => return Err("give exactly one of `dissect`, `regex`, `format` or `split`".into()),
     };
     let steps = p
         .enrich
@@ -1288,11 +1421,13 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
         .as_deref()
         .map(|v| regex("verify", v))
         .transpose()?;
+    let fast = verify.is_some() || matches!(kind, AltKind::Split(..));
     Ok(Alt {
         kind,
         set: compile_set(&p.set)?,
         steps,
         shared: 0,
         verify,
+        fast,
     })
 }

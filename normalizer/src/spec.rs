@@ -102,6 +102,12 @@ pub struct PatternSpec {
     pub regex: Option<String>,
     /// Delegate the record to another format.
     pub format: Option<String>,
+    /// A splitter written in code (`split = "nginx_ingress"`, see
+    /// `formats::SPLITTERS`): it names its captures like a regex's groups
+    /// and takes only the records it splits as the alternative after it
+    /// would, leaving the others to it. Its misses are not the ones
+    /// reported.
+    pub split: Option<String>,
     /// Capture name -> field renames: `{ "source.ip" = "client" }`.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,

@@ -217,7 +217,7 @@ pub(crate) fn source(name: &str, temps: &mut Vec<String>) -> Src {
         };
         Src::Temp(i)
     } else {
-        Src::Field(FieldKey::new(name))
+        Src::Field(crate::format::format_key(name))
     }
 }
 

@@ -397,6 +397,7 @@ impl Stream<'_> {
                 original.clone()
             };
             self.finish_event(&mut ev, &rec, original);
+            self.scratch.saw_fields(ev.len());
             // Set at the end of parsing, a few fields from the end.
             if let Some(Value::Str(ds)) = ev.get_id_recent(f::EVENT_DATASET) {
                 // Datasets are few and usually the same `Str`: compare pointers first.

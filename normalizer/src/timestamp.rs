@@ -188,49 +188,58 @@ impl Layout {
 /// reads such a text as a shift of the time of the one before, without
 /// parsing the date again. Within one minute the zone offset does not
 /// change (offsets change on minute boundaries), so the shift is exact.
+/// When the offset is fixed (written in the text, or a fixed zone) the
+/// two minute digits at `minute` may differ too: the time is then the
+/// same linear function of the minutes and seconds within the hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seconds {
     start: usize,
     end: usize,
+    minute: Option<usize>,
 }
 
 impl Seconds {
     /// The nanoseconds from the time of `old` (parsed with this span) to
     /// the time of `new`, when `new` differs from `old` only in its seconds
-    /// and fraction digits; `None` otherwise.
+    /// and fraction digits (and its minute digits, when there is a
+    /// `minute`); `None` otherwise.
+    ///
+    /// One pass over both: each byte that differs must be a digit of the
+    /// minutes, seconds or fraction, and adds its difference times its
+    /// weight (a tens digit of minutes or seconds at most 5, so that they
+    /// stay within 0 to 59; `old` was read, so the bytes that do not change
+    /// are valid).
     pub(crate) fn shift(self, old: &[u8], new: &[u8]) -> Option<i64> {
-        let (start, end) = (self.start, self.end);
-        if old.len() != new.len()
-            || old[..start] != new[..start]
-            || old[end..] != new[end..]
-            || (end > start + 2 && old[start + 2] != new[start + 2])
-        {
+        const SEC: i64 = 1_000_000_000;
+        if old.len() != new.len() {
             return None;
         }
-        let nanos = |b: &[u8]| -> Option<i64> {
-            let d = |c: u8| c.is_ascii_digit().then_some((c - b'0') as i64);
-            let sec = d(b[start])? * 10 + d(b[start + 1])?;
-            if sec > 59 {
+        let mut delta = 0i64;
+        for (i, (&o, &n)) in old.iter().zip(new).enumerate() {
+            if o == n {
+                continue;
+            }
+            let (weight, tens) = if i == self.start {
+                (10 * SEC, true)
+            } else if i == self.start + 1 {
+                (SEC, false)
+            } else if i > self.start + 2 && i < self.end {
+                // Fraction digits past the ninth are read and dropped.
+                let k = (i - self.start - 3) as u32;
+                (if k < 9 { 10i64.pow(8 - k) } else { 0 }, false)
+            } else if self.minute == Some(i) {
+                (600 * SEC, true)
+            } else if self.minute.map(|m| m + 1) == Some(i) {
+                (60 * SEC, false)
+            } else {
+                return None;
+            };
+            if !n.is_ascii_digit() || (tens && n > b'5') {
                 return None;
             }
-            let mut frac = 0i64;
-            let digits = if end > start + 3 {
-                &b[start + 3..end]
-            } else {
-                &[][..]
-            };
-            for (i, &c) in digits.iter().enumerate() {
-                let v = d(c)?;
-                if i < 9 {
-                    frac = frac * 10 + v;
-                }
-            }
-            for _ in digits.len().min(9)..9 {
-                frac *= 10;
-            }
-            Some(sec * 1_000_000_000 + frac)
-        };
-        Some(nanos(new)? - nanos(old)?)
+            delta += (n as i64 - o as i64) * weight;
+        }
+        Some(delta)
     }
 }
 
@@ -410,6 +419,8 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<(Timestamp,
         (None, 1u32, 1u32, 0u32, 0u32, 0u32, 0u32);
     // (start, end) of the seconds and a fraction right after them.
     let mut seconds: Option<(usize, usize)> = None;
+    // Where the minutes are when they are two digits, 0 to 59.
+    let mut minute_at: Option<usize> = None;
     let mut pm: Option<bool> = None;
     let mut offset: Option<i32> = None;
     let mut epoch: Option<Timestamp> = None;
@@ -433,7 +444,11 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<(Timestamp,
                 day = num(b, &mut pos, 2, false)?;
             }
             Tok::Hour | Tok::Hour12 => hour = num(b, &mut pos, 2, false)?,
-            Tok::Minute => min = num(b, &mut pos, 2, false)?,
+            Tok::Minute => {
+                let start = pos;
+                min = num(b, &mut pos, 2, false)?;
+                minute_at = (pos == start + 2 && min <= 59).then_some(start);
+            }
             Tok::Second => {
                 let start = pos;
                 sec = num(b, &mut pos, 2, false)?;
@@ -519,9 +534,12 @@ fn parse_tokens(toks: &[Tok], b: &[u8], ctx: &TimeContext) -> Option<(Timestamp,
     if !year_given && t.0 > ctx.reference.0 + 86_400 * 1_000_000_000 {
         t = local_to_utc(y - 1, month, day, hour, min, sec, nanos, offset, ctx)?;
     }
-    let seconds = seconds
-        .filter(|_| year_given)
-        .map(|(start, end)| Seconds { start, end });
+    let fixed = offset.is_some() || !matches!(ctx.zone, Zone::Named(_));
+    let seconds = seconds.filter(|_| year_given).map(|(start, end)| Seconds {
+        start,
+        end,
+        minute: minute_at.filter(|&m| fixed && m + 2 <= start),
+    });
     Some((t, seconds))
 }
 
@@ -668,7 +686,7 @@ mod tests {
             (
                 "%Y/%m/%d %H:%M:%S",
                 "2026/11/30 00:30:56",
-                "2026/11/30 00:31:56",
+                "2026/11/30 01:30:56",
                 false,
             ),
             (
@@ -720,7 +738,7 @@ mod tests {
                 false,
             ),
         ];
-        for ctx in [utc_ctx(), berlin] {
+        for ctx in [utc_ctx(), berlin.clone()] {
             for (layout, old, new, shifts) in cases {
                 let l = Layout::compile(layout).unwrap();
                 let (t_old, span) = l.parse_spanned(old, &ctx).unwrap();
@@ -728,6 +746,99 @@ mod tests {
                 assert_eq!(shift.is_some(), *shifts, "{layout}: {old} -> {new}");
                 if let Some(d) = shift {
                     assert_eq!(l.parse(new, &ctx), Some(Timestamp(t_old.0 + d)), "{new}");
+                }
+            }
+        }
+        // Minutes: shifted when the offset is fixed (in the text, or the
+        // zone's), not in a zone with daylight saving time.
+        let minutes: &[(&str, &str, &str, bool, bool)] = &[
+            (
+                "%Y/%m/%d %H:%M:%S",
+                "2026/11/30 00:30:56",
+                "2026/11/30 00:31:56",
+                true,
+                false,
+            ),
+            (
+                "%d/%b/%Y:%H:%M:%S %z",
+                "30/Nov/2026:10:00:03 +0100",
+                "30/Nov/2026:10:59:41 +0100",
+                true,
+                true,
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S",
+                "2026-03-29 01:58:59",
+                "2026-03-29 01:59:00",
+                true,
+                false,
+            ),
+            (
+                "%Y-%m-%dT%H:%M:%S,%3f",
+                "2026-11-30T00:43:13,439",
+                "2026-11-30T00:07:59,001",
+                true,
+                false,
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S",
+                "2026-03-29 01:58:59",
+                "2026-03-29 01:60:00",
+                false,
+                false,
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S",
+                "2026-03-29 01:58:59",
+                "2026-03-29 01:5x:00",
+                false,
+                false,
+            ),
+        ];
+        for (layout, old, new, utc, named) in minutes {
+            for (ctx, shifts) in [(utc_ctx(), *utc), (berlin.clone(), *named)] {
+                let l = Layout::compile(layout).unwrap();
+                let (t_old, span) = l.parse_spanned(old, &ctx).unwrap();
+                let shift = span.and_then(|s| s.shift(old.as_bytes(), new.as_bytes()));
+                assert_eq!(shift.is_some(), shifts, "{layout}: {old} -> {new}");
+                if let Some(d) = shift {
+                    assert_eq!(l.parse(new, &ctx), Some(Timestamp(t_old.0 + d)), "{new}");
+                }
+            }
+        }
+        // Every pair of minutes and seconds of an hour, with a fixed offset
+        // in the text and in a fixed zone: a shift is the full parse.
+        for (layout, text, ctx) in [
+            (
+                "%d/%b/%Y:%H:%M:%S %z",
+                "30/Nov/2026:10:MM:SS -0930",
+                utc_ctx(),
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S",
+                "2026-03-29 01:MM:SS",
+                TimeContext {
+                    zone: Zone::parse("+05:45").unwrap(),
+                    reference: utc_ctx().reference,
+                },
+            ),
+        ] {
+            let l = Layout::compile(layout).unwrap();
+            let at = |m: u32, s: u32| {
+                text.replace("MM", &format!("{m:02}"))
+                    .replace("SS", &format!("{s:02}"))
+            };
+            let (old, span) = l.parse_spanned(&at(17, 42), &ctx).unwrap();
+            let span = span.expect("a span");
+            for m in (0..60).step_by(7) {
+                for s in 0..60 {
+                    let new = at(m, s);
+                    let d = span.shift(at(17, 42).as_bytes(), new.as_bytes());
+                    assert_eq!(
+                        d.map(|d| Timestamp(old.0 + d)),
+                        l.parse(&new, &ctx),
+                        "{new}"
+                    );
                 }
             }
         }

@@ -128,6 +128,17 @@ impl FieldKey {
         }
     }
 
+    /// The key for a dotted name known for the life of the program (the
+    /// fields a format definition names): an unregistered name is kept as
+    /// a reference, so cloning the key, as parsers do for every event,
+    /// copies it instead of allocating a string longer than 24 bytes.
+    pub fn from_static(name: &'static str) -> FieldKey {
+        match FieldId::lookup(name) {
+            Some(id) => FieldKey::Known(id),
+            None => FieldKey::Custom(CompactString::const_new(name)),
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             FieldKey::Known(id) => id.name(),
@@ -231,6 +242,20 @@ mod tests {
         assert!(is_object_prefix("mlops"));
         assert!(!is_object_prefix("url.path"));
         assert!(!is_object_prefix("kubernetes"));
+    }
+
+    #[test]
+    fn static_keys_equal_built_keys() {
+        for name in [
+            "url.path",
+            "nginx_ingress_controller.upstream.response.status_code",
+            "x",
+        ] {
+            let a = FieldKey::from_static(name);
+            assert_eq!(a, FieldKey::new(name));
+            assert_eq!(a.clone(), FieldKey::new(name));
+            assert_eq!(a.name(), name);
+        }
     }
 
     #[test]

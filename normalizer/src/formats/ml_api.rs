@@ -338,7 +338,10 @@ fn torchserve_req(ev: &mut Event, r: &Req, strict: bool) -> bool {
         // `model_server`, which claims only v1 and v2 paths): most paths
         // end here without being split.
         let trimmed = r.path.trim_start_matches('/');
-        let first = trimmed.split('/').next().unwrap_or("");
+        let first = match scan::find(b'/', trimmed.as_bytes()) {
+            Some(i) => &trimmed[..i],
+            None => trimmed,
+        };
         if !matches!(first, "predictions" | "explanations" | "v1" | "v2") {
             return false;
         }
@@ -352,7 +355,7 @@ fn with_segments<R>(path: &str, f: impl FnOnce(&[&str]) -> R) -> R {
     const N: usize = 8;
     let mut buf = [""; N];
     let mut n = 0;
-    let mut it = path.split('/').filter(|s| !s.is_empty());
+    let mut it = scan::split(path, b'/').filter(|s| !s.is_empty());
     for seg in it.by_ref() {
         if n == N {
             let mut all: Vec<&str> = buf.to_vec();

@@ -2,7 +2,7 @@
 //! its definition in a `.toml` file of the same name (the data), the
 //! enrichment steps that need code, and its tests.
 
-use crate::format::BuiltinParser;
+use crate::format::{BuiltinParser, Splitter};
 use crate::steps::NamedStep;
 
 mod cloudtrail;
@@ -59,6 +59,11 @@ pub static STEPS: &[&NamedStep] = &[
 
 /// Parsers written in code, for `parser = "..."`.
 pub static PARSERS: &[(&str, BuiltinParser)] = &[("syslog", syslog::parse)];
+
+/// Splitters written in code, for `split = "..."` on an alternative: (name,
+/// capture names, splitter).
+pub static SPLITTERS: &[(&str, &[&str], Splitter)] =
+    &[("nginx_ingress", web::INGRESS_NAMES, web::split_ingress)];
 
 #[cfg(test)]
 pub(crate) mod testing {
