@@ -193,13 +193,13 @@ impl Dense {
         let segs: [&[u8]; W] = std::array::from_fn(|k| &text[k * q..(k + 1) * q]);
         let mut s = [self.start; W];
         for i in 0..q {
-            for k in 0..W {
-                s[k] = self.step(s[k], segs[k][i], mark);
+            for (state, seg) in s.iter_mut().zip(&segs) {
+                *state = self.step(*state, seg[i], mark);
             }
         }
-        for k in 0..W - 1 {
+        for (k, state) in s.iter().enumerate().take(W - 1) {
             let from = (k + 1) * q;
-            self.walk(s[k], &text[from..from + overrun], mark);
+            self.walk(*state, &text[from..from + overrun], mark);
         }
         self.walk(s[W - 1], &text[W * q..], mark);
     }
@@ -258,13 +258,7 @@ mod tests {
     /// sets, and with a pattern set using every byte (no spare class).
     #[test]
     fn reports_what_the_overlapping_search_reports() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::testutil::indexes(0x2545_f491_4f6c_dd1du64);
         let alphabet: Vec<char> = "abcAB/%:_ é\u{212a}k.".chars().collect();
         let mut checked = 0usize;
         for &count in &[1usize, 3, 20, 70, 400] {

@@ -21,6 +21,21 @@ pub mod pipeline;
 pub mod prefilter;
 pub mod rule;
 
+/// Helpers of the unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// A xorshift generator of indexes below `n`: random enough to build
+    /// varied texts, and the same on every run.
+    pub(crate) fn indexes(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+}
+
 use std::collections::HashMap;
 
 pub use correlation::{Limits, Match as CorrelationMatch, Stats as CorrelationStats};

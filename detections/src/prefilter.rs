@@ -762,7 +762,6 @@ fn scan_items(index: &Index, v: &Value, folded: &mut String, mark: &mut impl FnM
 mod tests {
     use super::{Index, quick_searcher, regex_literals, scan_text};
     use crate::dense::Dense;
-    use std::collections::HashMap;
 
     fn index(patterns: &[&str], quick: bool) -> Index {
         let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
@@ -847,13 +846,7 @@ mod tests {
             "-----begin",
             "\n",
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::testutil::indexes(0x9e37_79b9_7f4a_7c15u64);
         let mut hits = 0;
         for _ in 0..20_000 {
             let len = next(12);

@@ -64,19 +64,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn cached(
-        time: &'a TimeContext,
-        text: &'a Str,
-        temps: &'a mut Vec<Option<Span>>,
-        cache: &'a mut TsCache,
-        fields: usize,
-    ) -> Ctx<'a> {
+    fn cached(time: &'a TimeContext, text: &'a Str, scratch: &'a mut Scratch) -> Ctx<'a> {
         Ctx {
-            event: Event::with_capacity(fields),
+            event: Event::with_capacity(scratch.fields),
             time,
             text: Some(text),
-            temps,
-            ts_cache: Some(cache),
+            temps: &mut scratch.temps,
+            ts_cache: Some(&mut scratch.ts_cache),
         }
     }
 
@@ -427,13 +421,7 @@ impl Format {
             },
             Body::Builtin(_, parser) => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(
-                    time,
-                    text,
-                    &mut scratch.temps,
-                    &mut scratch.ts_cache,
-                    scratch.fields,
-                );
+                let mut ctx = Ctx::cached(time, text, scratch);
                 match parser(text, &mut ctx).and_then(|()| self.finish(&mut ctx, &[], &[])) {
                     Ok(()) => {
                         out.push(ctx.event);
@@ -444,13 +432,7 @@ impl Format {
             }
             Body::Plain => {
                 self.reset_temps(scratch);
-                let mut ctx = Ctx::cached(
-                    time,
-                    text,
-                    &mut scratch.temps,
-                    &mut scratch.ts_cache,
-                    scratch.fields,
-                );
+                let mut ctx = Ctx::cached(time, text, scratch);
                 ctx.event.set(f::MESSAGE, text.clone());
                 self.finish(&mut ctx, &[], &[])?;
                 out.push(ctx.event);
@@ -525,13 +507,7 @@ impl Format {
                 if m.start() != 0 || m.end() != text.len() {
                     return Err(Miss::Whole(re));
                 }
-                let mut ctx = Ctx::cached(
-                    time,
-                    text,
-                    &mut scratch.temps,
-                    &mut scratch.ts_cache,
-                    scratch.fields,
-                );
+                let mut ctx = Ctx::cached(time, text, scratch);
                 for (group, target) in targets {
                     if let Some((a, b)) = locs.get(*group) {
                         self.assign(&mut ctx, target, text, a, b)?;
@@ -558,26 +534,24 @@ impl Format {
         scratch: &mut Scratch,
         out: &mut Vec<Event>,
     ) -> Result<(), Reject> {
-        let mut ctx = Ctx::cached(
-            time,
-            text,
-            &mut scratch.temps,
-            &mut scratch.ts_cache,
-            scratch.fields,
-        );
-        let mut result = Ok(());
-        for (slot, span) in spans.iter().enumerate() {
-            if let Some((a, b)) = *span
-                && let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b)
-            {
-                result = Err(e);
-                break;
+        let event = {
+            let mut ctx = Ctx::cached(time, text, scratch);
+            let mut result = Ok(());
+            for (slot, span) in spans.iter().enumerate() {
+                if let Some((a, b)) = *span
+                    && let Err(e) = self.assign(&mut ctx, &targets[slot], text, a, b)
+                {
+                    result = Err(e);
+                    break;
+                }
             }
-        }
+            result
+                .and_then(|()| self.finish(&mut ctx, &alt.set, &alt.steps))
+                .map(|()| ctx.event)
+        };
+        // The buffer goes back for the next record, whatever the outcome.
         scratch.spans = spans;
-        result?;
-        self.finish(&mut ctx, &alt.set, &alt.steps)?;
-        out.push(ctx.event);
+        out.push(event?);
         Ok(())
     }
 
@@ -831,13 +805,7 @@ impl Format {
             }
         }
         self.reset_temps(scratch);
-        let mut ctx = Ctx::cached(
-            time,
-            text,
-            &mut scratch.temps,
-            &mut scratch.ts_cache,
-            scratch.fields,
-        );
+        let mut ctx = Ctx::cached(time, text, scratch);
         for (key, ty, array, idx) in &j.fields {
             if let Some(v) = vals[*idx]
                 .as_ref()
