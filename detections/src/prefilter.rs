@@ -429,7 +429,7 @@ struct Index {
     /// memory load (against about 2 instructions a byte for this);
     /// otherwise the automaton starts at that occurrence, as no pattern
     /// occurs before it. Larger sets cut into several Teddy searches of 64
-    /// cost more than the automaton (measured: 12 parts for 548 keywords
+    /// cost more than the automaton (measured: 9 parts for 548 keywords
     /// took twice as long, each part finding candidates to verify in most
     /// texts).
     quick: Option<aho_corasick::packed::Searcher>,
