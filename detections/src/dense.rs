@@ -11,8 +11,6 @@
 //! Bytes are grouped in classes (those in no pattern all alike, an ASCII
 //! letter with its other case), so the table has one column per class.
 
-use std::collections::HashMap;
-
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, dfa};
 
@@ -75,27 +73,19 @@ impl Dense {
             Some(b) => reps[0] = b,
             None => reps.clear(),
         }
-        for b in 0..=255u8 {
-            let l = b.to_ascii_lowercase();
-            if !used[l as usize] {
-                continue;
-            }
-            if b != l {
-                continue; // set with its lower case below
-            }
+        // Upper-case letters take their lower case's class: at most 230
+        // classes, and the spare one.
+        for b in (0..=255u8).filter(|&b| used[b as usize] && b == b.to_ascii_lowercase()) {
             classes[b as usize] = reps.len() as u8;
             classes[b.to_ascii_uppercase() as usize] = reps.len() as u8;
             reps.push(b);
-        }
-        if reps.len() > 256 {
-            return Err(BuildError("more than 256 byte classes".into()));
         }
         let stride = reps.len();
         // States reachable from the unanchored start, breadth first.
         let start = dfa
             .start_state(Anchored::No)
             .map_err(|e| BuildError(e.to_string()))?;
-        let mut index: HashMap<u32, u32> = HashMap::new();
+        let mut index: foldhash::HashMap<u32, u32> = Default::default();
         let mut order = vec![start];
         index.insert(start.as_u32(), 0);
         let mut next_of: Vec<u32> = Vec::new();
@@ -116,7 +106,9 @@ impl Dense {
         let n = order.len();
         let mut renum = vec![0u32; n];
         let mut next_id = 0u32;
+        let mut first_match_state = 0;
         for pass in [false, true] {
+            first_match_state = next_id as usize;
             for (k, sid) in order.iter().enumerate() {
                 if dfa.is_match(*sid) == pass {
                     renum[k] = next_id;
@@ -124,7 +116,6 @@ impl Dense {
                 }
             }
         }
-        let first_match_state = order.iter().filter(|s| !dfa.is_match(**s)).count();
         let too_big = || BuildError(format!("{n} states of {stride} classes"));
         let cells = n.checked_mul(stride).ok_or_else(too_big)?;
         if cells > u32::MAX as usize {
