@@ -20,6 +20,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod prefilter;
 pub mod rule;
+mod sieve;
 
 /// Helpers of the unit tests.
 #[cfg(test)]

@@ -366,9 +366,14 @@ impl Keywords {
                 _ => None,
             })
             .collect();
-        let ac = subs
-            .filter(|s| s.len() > 1)
-            .and_then(|s| aho_corasick::AhoCorasick::new(s).ok());
+        // The patterns are folded; ignoring ASCII case, the automaton reads
+        // an ASCII text as it is (folding it would only lower-case it).
+        let ac = subs.filter(|s| s.len() > 1).and_then(|s| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(s)
+                .ok()
+        });
         Keywords { all, values, ac }
     }
 }
@@ -381,7 +386,11 @@ impl Keywords {
             let mut seen = vec![false; if self.all { self.values.len() } else { 0 }];
             let mut hit = false;
             keyword_texts(ev, &mut |t| {
-                let folded = crate::pattern::fold(t);
+                let folded = if t.is_ascii() {
+                    std::borrow::Cow::Borrowed(t)
+                } else {
+                    crate::pattern::fold(t)
+                };
                 if !self.all {
                     hit = ac.is_match(folded.as_ref());
                     return hit;
@@ -427,7 +436,7 @@ pub fn keyword_texts(ev: &Event, f: &mut dyn FnMut(&str) -> bool) {
         let stop = if orig.trim_start().starts_with(['{', '['])
             && memchr::memchr(b'\\', orig.as_bytes()).is_some()
         {
-            f(&unescape_json_text(orig))
+            with_unescaped(orig, f)
         } else {
             f(orig)
         };
@@ -444,6 +453,29 @@ pub fn keyword_texts(ev: &Event, f: &mut dyn FnMut(&str) -> bool) {
             return;
         }
     }
+}
+
+thread_local! {
+    /// The last JSON text decoded on this thread, and its decoding: the
+    /// prefilter and every keyword rule it picks read the same event.
+    static UNESCAPED: std::cell::RefCell<(String, String)> = Default::default();
+}
+
+/// `f` of `orig` decoded (see [`unescape_json_text`]), decoded once for
+/// successive calls on the same text.
+fn with_unescaped(orig: &str, f: &mut dyn FnMut(&str) -> bool) -> bool {
+    UNESCAPED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut last) => {
+            if last.0 != orig {
+                last.1 = unescape_json_text(orig);
+                last.0.clear();
+                last.0.push_str(orig);
+            }
+            f(&last.1)
+        }
+        // Called from `f` itself: no cache.
+        Err(_) => f(&unescape_json_text(orig)),
+    })
 }
 
 /// A JSON text with its string escapes decoded (`\"`, `\\`, `\/`,
@@ -674,5 +706,36 @@ mod tests {
         );
         json.insert("kubernetes.audit.requestURI", "/api?q=<script>");
         assert!(kw(false, &["<script>"]).matches(&json));
+    }
+
+    // The decoded text is kept for the next search of the same record: a
+    // different record, even of the same length, is decoded anew.
+    #[test]
+    fn decoded_text_follows_the_record() {
+        let event = |orig: &str| {
+            let mut e = Event::new();
+            e.set(schema::f::EVENT_ORIGINAL, orig.to_string());
+            e
+        };
+        let first = event(r#"{"u":"\u003cscript\u003e"}"#);
+        let second = event(r#"{"u":"\u003cstyle \u003e"}"#);
+        assert_eq!(
+            first
+                .get("event.original")
+                .map(|v| v.as_str().unwrap().len()),
+            second
+                .get("event.original")
+                .map(|v| v.as_str().unwrap().len())
+        );
+        let script = kw(false, &["<script>"]);
+        let style = kw(false, &["<style >"]);
+        assert!(script.matches(&first));
+        assert!(!style.matches(&first));
+        assert!(style.matches(&second));
+        assert!(!script.matches(&second));
+        assert!(script.matches(&first));
+        // ASCII case is ignored on the text as it is, non-ASCII text folded.
+        assert!(kw(false, &["<SCRIPT>", "zzz"]).matches(&first));
+        assert!(kw(false, &["ÉTÉ", "zzz"]).matches(&event("un été")));
     }
 }

@@ -36,6 +36,7 @@ use crate::dense::Dense;
 use crate::matcher::{Cmp, Combine, FieldRef, ItemKind, Search, ValueMatcher};
 use crate::pattern::{StrMatch, fold};
 use crate::rule::Detection;
+use crate::sieve::Sieve;
 
 /// Where a trigger looks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -433,7 +434,14 @@ struct Index {
     /// took twice as long, each part finding candidates to verify in most
     /// texts).
     quick: Option<aho_corasick::packed::Searcher>,
+    /// For larger pattern sets, the search of long texts (see
+    /// [`crate::sieve`]): about 2.5 times as fast as the automaton's walk
+    /// on the keywords of the SigmaHQ corpus.
+    sieve: Option<Sieve>,
 }
+
+/// The shortest text searched by [`Index::sieve`] rather than the automaton.
+const SIEVE_MIN_TEXT: usize = 32;
 
 /// The most patterns given a [`Index::quick`] search.
 const QUICK_MAX_PATTERNS: usize = 64;
@@ -457,7 +465,11 @@ impl Index {
     /// ignoring ASCII case; `lower` is `text` ASCII-lower-cased (same
     /// length, same offsets).
     fn scan_subs(&self, text: &str, lower: &str, mark: &mut impl FnMut(u32)) {
-        if let Some(dense) = &self.subs {
+        if let Some(sieve) = &self.sieve
+            && text.len() >= SIEVE_MIN_TEXT
+        {
+            sieve.scan(text.as_bytes(), mark);
+        } else if let Some(dense) = &self.subs {
             let start = match &self.quick {
                 Some(q) => match q.find(lower) {
                     Some(m) => m.start(),
@@ -622,7 +634,14 @@ impl Prefilter {
                 }
             }
             let quick = quick_searcher(&patterns);
+            let sieve = if quick.is_none() && dense.is_some() && patterns.len() > QUICK_MAX_PATTERNS
+            {
+                Sieve::new(&patterns, &sub_rules)
+            } else {
+                None
+            };
             p.indexes.push(Index {
+                sieve,
                 field,
                 present,
                 nums,
@@ -784,6 +803,7 @@ mod tests {
             } else {
                 None
             },
+            sieve: None,
         }
     }
 

@@ -1,0 +1,352 @@
+//! Every occurrence of a large set of literals in a long text, ignoring
+//! ASCII case, by hashed 4-byte prefixes: the prefilter's search of the
+//! event's text for the keywords of all rules.
+//!
+//! The flat automaton ([`crate::dense`]) costs about 10 instructions a
+//! byte, each step waiting on the previous one's table load. Here every
+//! position is tested on its own: the 4 bytes starting there, folded
+//! (`| 0x20` on every byte, which maps the two cases of an ASCII letter
+//! to one value and is the same map for pattern and text), hashed to one
+//! bit of a 64 Kibit table holding the 4-byte prefixes of all patterns.
+//! The tests of different positions do not depend on each other, so the
+//! processor runs several at once. Where the bit is set (a prefix, or a
+//! hash collision: about 1 in 100 positions for 500 patterns), the
+//! patterns of that exact prefix are compared with the text.
+//!
+//! A 3-byte pattern stands in the table with every fourth byte after it;
+//! shorter ones are not taken (the caller keeps the automaton for them).
+
+/// Bits of the hashed table's index.
+const BITS: u32 = 16;
+const WORDS: usize = (1 << BITS) / 64;
+
+fn fold4(b: [u8; 4]) -> u32 {
+    u32::from_le_bytes(b) | 0x2020_2020
+}
+
+fn slot(key: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> (32 - BITS)) as usize
+}
+
+/// The compiled search.
+#[derive(Debug, Clone)]
+pub(crate) struct Sieve {
+    /// Bit `slot(key)` is set for the folded 4-byte prefix `key` of some
+    /// pattern.
+    bits: Box<[u64; WORDS]>,
+    /// Patterns by their folded 4-byte prefix.
+    heads: foldhash::HashMap<u32, Box<[u32]>>,
+    patterns: Box<[Box<[u8]>]>,
+    values: Box<[Box<[u32]>]>,
+    /// AVX2 is there: 32 positions at a time (see [`avx2::block`]).
+    simd: bool,
+}
+
+impl Sieve {
+    /// The search for `patterns`, where an occurrence of pattern `i`
+    /// reports the values `values[i]`; `None` when a pattern is shorter
+    /// than 3 bytes.
+    pub(crate) fn new<P: AsRef<[u8]>>(patterns: &[P], values: &[Vec<u32>]) -> Option<Sieve> {
+        debug_assert_eq!(patterns.len(), values.len());
+        if patterns.is_empty() || patterns.iter().any(|p| p.as_ref().len() < 3) {
+            return None;
+        }
+        let mut bits = Box::new([0u64; WORDS]);
+        let mut heads: foldhash::HashMap<u32, Vec<u32>> = Default::default();
+        for (i, p) in patterns.iter().enumerate() {
+            let p = p.as_ref();
+            let mut keys: Vec<u32> = match p {
+                [a, b, c, d, ..] => vec![fold4([*a, *b, *c, *d])],
+                [a, b, c] => (0..=255u8).map(|d| fold4([*a, *b, *c, d])).collect(),
+                _ => unreachable!("shorter patterns refused above"),
+            };
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                let s = slot(key);
+                bits[s / 64] |= 1 << (s % 64);
+                heads.entry(key).or_default().push(i as u32);
+            }
+        }
+        Some(Sieve {
+            bits,
+            heads: heads
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .collect(),
+            patterns: patterns.iter().map(|p| p.as_ref().into()).collect(),
+            values: values.iter().map(|v| v.as_slice().into()).collect(),
+            simd: avx2::available(),
+        })
+    }
+
+    /// Calls `mark` with the values of every pattern occurring in `text`,
+    /// once per occurrence.
+    #[inline]
+    pub(crate) fn scan(&self, text: &[u8], mark: &mut impl FnMut(u32)) {
+        let n = text.len();
+        if n < 3 {
+            return;
+        }
+        // Four positions per 8-byte load: the bits of their keys are
+        // gathered in bit 0 of `any`, and looked at one by one only when
+        // one is set.
+        let mut i = 0;
+        if self.simd {
+            while i + avx2::READS <= n {
+                let mut hits = avx2::block(&self.bits, &text[i..i + avx2::READS]);
+                while hits != 0 {
+                    let at = i + avx2::position(hits.trailing_zeros());
+                    hits &= hits - 1;
+                    let key = fold4([text[at], text[at + 1], text[at + 2], text[at + 3]]);
+                    self.verify(text, at, key, mark);
+                }
+                i += 32;
+            }
+        }
+        while i + 8 <= n {
+            let w = u64::from_le_bytes(text[i..i + 8].try_into().expect("8 bytes"))
+                | 0x2020_2020_2020_2020;
+            let mut any = 0;
+            for j in 0..4 {
+                any |= self.bit((w >> (8 * j)) as u32);
+            }
+            if any & 1 != 0 {
+                for j in 0..4 {
+                    let key = (w >> (8 * j)) as u32;
+                    if self.bit(key) & 1 != 0 {
+                        self.verify(text, i + j, key, mark);
+                    }
+                }
+            }
+            i += 4;
+        }
+        for (k, w) in text[i..].windows(4).enumerate() {
+            let key = fold4([w[0], w[1], w[2], w[3]]);
+            if self.bit(key) & 1 != 0 {
+                self.verify(text, i + k, key, mark);
+            }
+        }
+        // The last 3 bytes can only hold a 3-byte pattern, which is in the
+        // table with every fourth byte.
+        let i = n - 3;
+        self.verify(text, i, fold4([text[i], text[i + 1], text[i + 2], 0]), mark);
+    }
+
+    /// The table's word holding the bit of `key`, shifted to bit 0.
+    #[inline(always)]
+    fn bit(&self, key: u32) -> u64 {
+        let s = slot(key);
+        self.bits[s / 64] >> (s % 64)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn verify(&self, text: &[u8], at: usize, key: u32, mark: &mut impl FnMut(u32)) {
+        let Some(heads) = self.heads.get(&key) else {
+            return;
+        };
+        let rest = &text[at..];
+        for &p in heads {
+            let p = p as usize;
+            let pat = &self.patterns[p];
+            if rest.len() >= pat.len() && rest[..pat.len()].eq_ignore_ascii_case(pat) {
+                self.values[p].iter().for_each(|v| mark(*v));
+            }
+        }
+    }
+}
+
+/// The table test of 32 positions at once: 4 unaligned 32-byte loads at
+/// offsets 0 to 3 each hold the 4-byte windows of 8 positions, 4 apart, as
+/// 32-bit lanes; the lanes are folded and hashed as [`slot`] does, and
+/// their bits fetched by a gather.
+mod avx2 {
+    /// Bytes read for 32 positions.
+    pub(super) const READS: usize = 35;
+
+    pub(super) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// The position (from the block's start) of bit `t` of [`block`]'s mask.
+    pub(super) fn position(t: u32) -> usize {
+        (t / 8 + 4 * (t % 8)) as usize
+    }
+
+    /// Bit `8 o + j` set when the table's bit is set for the window at
+    /// position `o + 4 j` of `block` (35 bytes); only called when
+    /// [`available`].
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn block(bits: &[u64; super::WORDS], block: &[u8]) -> u32 {
+        assert!(block.len() >= READS);
+        // SAFETY: `available()` said AVX2 runs here (the caller only comes
+        // with `simd` set from it); the loads read `block[o..o + 32]` for
+        // o < 4, inside its 35 bytes; the gather reads 32-bit word
+        // `slot / 32` of `bits`, and a slot is below 2^BITS, so the word
+        // is below 2 * WORDS, inside the table of WORDS u64 words.
+        unsafe { block_avx2(bits, block.as_ptr()) }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) fn block(_: &[u64; super::WORDS], _: &[u8]) -> u32 {
+        unreachable!("AVX2 is never available off x86_64")
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_avx2(bits: &[u64; super::WORDS], p: *const u8) -> u32 {
+        use std::arch::x86_64::*;
+        const _: () = assert!(super::BITS == 16, "the shift below is 32 - BITS");
+        let fold = _mm256_set1_epi32(0x2020_2020);
+        let mul = _mm256_set1_epi32(0x9E37_79B1u32 as i32);
+        let low5 = _mm256_set1_epi32(31);
+        let words = bits.as_ptr().cast::<i32>();
+        let mut out = 0u32;
+        for o in 0..4 {
+            // SAFETY: see `block`.
+            let w = unsafe { _mm256_loadu_si256(p.add(o).cast::<__m256i>()) };
+            let slot = _mm256_srli_epi32::<16>(_mm256_mullo_epi32(_mm256_or_si256(w, fold), mul));
+            // SAFETY: see `block`.
+            let word = unsafe { _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32::<5>(slot)) };
+            // The slot's bit moved to the lane's sign bit.
+            let up = _mm256_sub_epi32(low5, _mm256_and_si256(slot, low5));
+            let signs = _mm256_sllv_epi32(word, up);
+            out |= (_mm256_movemask_ps(_mm256_castsi256_ps(signs)) as u32) << (8 * o);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sieve;
+    use aho_corasick::{AhoCorasickBuilder, MatchKind};
+
+    /// The values of the patterns occurring in `text`, sorted, each once.
+    fn reference(patterns: &[Vec<u8>], text: &[u8]) -> Vec<u32> {
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .build(patterns)
+            .unwrap();
+        let mut v: Vec<u32> = ac
+            .find_overlapping_iter(text)
+            .map(|m| m.pattern().as_u32())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// What the scan reports, the same with and without AVX2.
+    fn found(s: &Sieve, text: &[u8]) -> Vec<u32> {
+        let run = |simd: bool| {
+            let s = Sieve { simd, ..s.clone() };
+            let mut v = Vec::new();
+            s.scan(text, &mut |r| v.push(r));
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let scalar = run(false);
+        if super::avx2::available() {
+            assert_eq!(run(true), scalar, "AVX2 and scalar differ");
+        }
+        scalar
+    }
+
+    /// A small deterministic generator (xorshift), so a failure repeats.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn reports_what_the_overlapping_search_reports() {
+        // A small alphabet with both cases and bytes that fold onto letters
+        // under `| 0x20` (`@` to `` ` ``, `[` to `{`), so prefixes collide
+        // and verification must tell them apart.
+        let alphabet = b"abcABC@`[{ /\xc3\xa9-";
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..300 {
+            let count = 1 + rng.below(600);
+            let patterns: Vec<Vec<u8>> = (0..count)
+                .map(|_| {
+                    let len = 3 + rng.below(14);
+                    (0..len)
+                        .map(|_| alphabet[rng.below(alphabet.len())])
+                        .collect()
+                })
+                .collect();
+            let values: Vec<Vec<u32>> = (0..count as u32).map(|i| vec![i]).collect();
+            let sieve = Sieve::new(&patterns, &values).unwrap();
+            for _ in 0..20 {
+                let len = rng.below(300);
+                let mut text: Vec<u8> = (0..len)
+                    .map(|_| alphabet[rng.below(alphabet.len())])
+                    .collect();
+                // Plant a pattern, sometimes at the very end.
+                if !text.is_empty() && rng.below(2) == 0 {
+                    let p = &patterns[rng.below(count)];
+                    let at = if rng.below(3) == 0 {
+                        text.len().saturating_sub(p.len())
+                    } else {
+                        rng.below(text.len())
+                    };
+                    text.truncate(at);
+                    text.extend(p.iter().map(|b| {
+                        if rng.below(2) == 0 {
+                            b.to_ascii_uppercase()
+                        } else {
+                            *b
+                        }
+                    }));
+                }
+                assert_eq!(
+                    found(&sieve, &text),
+                    reference(&patterns, &text),
+                    "round {round}, text {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn three_byte_patterns_at_the_end_and_alone() {
+        let patterns = vec![b"dir".to_vec(), b"rcp".to_vec(), b"chmod".to_vec()];
+        let values = vec![vec![1], vec![2], vec![3]];
+        let s = Sieve::new(&patterns, &values).unwrap();
+        assert_eq!(found(&s, b"DIR"), vec![1]);
+        assert_eq!(found(&s, b"ls; rcP"), vec![2]);
+        assert_eq!(found(&s, b"di"), Vec::<u32>::new());
+        assert_eq!(found(&s, b"chmo"), Vec::<u32>::new());
+        assert_eq!(found(&s, b"x chmod dir\0"), vec![1, 3]);
+        // `@` folds onto `` ` `` in the table; the comparison tells them apart.
+        let s = Sieve::new(&[b"@ab".to_vec()], &[vec![7]]).unwrap();
+        assert_eq!(found(&s, b"`ab"), Vec::<u32>::new());
+        assert_eq!(found(&s, b"x@AB"), vec![7]);
+    }
+
+    #[test]
+    fn refuses_short_patterns() {
+        assert!(Sieve::new(&[b"ab".to_vec()], &[vec![0]]).is_none());
+        assert!(Sieve::new::<Vec<u8>>(&[], &[]).is_none());
+    }
+}
