@@ -18,7 +18,10 @@
 //! negated filters of other log sources), and is otherwise evaluated on
 //! every event. Keyword
 //! searches trigger on any text field of the event; regexes on the
-//! literals every match contains (from `regex-syntax`).
+//! literals every match contains (from `regex-syntax`). A long text is
+//! searched for a set of more than 64 literals (the keywords of the whole
+//! SigmaHQ corpus) by the hashed-prefix sieve (`sieve.rs`), for fewer by Teddy then the
+//! automaton.
 //! Matching is case-insensitive here whatever the rule says: triggers are
 //! a necessary condition, the rule itself decides.
 
