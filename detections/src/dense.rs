@@ -216,23 +216,8 @@ impl Dense {
 #[cfg(test)]
 mod tests {
     use super::Dense;
-    use aho_corasick::{AhoCorasickBuilder, MatchKind};
 
-    /// The patterns occurring in `text`, each once.
-    fn reference<P: AsRef<[u8]>>(patterns: &[P], text: &[u8]) -> Vec<u32> {
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .build(patterns)
-            .unwrap();
-        let mut v: Vec<u32> = ac
-            .find_overlapping_iter(text)
-            .map(|m| m.pattern().as_u32())
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
+    use crate::testutil::overlapping as reference;
 
     fn dense(d: &Dense, text: &[u8]) -> Vec<u32> {
         let mut v = Vec::new();

@@ -35,6 +35,24 @@ pub(crate) mod testutil {
             (seed % n as u64) as usize
         }
     }
+
+    /// The patterns occurring in `text` ignoring ASCII case, each once,
+    /// sorted, by aho-corasick's own overlapping search: the reference the
+    /// prefilter's literal searches are checked against.
+    pub(crate) fn overlapping<P: AsRef<[u8]>>(patterns: &[P], text: &[u8]) -> Vec<u32> {
+        let ac = aho_corasick::AhoCorasickBuilder::new()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .build(patterns)
+            .unwrap();
+        let mut v: Vec<u32> = ac
+            .find_overlapping_iter(text)
+            .map(|m| m.pattern().as_u32())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 use std::collections::HashMap;

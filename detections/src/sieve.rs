@@ -228,23 +228,8 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::Sieve;
-    use aho_corasick::{AhoCorasickBuilder, MatchKind};
 
-    /// The values of the patterns occurring in `text`, sorted, each once.
-    fn reference(patterns: &[Vec<u8>], text: &[u8]) -> Vec<u32> {
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .build(patterns)
-            .unwrap();
-        let mut v: Vec<u32> = ac
-            .find_overlapping_iter(text)
-            .map(|m| m.pattern().as_u32())
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
+    use crate::testutil::{indexes, overlapping as reference};
 
     /// What the scan reports, the same with and without AVX2.
     fn found(s: &Sieve, text: &[u8]) -> Vec<u32> {
@@ -263,55 +248,37 @@ mod tests {
         scalar
     }
 
-    /// A small deterministic generator (xorshift), so a failure repeats.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn reports_what_the_overlapping_search_reports() {
         // A small alphabet with both cases and bytes that fold onto letters
         // under `| 0x20` (`@` to `` ` ``, `[` to `{`), so prefixes collide
         // and verification must tell them apart.
         let alphabet = b"abcABC@`[{ /\xc3\xa9-";
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut below = indexes(0x9e37_79b9_7f4a_7c15);
         for round in 0..300 {
-            let count = 1 + rng.below(600);
+            let count = 1 + below(600);
             let patterns: Vec<Vec<u8>> = (0..count)
                 .map(|_| {
-                    let len = 3 + rng.below(14);
-                    (0..len)
-                        .map(|_| alphabet[rng.below(alphabet.len())])
-                        .collect()
+                    let len = 3 + below(14);
+                    (0..len).map(|_| alphabet[below(alphabet.len())]).collect()
                 })
                 .collect();
             let values: Vec<Vec<u32>> = (0..count as u32).map(|i| vec![i]).collect();
             let sieve = Sieve::new(&patterns, &values).unwrap();
             for _ in 0..20 {
-                let len = rng.below(300);
-                let mut text: Vec<u8> = (0..len)
-                    .map(|_| alphabet[rng.below(alphabet.len())])
-                    .collect();
+                let len = below(300);
+                let mut text: Vec<u8> = (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
                 // Plant a pattern, sometimes at the very end.
-                if !text.is_empty() && rng.below(2) == 0 {
-                    let p = &patterns[rng.below(count)];
-                    let at = if rng.below(3) == 0 {
+                if !text.is_empty() && below(2) == 0 {
+                    let p = &patterns[below(count)];
+                    let at = if below(3) == 0 {
                         text.len().saturating_sub(p.len())
                     } else {
-                        rng.below(text.len())
+                        below(text.len())
                     };
                     text.truncate(at);
                     text.extend(p.iter().map(|b| {
-                        if rng.below(2) == 0 {
+                        if below(2) == 0 {
                             b.to_ascii_uppercase()
                         } else {
                             *b
