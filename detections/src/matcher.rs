@@ -472,7 +472,9 @@ fn with_unescaped(orig: &str, f: &mut dyn FnMut(&str) -> bool) -> bool {
     UNESCAPED.with(|cell| match cell.try_borrow_mut() {
         Ok(mut last) => {
             if last.0 != orig {
-                last.1 = unescape_json_text(orig);
+                // The buffers are reused from record to record.
+                last.1.clear();
+                unescape_json_into(orig, &mut last.1);
                 last.0.clear();
                 last.0.push_str(orig);
             }
@@ -487,6 +489,12 @@ fn with_unescaped(orig: &str, f: &mut dyn FnMut(&str) -> bool) -> bool {
 /// `\n`..., `\uXXXX` with surrogate pairs); anything else is kept as is.
 pub fn unescape_json_text(t: &str) -> String {
     let mut out = String::with_capacity(t.len());
+    unescape_json_into(t, &mut out);
+    out
+}
+
+/// [`unescape_json_text`] appended to `out`.
+fn unescape_json_into(t: &str, out: &mut String) {
     let mut rest = t;
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
@@ -533,7 +541,6 @@ pub fn unescape_json_text(t: &str) -> String {
         rest = &esc[used..];
     }
     out.push_str(rest);
-    out
 }
 
 fn visit_all_leaves<'e>(v: &'e Value, f: &mut dyn FnMut(&'e Value) -> bool) -> bool {
