@@ -515,8 +515,8 @@ impl Engine {
     ) {
         if let Some(view) = self.view(ev, scratch) {
             // Every rule of the view is routed to the event.
-            view.candidates(ev, scratch, &mut |i| {
-                if self.rules[i].rule.detection.matches(ev) {
+            view.candidates(ev, scratch, &mut |i, holds| {
+                if self.rules[i].rule.detection.matches_given(ev, holds) {
                     hit(i);
                 }
             });
@@ -525,8 +525,10 @@ impl Engine {
         let mut routes = std::mem::take(&mut scratch.routes);
         routes.clear();
         routes.resize(self.routes.len(), 0);
-        self.prefilter.candidates(ev, scratch, &mut |i| {
-            if self.routed(i, ev, &mut routes) && self.rules[i].rule.detection.matches(ev) {
+        self.prefilter.candidates(ev, scratch, &mut |i, holds| {
+            if self.routed(i, ev, &mut routes)
+                && self.rules[i].rule.detection.matches_given(ev, holds)
+            {
                 hit(i);
             }
         });

@@ -379,6 +379,27 @@ impl Keywords {
 }
 
 impl Keywords {
+    /// The literals of a search that holds exactly when one of them occurs,
+    /// ignoring ASCII case, in a text of [`keyword_texts`]: a list (not
+    /// `'|all'`) of plain case-insensitive substrings, all ASCII. `None`
+    /// for any other search.
+    pub fn any_of_literals(&self) -> Option<Vec<&str>> {
+        use crate::pattern::StrMatch;
+        if self.all {
+            return None;
+        }
+        self.values
+            .iter()
+            .map(|v| match v {
+                ValueMatcher::Str(sm) if !sm.cased => match &sm.m {
+                    StrMatch::Contains(s) if !s.is_empty() && s.is_ascii() => Some(s.as_str()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn matches(&self, ev: &Event) -> bool {
         // The usual keyword list: each text is folded and scanned once,
         // as it comes, and the search stops at the first hit.

@@ -515,6 +515,10 @@ pub struct Prefilter {
     /// Indexes of paths inside stored trees, by every proper prefix of the path.
     tree_roots: FastMap<String, Vec<u32>>,
     any: Option<u32>,
+    /// Per rule: the keyword search (its index in the rule's searches) that
+    /// is known to hold when the rule was marked by a keyword literal
+    /// ([`proven_keyword_search`]), else `NONE`.
+    proven: Vec<u32>,
     rules: usize,
 }
 
@@ -524,6 +528,9 @@ const NONE: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub struct Scratch {
     stamp: Vec<u32>,
+    /// Per rule: the epoch of the last event on which a keyword literal
+    /// marked it.
+    by_keyword: Vec<u32>,
     epoch: u32,
     candidates: Vec<u32>,
     folded: String,
@@ -545,9 +552,11 @@ impl Prefilter {
     pub fn build<'a>(detections: impl Iterator<Item = Option<&'a Detection>>) -> Prefilter {
         let mut per_place: HashMap<Place, Lits> = HashMap::new();
         let mut always = Vec::new();
+        let mut proven = Vec::new();
         let mut rules = 0;
         for (i, det) in detections.enumerate() {
             rules += 1;
+            proven.push(NONE);
             let Some(det) = det else { continue };
             let t = union(det.conditions.iter().map(|c| cond_triggers(c, det)))
                 .or_else(|| absent_triggers(det));
@@ -555,6 +564,9 @@ impl Prefilter {
                 None => always.push(i as u32),
                 Some(t) => {
                     let r = i as u32;
+                    if let Some(s) = proven_keyword_search(det, &t) {
+                        proven[i] = s as u32;
+                    }
                     for (place, lit) in t {
                         let l = per_place.entry(place).or_default();
                         match lit {
@@ -573,6 +585,7 @@ impl Prefilter {
         }
         let mut p = Prefilter {
             always,
+            proven,
             by_id: vec![NONE; schema::field::registry().len()],
             rules,
             ..Prefilter::default()
@@ -665,19 +678,30 @@ impl Prefilter {
     }
 
     /// Calls `f` with the index of every rule the event may match, each
-    /// once, in increasing order.
-    pub fn candidates(&self, ev: &Event, scratch: &mut Scratch, f: &mut impl FnMut(usize)) {
+    /// once, in increasing order, and the index of a keyword search of the
+    /// rule that is known to hold on the event (the prefilter found one of
+    /// its literals, which it searches exactly as the search does), so that
+    /// it is not searched again.
+    pub fn candidates(
+        &self,
+        ev: &Event,
+        scratch: &mut Scratch,
+        f: &mut impl FnMut(usize, Option<usize>),
+    ) {
         if scratch.stamp.len() < self.rules {
             scratch.stamp.resize(self.rules, 0);
+            scratch.by_keyword.resize(self.rules, 0);
         }
         scratch.epoch = scratch.epoch.wrapping_add(1);
         if scratch.epoch == 0 {
             scratch.stamp.iter_mut().for_each(|s| *s = 0);
+            scratch.by_keyword.iter_mut().for_each(|s| *s = 0);
             scratch.epoch = 1;
         }
         let epoch = scratch.epoch;
         scratch.candidates.clear();
         let stamp = &mut scratch.stamp;
+        let by_keyword = &mut scratch.by_keyword;
         let cands = &mut scratch.candidates;
         let mut mark = |r: u32| {
             let s = &mut stamp[r as usize];
@@ -713,7 +737,10 @@ impl Prefilter {
         if let Some(any) = self.any {
             let index = &self.indexes[any as usize];
             crate::matcher::keyword_texts(ev, &mut |t| {
-                scan_text(index, t, folded, &mut mark);
+                scan_text(index, t, folded, &mut |r| {
+                    by_keyword[r as usize] = epoch;
+                    mark(r)
+                });
                 false
             });
         }
@@ -722,7 +749,9 @@ impl Prefilter {
         }
         cands.sort_unstable();
         for &r in cands.iter() {
-            f(r as usize);
+            let s = self.proven[r as usize];
+            let known = (s != NONE && by_keyword[r as usize] == epoch).then_some(s as usize);
+            f(r as usize, known);
         }
     }
 }
@@ -762,6 +791,35 @@ fn scan_text(index: &Index, text: &str, folded: &mut String, mark: &mut impl FnM
     // Folding lower-cases ASCII letters: the folded text is its own
     // lower-cased form.
     index.scan_subs(folded, folded, mark);
+}
+
+/// The keyword search of `det` that holds whenever the prefilter marks the
+/// rule by a keyword literal of its `triggers`: one whose literals are all
+/// searched exactly (not cut to [`SUB_MAX`] bytes, as long as
+/// [`MIN_LITERAL`]), and that holds when any of them occurs
+/// ([`crate::matcher::Keywords::any_of_literals`]), with every keyword
+/// literal of the triggers among its own (another search's literal would
+/// prove nothing about this one).
+fn proven_keyword_search(det: &Detection, triggers: &Triggers) -> Option<usize> {
+    let lits: Vec<&str> = triggers
+        .iter()
+        .filter_map(|(p, l)| match (p, l) {
+            (Place::Any, Lit::Sub(s)) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    if lits.is_empty() {
+        return None;
+    }
+    det.searches.iter().position(|s| {
+        let Search::Keywords(k) = s else { return false };
+        let Some(own) = k.any_of_literals() else {
+            return false;
+        };
+        own.iter()
+            .all(|o| (MIN_LITERAL..=SUB_MAX).contains(&o.len()) && fold(o) == *o)
+            && lits.iter().all(|l| own.contains(l))
+    })
 }
 
 /// The values of one field (arrays flattened).

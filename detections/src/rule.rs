@@ -82,7 +82,16 @@ pub struct Detection {
 
 impl Detection {
     pub fn matches(&self, ev: &schema::Event) -> bool {
+        self.matches_given(ev, None)
+    }
+
+    /// [`Detection::matches`] where search `holds` (an index into
+    /// `searches`) is already known to hold on `ev`, so is not evaluated.
+    pub fn matches_given(&self, ev: &schema::Event, holds: Option<usize>) -> bool {
         let mut memo: [u8; 64] = [0; 64];
+        if let Some(i) = holds.filter(|i| *i < 64) {
+            memo[i] = 2;
+        }
         let mut search = |i: usize| -> bool {
             if i < 64 {
                 match memo[i] {

@@ -34,9 +34,14 @@ pub(crate) struct Sieve {
     /// Bit `slot(key)` is set for the folded 4-byte prefix `key` of some
     /// pattern.
     bits: Box<[u64; WORDS]>,
-    /// Patterns by their folded 4-byte prefix.
-    heads: foldhash::HashMap<u32, Box<[u32]>>,
+    /// The (folded 4-byte prefix, pattern) pairs, grouped by the top
+    /// `bucket_bits` bits of the prefix's slot: bucket `b` is
+    /// `entries[starts[b]..starts[b + 1]]`.
+    entries: Box<[Entry]>,
+    starts: Box<[u32]>,
+    bucket_bits: u32,
     patterns: Box<[Box<[u8]>]>,
+    heads: Box<[Head]>,
     values: Box<[Box<[u32]>]>,
     /// AVX2 is there: 32 positions at a time (see [`avx2::block`]).
     simd: bool,
@@ -52,7 +57,7 @@ impl Sieve {
             return None;
         }
         let mut bits = Box::new([0u64; WORDS]);
-        let mut heads: foldhash::HashMap<u32, Vec<u32>> = Default::default();
+        let mut entries: Vec<Entry> = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             let p = p.as_ref();
             let mut keys: Vec<u32> = match p {
@@ -65,15 +70,29 @@ impl Sieve {
             for key in keys {
                 let s = slot(key);
                 bits[s / 64] |= 1 << (s % 64);
-                heads.entry(key).or_default().push(i as u32);
+                entries.push(Entry {
+                    key,
+                    pattern: i as u32,
+                });
             }
+        }
+        // About one key a bucket.
+        let bucket_bits = entries.len().next_power_of_two().trailing_zeros().min(BITS);
+        let bucket = |key: u32| slot(key) >> (BITS - bucket_bits);
+        entries.sort_by_key(|e| (bucket(e.key), e.key, e.pattern));
+        let mut starts = vec![0u32; (1 << bucket_bits) + 1];
+        for e in &entries {
+            starts[bucket(e.key) + 1] += 1;
+        }
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
         }
         Some(Sieve {
             bits,
-            heads: heads
-                .into_iter()
-                .map(|(k, v)| (k, v.into_boxed_slice()))
-                .collect(),
+            entries: entries.into(),
+            starts: starts.into(),
+            bucket_bits,
+            heads: patterns.iter().map(|p| Head::new(p.as_ref())).collect(),
             patterns: patterns.iter().map(|p| p.as_ref().into()).collect(),
             values: values.iter().map(|v| v.as_slice().into()).collect(),
             simd: avx2::available(),
@@ -143,17 +162,90 @@ impl Sieve {
     #[cold]
     #[inline(never)]
     fn verify(&self, text: &[u8], at: usize, key: u32, mark: &mut impl FnMut(u32)) {
-        let Some(heads) = self.heads.get(&key) else {
-            return;
-        };
+        let b = slot(key) >> (BITS - self.bucket_bits);
+        let entries = &self.entries[self.starts[b] as usize..self.starts[b + 1] as usize];
         let rest = &text[at..];
-        for &p in heads {
-            let p = p as usize;
+        let mut window = None;
+        for e in entries.iter().filter(|e| e.key == key) {
+            let p = e.pattern as usize;
             let pat = &self.patterns[p];
-            if rest.len() >= pat.len() && rest[..pat.len()].eq_ignore_ascii_case(pat) {
+            if rest.len() < pat.len() {
+                continue;
+            }
+            let w = *window.get_or_insert_with(|| Head::window(rest));
+            if self.heads[p].starts(w)
+                && (pat.len() <= Head::LEN
+                    || rest[Head::LEN..pat.len()].eq_ignore_ascii_case(&pat[Head::LEN..]))
+            {
                 self.values[p].iter().for_each(|v| mark(*v));
             }
         }
+    }
+}
+
+/// A folded 4-byte prefix and a pattern that starts with it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: u32,
+    pattern: u32,
+}
+
+/// The first [`Head::LEN`] bytes of a pattern, for a comparison ignoring
+/// ASCII case by two masked 8-byte comparisons: a text byte `t` at a letter
+/// of the pattern equals its lower-case letter `l` in `t | 0x20 == l` only
+/// when `t` is `l` or its upper case; other bytes are compared as they are.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    /// The pattern's bytes, ASCII-lower-cased; 0 past its end.
+    lower: [u64; 2],
+    /// 0x20 at the pattern's ASCII letters.
+    case: [u64; 2],
+    /// 0xff on the pattern's bytes, 0 past its end.
+    keep: [u64; 2],
+}
+
+impl Head {
+    const LEN: usize = 16;
+
+    fn new(p: &[u8]) -> Head {
+        let (mut lower, mut case, mut keep) = ([0u8; 16], [0u8; 16], [0u8; 16]);
+        for (i, b) in p.iter().take(Head::LEN).enumerate() {
+            lower[i] = b.to_ascii_lowercase();
+            case[i] = if b.is_ascii_alphabetic() { 0x20 } else { 0 };
+            keep[i] = 0xff;
+        }
+        let words = |a: [u8; 16]| {
+            [
+                u64::from_le_bytes(a[..8].try_into().expect("8 bytes")),
+                u64::from_le_bytes(a[8..].try_into().expect("8 bytes")),
+            ]
+        };
+        Head {
+            lower: words(lower),
+            case: words(case),
+            keep: words(keep),
+        }
+    }
+
+    /// The first [`Head::LEN`] bytes of `text`, zero past its end.
+    #[inline(always)]
+    fn window(text: &[u8]) -> [u64; 2] {
+        let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        if let Some(head) = text.get(..Head::LEN) {
+            // Two loads, where a copy of a variable length is a call.
+            return [word(head), word(&head[8..])];
+        }
+        let mut w = [0u8; 16];
+        w[..text.len()].copy_from_slice(text);
+        [word(&w), word(&w[8..])]
+    }
+
+    /// Whether a text whose [`Head::window`] is `w` starts with the
+    /// pattern's first bytes, ignoring ASCII case (the caller checks that
+    /// the text is as long as the pattern).
+    fn starts(&self, w: [u64; 2]) -> bool {
+        ((w[0] | self.case[0]) & self.keep[0]) == self.lower[0]
+            && ((w[1] | self.case[1]) & self.keep[1]) == self.lower[1]
     }
 }
 
@@ -259,7 +351,8 @@ mod tests {
             let count = 1 + below(600);
             let patterns: Vec<Vec<u8>> = (0..count)
                 .map(|_| {
-                    let len = 3 + below(14);
+                    // Past 16 bytes too: the rest is compared apart.
+                    let len = 3 + below(18);
                     (0..len).map(|_| alphabet[below(alphabet.len())]).collect()
                 })
                 .collect();
@@ -309,6 +402,17 @@ mod tests {
         let s = Sieve::new(&[b"@ab".to_vec()], &[vec![7]]).unwrap();
         assert_eq!(found(&s, b"`ab"), Vec::<u32>::new());
         assert_eq!(found(&s, b"x@AB"), vec![7]);
+    }
+
+    #[test]
+    fn patterns_longer_than_the_head_compare_their_rest() {
+        let long = b"/var/lib/mlflow/artifacts";
+        let s = Sieve::new(&[long], &[vec![4]]).unwrap();
+        // The first 16 bytes alone, then a different rest, then cut short.
+        assert_eq!(found(&s, b"GET /VAR/LIB/MLFLOW/ARTIFACTS HTTP"), vec![4]);
+        assert_eq!(found(&s, b"GET /var/lib/mlflow/secrets HTTP/1.1"), Vec::<u32>::new());
+        assert_eq!(found(&s, b"GET /var/lib/mlflow/artifact"), Vec::<u32>::new());
+        assert_eq!(found(&s, b"GET /var/lib/mlflow/artifacts"), vec![4]);
     }
 
     #[test]

@@ -340,3 +340,72 @@ filter:
     let expected = 2 + 13 + 12 + 12 + 1 + 1;
     assert_eq!(hits, expected);
 }
+
+/// A keyword search the prefilter found one of the literals of is not
+/// searched again (rules specification, "Keywords search": a list of
+/// keywords holds when any of them occurs). That shortcut holds only for
+/// the search whose own literal was found, searched as written: not for
+/// another keyword search of the same rule, not for a literal the
+/// prefilter searched by its first 16 bytes, not for a cased keyword
+/// (the prefilter ignores case).
+#[test]
+fn keyword_searches_are_known_to_hold_only_by_their_own_literals() {
+    let yaml = r#"
+title: two keyword lists
+id: 9a1d3c2e-0000-4000-8000-000000000001
+logsource: {product: test}
+detection:
+    kw_a: ['alphaword']
+    kw_b: ['betaword']
+    condition: (kw_a or kw_b) and not kw_a
+---
+title: long keyword
+id: 9a1d3c2e-0000-4000-8000-000000000002
+logsource: {product: test}
+detection:
+    keywords: ['abcdefghijklmnopqrstu', 'shortkw']
+    condition: keywords
+---
+title: cased keyword
+id: 9a1d3c2e-0000-4000-8000-000000000003
+logsource: {product: test}
+detection:
+    keywords:
+        '|cased': ['casedword', 'otherword']
+    condition: keywords
+---
+title: plain keyword
+id: 9a1d3c2e-0000-4000-8000-000000000004
+logsource: {product: test}
+detection:
+    keywords: ['needle']
+    condition: keywords
+"#;
+    let mut loading = detections::Loading::default();
+    Loader::default().load_text(yaml, std::path::Path::new("kw.yml"), &mut loading);
+    assert!(loading.errors.is_empty());
+    let (engine, errors) = Engine::build(loading);
+    assert!(errors.is_empty(), "{errors:?}");
+    let titles = |msg: &str| {
+        let mut e = Event::new();
+        e.insert("message", Value::from(msg.to_string()));
+        let mut scratch = detections::prefilter::Scratch::default();
+        let mut fast = Vec::new();
+        engine.eval_with(&e, &mut scratch, &mut |i| fast.push(i));
+        let mut all = Vec::new();
+        engine.eval_all(&e, &mut |i| all.push(i));
+        assert_eq!(fast, all, "{msg}");
+        fast.iter()
+            .map(|i| engine.rules()[*i].rule.title.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles("x BETAWORD y"), ["two keyword lists"]);
+    assert!(titles("x alphaword betaword y").is_empty());
+    // The first 16 bytes of the long keyword only.
+    assert!(titles("abcdefghijklmnopXYZ").is_empty());
+    assert_eq!(titles("ABCDEFGHIJKLMNOPQRSTU"), ["long keyword"]);
+    assert_eq!(titles("a ShortKW"), ["long keyword"]);
+    assert!(titles("CasedWord OTHERWORD").is_empty());
+    assert_eq!(titles("a casedword"), ["cased keyword"]);
+    assert_eq!(titles("Needle in a haystack"), ["plain keyword"]);
+}
