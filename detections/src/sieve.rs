@@ -112,16 +112,27 @@ impl Sieve {
         // one is set.
         let mut i = 0;
         if self.simd {
-            while i + avx2::READS <= n {
-                let mut hits = avx2::block(&self.bits, &text[i..i + avx2::READS]);
+            let mut found = |i: usize, mut hits: u32| {
                 while hits != 0 {
                     let at = i + avx2::position(hits.trailing_zeros());
                     hits &= hits - 1;
                     let key = fold4([text[at], text[at + 1], text[at + 2], text[at + 3]]);
                     self.verify(text, at, key, mark);
                 }
+            };
+            while i + avx2::READS <= n {
+                found(i, avx2::block(&self.bits, &text[i..i + avx2::READS]));
                 i += 32;
             }
+            // The rest (under 35 bytes) as one more block, padded with
+            // zeros; the windows that reach into the padding are left out.
+            let rest = n - i;
+            if rest >= 4 {
+                let mut padded = [0u8; avx2::READS];
+                padded[..rest].copy_from_slice(&text[i..]);
+                found(i, avx2::block(&self.bits, &padded) & avx2::BELOW[rest - 3]);
+            }
+            i = n;
         }
         while i + 8 <= n {
             let w = u64::from_le_bytes(text[i..i + 8].try_into().expect("8 bytes"))
@@ -140,7 +151,7 @@ impl Sieve {
             }
             i += 4;
         }
-        for (k, w) in text[i..].windows(4).enumerate() {
+        for (k, w) in text[i.min(n)..].windows(4).enumerate() {
             let key = fold4([w[0], w[1], w[2], w[3]]);
             if self.bit(key) & 1 != 0 {
                 self.verify(text, i + k, key, mark);
@@ -269,9 +280,26 @@ mod avx2 {
     }
 
     /// The position (from the block's start) of bit `t` of [`block`]'s mask.
-    pub(super) fn position(t: u32) -> usize {
+    pub(super) const fn position(t: u32) -> usize {
         (t / 8 + 4 * (t % 8)) as usize
     }
+
+    /// `BELOW[k]`: the bits of [`block`]'s mask for the positions below `k`.
+    pub(super) const BELOW: [u32; 33] = {
+        let mut table = [0u32; 33];
+        let mut k = 0;
+        while k <= 32 {
+            let mut t = 0;
+            while t < 32 {
+                if position(t) < k {
+                    table[k] |= 1 << t;
+                }
+                t += 1;
+            }
+            k += 1;
+        }
+        table
+    };
 
     /// Bit `8 o + j` set when the table's bit is set for the window at
     /// position `o + 4 j` of `block` (35 bytes); only called when
