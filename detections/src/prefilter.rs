@@ -23,7 +23,11 @@
 //! SigmaHQ corpus) by the hashed-prefix sieve (`sieve.rs`), for fewer by Teddy then the
 //! automaton.
 //! Matching is case-insensitive here whatever the rule says: triggers are
-//! a necessary condition, the rule itself decides.
+//! a necessary condition, the rule itself decides. One exception: a plain
+//! keyword list (case-insensitive substrings of at most 16 bytes, not
+//! `'|all'`) holds exactly when one of its literals occurs, so when the
+//! keyword search found one, the rule is told that this search holds and
+//! does not search the texts again.
 
 use std::collections::{BTreeMap, HashMap};
 
