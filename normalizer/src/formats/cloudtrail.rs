@@ -126,13 +126,13 @@ pub static CLOUDTRAIL: NamedStep = NamedStep {
         if let Some(c) = component {
             ev.set(f::MLOPS_COMPONENT, c);
         }
-        for key in [
-            "modelId",
-            "modelName",
-            "endpointName",
-            "modelPackageGroupName",
+        for path in [
+            "aws.cloudtrail.requestParameters.modelId",
+            "aws.cloudtrail.requestParameters.modelName",
+            "aws.cloudtrail.requestParameters.endpointName",
+            "aws.cloudtrail.requestParameters.modelPackageGroupName",
         ] {
-            if let Some(m) = get_path(ev, &format!("aws.cloudtrail.requestParameters.{key}")) {
+            if let Some(m) = get_path(ev, path) {
                 ev.set(f::MLOPS_MODEL_NAME, m);
                 break;
             }
