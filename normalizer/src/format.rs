@@ -203,6 +203,9 @@ struct JsonBody {
     /// (path index, regex).
     require: Vec<(usize, Regex)>,
     explode: Option<String>,
+    /// Finds `"member"` (the quoted name of `explode`) in a record's text:
+    /// built once, not for every record.
+    explode_finder: Option<memchr::memmem::Finder<'static>>,
     keep: Option<String>,
     /// (field, type, keep arrays, path index).
     fields: Vec<(FieldKey, FieldType, bool, usize)>,
@@ -720,7 +723,7 @@ impl Format {
         let items = match j.explode.as_deref() {
             Some("") if trimmed.starts_with('[') => Some(array_items(text)?),
             Some(member) if !member.is_empty() && trimmed.starts_with('{') => {
-                explode_items(text, member)?
+                explode_items(text, member, j.explode_finder.as_ref())?
             }
             _ => None,
         };
@@ -840,11 +843,20 @@ impl Format {
 
 /// The raw JSON text of each element of `member` when the document has that
 /// member as an array.
-fn explode_items<'t>(text: &'t str, member: &str) -> Result<Option<Vec<&'t str>>, Reject> {
+///
+/// `finder` finds the quoted name of `member` (see [`member_finder`]).
+fn explode_items<'t>(
+    text: &'t str,
+    member: &str,
+    finder: Option<&memchr::memmem::Finder<'static>>,
+) -> Result<Option<Vec<&'t str>>, Reject> {
     // Most records are single events: look for the member's name before
     // parsing the document's top level.
-    let quoted = [b"\"", member.as_bytes(), b"\""].concat();
-    if memchr::memmem::find(text.as_bytes(), &quoted).is_none() {
+    let found = match finder {
+        Some(f) => f.find(text.as_bytes()).is_some(),
+        None => member_finder(member).find(text.as_bytes()).is_some(),
+    };
+    if !found {
         return Ok(None);
     }
     #[derive(Deserialize)]
@@ -861,6 +873,13 @@ fn explode_items<'t>(text: &'t str, member: &str) -> Result<Option<Vec<&'t str>>
         Err(_) => return Ok(None),
     };
     Ok(Some(items.into_iter().map(|r| r.get()).collect()))
+}
+
+/// A finder of `"member"`: the name of a member as a key, or a string
+/// value, in a document's text.
+fn member_finder(member: &str) -> memchr::memmem::Finder<'static> {
+    let quoted = [b"\"", member.as_bytes(), b"\""].concat();
+    memchr::memmem::Finder::new(&quoted).into_owned()
 }
 
 /// The raw JSON text of each element of a top-level array.
@@ -1224,6 +1243,11 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             asked,
             require,
             explode: j.explode.clone(),
+            explode_finder: j
+                .explode
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .map(member_finder),
             keep: j.keep.clone(),
             fields,
             timestamp,
