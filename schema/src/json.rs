@@ -617,6 +617,59 @@ impl<'de> Visitor<'de> for FindSeed<'_, '_> {
     }
 }
 
+/// The value of the first member named `key` of the top-level object
+/// `text` (a sub-slice of `src`), built, as `parse_slice(src, text)?.at(key)`
+/// finds it for a key without dots, but without building the other
+/// members (the rest of the document is only checked). `None` when the
+/// document has no such member or is not an object.
+pub fn top_member(src: &Str, text: &str, key: &str) -> Result<Option<Value>, JsonError> {
+    let mut out = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    TopMemberSeed {
+        src,
+        key,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+struct TopMemberSeed<'s, 'o> {
+    src: &'s Str,
+    key: &'s str,
+    out: &'o mut Option<Value>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopMemberSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopMemberSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    skip_scalars!();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key_seed(CowKey)? {
+            if self.out.is_none() && *k == *self.key {
+                *self.out = Some(map.next_value_seed(ValueSeed { src: self.src })?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An object key as a borrowed string when it has no escapes: keys that
 /// are only compared cost no copy.
 struct CowKey;
@@ -1454,6 +1507,25 @@ mod tests {
                 .is_empty()
         );
         assert!(find_keys(&src, &src[..20], "requestObject", &["image"]).is_err());
+    }
+
+    #[test]
+    fn top_member_is_the_member_at_of_the_parsed_document() {
+        let src = Str::from(
+            r#"{"kind":"x","a":{"requestObject":1},"requestObject":{"spec":{"entrypoint":"main","templates":[{"name":"main"}]}},"requestObject":2,"z":[1,{"b":null}]}"#,
+        );
+        let tree = parse_value(&src).unwrap();
+        for key in ["requestObject", "kind", "z", "a", "absent", "spec"] {
+            assert_eq!(
+                top_member(&src, &src, key).unwrap().as_ref(),
+                tree.at(key),
+                "{key}"
+            );
+        }
+        assert!(top_member(&src, &src, "requestObject").unwrap().is_some());
+        assert_eq!(top_member(&src, "[1,2]", "a").unwrap(), None);
+        assert_eq!(top_member(&src, "3", "a").unwrap(), None);
+        assert!(top_member(&src, &src[..30], "kind").is_err());
     }
 
     #[test]

@@ -225,6 +225,16 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
                     .and_then(Value::as_str)
                     .map(Str::from),
                 // Argo: spec.entrypoint names a template; its command runs.
+                // Only the request object is built, not the whole document
+                // (a lookup in it would parse all of it).
+                (Some("argo"), Some(doc)) if !doc.is_parsed() => {
+                    // The text was checked when the document was read.
+                    schema::json::top_member(doc.source(), doc.text(), "requestObject")
+                        .ok()
+                        .flatten()
+                        .as_ref()
+                        .and_then(argo_command)
+                }
                 (Some("argo"), _) => ev
                     .get("kubernetes.audit.requestObject")
                     .and_then(argo_command),
