@@ -207,6 +207,8 @@ struct JsonBody {
     /// built once, not for every record.
     explode_finder: Option<memchr::memmem::Finder<'static>>,
     keep: Option<String>,
+    /// The key of `keep` (a non-empty one), made once.
+    keep_key: Option<FieldKey>,
     /// (field, type, keep arrays, path index).
     fields: Vec<(FieldKey, FieldType, bool, usize)>,
     /// Path index of the timestamp.
@@ -820,19 +822,20 @@ impl Format {
         if let (Some(rule), Some(idx)) = (&self.timestamp, j.timestamp)
             && let Some(raw) = vals[idx].as_ref().and_then(Value::to_text)
         {
-            let raw = raw.into_owned();
             self.apply_timestamp(&mut ctx, rule, &raw)?;
         }
         match (j.keep.as_deref(), whole) {
             (Some(""), Some(doc)) => merge_top_level(&mut ctx.event, doc),
-            (Some(path), _) => {
+            (Some(_), _) => {
                 let mut doc =
                     schema::rawjson::RawJson::new(text.slice_ref(part), j.asked.clone(), vals);
                 if let Some(under) = j.trie.find_under() {
                     doc = doc.with_hits(under, hits);
                 }
-                ctx.event
-                    .insert(path, Value::Json(std::sync::Arc::new(doc)));
+                if let Some(key) = &j.keep_key {
+                    ctx.event
+                        .insert(key.clone(), Value::Json(std::sync::Arc::new(doc)));
+                }
             }
             (None, _) => {}
         }
@@ -1249,6 +1252,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                 .filter(|m| !m.is_empty())
                 .map(member_finder),
             keep: j.keep.clone(),
+            keep_key: j.keep.as_deref().filter(|k| !k.is_empty()).map(format_key),
             fields,
             timestamp,
         })
