@@ -200,8 +200,9 @@ struct JsonBody {
     trie: schema::json::PathTrie,
     /// The same paths, shared by every kept document.
     asked: std::sync::Arc<schema::rawjson::Asked>,
-    /// (path index, regex).
-    require: Vec<(usize, Regex)>,
+    /// (path index, regex, the same test without the regex engine when
+    /// it has a simple form).
+    require: Vec<(usize, Regex, Test)>,
     explode: Option<String>,
     /// Finds `"member"` (the quoted name of `explode`) in a record's text:
     /// built once, not for every record.
@@ -213,6 +214,47 @@ struct JsonBody {
     fields: Vec<(FieldKey, FieldType, bool, usize)>,
     /// Path index of the timestamp.
     timestamp: Option<usize>,
+}
+
+/// A requirement's regex in a form tested without the regex engine, when
+/// it has one.
+#[derive(Debug, PartialEq)]
+enum Test {
+    /// `.` (any value, the common requirement). Kept as the check it
+    /// replaced: a value other than the empty string.
+    NonEmpty,
+    /// `^literal`: the value starts with the text.
+    Prefix(String),
+    /// `^literal$`: the value is the text (`$` is the end of the text).
+    Equal(String),
+    Regex,
+}
+
+impl Test {
+    fn of(re: &str) -> Test {
+        if re == "." {
+            return Test::NonEmpty;
+        }
+        let Some(rest) = re.strip_prefix('^') else {
+            return Test::Regex;
+        };
+        let mut lit = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                // An escaped meta character is itself (`\<` and others
+                // are not literals).
+                '\\' => match chars.next() {
+                    Some(n) if ".+*?()|[]{}^$\\/-".contains(n) => lit.push(n),
+                    _ => return Test::Regex,
+                },
+                '$' if chars.as_str().is_empty() => return Test::Equal(lit),
+                c if c.is_ascii_alphanumeric() || "-_/:@=,".contains(c) => lit.push(c),
+                _ => return Test::Regex,
+            }
+        }
+        Test::Prefix(lit)
+    }
 }
 
 /// A parser written in code (syslog).
@@ -789,17 +831,15 @@ impl Format {
         };
         let schema::json::Extracted { values: vals, hits } = vals;
         let paths = j.trie.paths();
-        for (idx, re) in &j.require {
+        for (idx, re, test) in &j.require {
             let ok = vals[*idx]
                 .as_ref()
                 .and_then(Value::to_text)
-                .is_some_and(|t| {
-                    // `.` (any value) is the common requirement: no regex needed.
-                    if re.as_str() == "." {
-                        !t.is_empty()
-                    } else {
-                        re.is_match(&t)
-                    }
+                .is_some_and(|t| match test {
+                    Test::NonEmpty => !t.is_empty(),
+                    Test::Prefix(p) => t.starts_with(p.as_str()),
+                    Test::Equal(p) => *t == **p,
+                    Test::Regex => re.is_match(&t),
                 });
             if !ok {
                 return Err(Reject::new(format!(
@@ -1190,6 +1230,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                 Ok((
                     index(p, &mut paths),
                     regex(&format!("json.require.{p}"), r)?,
+                    Test::of(r),
                 ))
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -1426,4 +1467,50 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
         verify,
         fast,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Test;
+
+    #[test]
+    fn requirement_tests_agree_with_their_regex() {
+        let cases = [
+            (".", Test::NonEmpty),
+            (r"^audit\.k8s\.io/", Test::Prefix("audit.k8s.io/".into())),
+            ("^Event$", Test::Equal("Event".into())),
+            ("^", Test::Prefix(String::new())),
+            ("^$", Test::Equal(String::new())),
+            (r"^a\$", Test::Prefix("a$".into())),
+            (r"^a\\b", Test::Prefix(r"a\b".into())),
+            ("Event", Test::Regex),
+            ("^Ev.nt$", Test::Regex),
+            ("^a$b", Test::Regex),
+            (r"^\d", Test::Regex),
+            (r"^\<a", Test::Regex),
+            ("^(?i)event", Test::Regex),
+            ("^é", Test::Regex),
+            ("^a|b", Test::Regex),
+        ];
+        let texts = [
+            "", "Event", "event", "Events", "xEvent", "Event\n", "audit.k8s.io/v1",
+            "auditXk8s.io/v1", "a", "a$", "a$b", r"a\b", "ab", "b", "1", "\n",
+        ];
+        for (re, want) in cases {
+            let test = Test::of(re);
+            assert_eq!(test, want, "{re}");
+            let regex = regex::Regex::new(re).unwrap();
+            for t in texts {
+                let got = match &test {
+                    Test::NonEmpty => !t.is_empty(),
+                    Test::Prefix(p) => t.starts_with(p.as_str()),
+                    Test::Equal(p) => t == p,
+                    Test::Regex => regex.is_match(t),
+                };
+                if re != "." {
+                    assert_eq!(got, regex.is_match(t), "{re} on {t:?}");
+                }
+            }
+        }
+    }
 }
