@@ -207,6 +207,10 @@ struct JsonBody {
     /// Finds `"member"` (the quoted name of `explode`) in a record's text:
     /// built once, not for every record.
     explode_finder: Option<memchr::memmem::Finder<'static>>,
+    /// The extraction tells whether `explode` is a top-level array member
+    /// (see `PathTrie::probe`): a record without one is mapped from that
+    /// one pass, without looking for the member first.
+    explode_probed: bool,
     keep: Option<String>,
     /// The key of `keep` (a non-empty one), made once.
     keep_key: Option<FieldKey>,
@@ -767,6 +771,14 @@ impl Format {
         let items = match j.explode.as_deref() {
             Some("") if trimmed.starts_with('[') => Some(array_items(text)?),
             Some(member) if !member.is_empty() && trimmed.starts_with('{') => {
+                if j.explode_probed
+                    && let Ok(Some(ev)) = self.map_json_unless(j, text, text, time, scratch, true)
+                {
+                    out.push(ev);
+                    return Ok(());
+                }
+                // A document with the member as an array, or a record that
+                // is refused: looked at as before the probe.
                 explode_items(text, member, j.explode_finder.as_ref())?
             }
             _ => None,
@@ -806,6 +818,22 @@ impl Format {
         time: &TimeContext,
         scratch: &mut Scratch,
     ) -> Result<Event, Reject> {
+        self.map_json_unless(j, text, part, time, scratch, false)
+            .map(|ev| ev.expect("without `unless_probed` every mapping ends in an event"))
+    }
+
+    /// `map_json`, or `None` (before anything else is done) when
+    /// `unless_probed` and the extraction found the explode member as an
+    /// array.
+    fn map_json_unless(
+        &self,
+        j: &JsonBody,
+        text: &Str,
+        part: &str,
+        time: &TimeContext,
+        scratch: &mut Scratch,
+        unless_probed: bool,
+    ) -> Result<Option<Event>, Reject> {
         let merge = j.keep.as_deref() == Some("");
         let (vals, whole) = if merge {
             // ECS documents are merged field by field: build the whole tree.
@@ -819,6 +847,7 @@ impl Format {
                 schema::json::Extracted {
                     values: vals,
                     hits: Vec::new(),
+                    probed: false,
                 },
                 Some(doc),
             )
@@ -829,7 +858,14 @@ impl Format {
             })?;
             (vals, None)
         };
-        let schema::json::Extracted { values: vals, hits } = vals;
+        let schema::json::Extracted {
+            values: vals,
+            hits,
+            probed,
+        } = vals;
+        if unless_probed && probed {
+            return Ok(None);
+        }
         let paths = j.trie.paths();
         for (idx, re, test) in &j.require {
             let ok = vals[*idx]
@@ -880,7 +916,7 @@ impl Format {
             (None, _) => {}
         }
         self.finish(&mut ctx, &[], &[])?;
-        Ok(ctx.event)
+        Ok(Some(ctx.event))
     }
 }
 
@@ -1280,6 +1316,13 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
         if let Some((under, keys)) = find {
             trie = trie.with_find(under, keys);
         }
+        // A member name with a dot would be a path in the trie.
+        let explode_probed = match (j.explode.as_deref(), j.keep.as_deref()) {
+            (Some(m), keep) if !m.is_empty() && !m.contains('.') && keep != Some("") => {
+                trie.probe(m)
+            }
+            _ => false,
+        };
         debug_assert_eq!(trie.paths(), &paths[..]);
         let asked = std::sync::Arc::new(schema::rawjson::Asked::new(paths.clone()));
         Body::Json(JsonBody {
@@ -1292,6 +1335,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
                 .as_deref()
                 .filter(|m| !m.is_empty())
                 .map(member_finder),
+            explode_probed,
             keep: j.keep.clone(),
             keep_key: j.keep.as_deref().filter(|k| !k.is_empty()).map(format_key),
             fields,

@@ -209,6 +209,9 @@ pub struct PathTrie {
     nodes: Vec<TrieNode>,
     paths: Vec<String>,
     find: Option<TrieFind>,
+    /// A top-level member whose value is only checked for being an array
+    /// (see [`PathTrie::with_probe`]).
+    probe: Option<Box<str>>,
 }
 
 /// Members to collect anywhere below one node (see [`PathTrie::with_find`]).
@@ -227,6 +230,9 @@ pub struct Extracted {
     /// With [`PathTrie::with_find`]: (key index, value) of each member
     /// found, in document order.
     pub hits: Vec<(usize, Value)>,
+    /// With [`PathTrie::with_probe`]: whether the document has the member
+    /// with an array value.
+    pub probed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -244,6 +250,7 @@ impl PathTrie {
             nodes: vec![TrieNode::default()],
             paths: Vec::new(),
             find: None,
+            probe: None,
         };
         for p in paths {
             if p.is_empty() || t.paths.iter().any(|q| q == p) {
@@ -290,12 +297,32 @@ impl PathTrie {
                 }
             };
         }
+        if node == 0 {
+            // The whole document is searched: see `probe`.
+            self.probe = None;
+        }
         self.find = Some(TrieFind {
             node,
             under: under.to_string(),
             keys: keys.iter().map(|k| k.to_string()).collect(),
         });
         self
+    }
+
+    /// Also tells, in the same pass, whether the document has a top-level
+    /// member named `key` whose value is an array (the array is checked,
+    /// not built: [`Extracted::probed`]). Refused (false, and the trie is
+    /// unchanged) when `key` is the first segment of a path, or when
+    /// [`PathTrie::with_find`] searches the whole document: the member is
+    /// then visited for those. Call it after `with_find`.
+    pub fn probe(&mut self, key: &str) -> bool {
+        let first = |p: &str| p.split('.').next() == Some(key);
+        if self.paths.iter().any(|p| first(p)) || self.find.as_ref().is_some_and(|f| f.node == 0)
+        {
+            return false;
+        }
+        self.probe = Some(key.into());
+        true
     }
 
     /// The path below which [`PathTrie::with_find`] collects members.
@@ -332,6 +359,7 @@ impl PathTrie {
 pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Extracted, JsonError> {
     let mut out = vec![None; trie.paths.len()];
     let mut hits = Vec::new();
+    let mut probed = false;
     let mut de = serde_json::Deserializer::from_str(part);
     let is_object = part.trim_start().starts_with('{');
     if !is_object {
@@ -347,10 +375,15 @@ pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Extracted, Json
         finding: false,
         out: &mut out,
         hits: &mut hits,
+        probed: &mut probed,
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok(Extracted { values: out, hits })
+    Ok(Extracted {
+        values: out,
+        hits,
+        probed,
+    })
 }
 
 /// [`find_keys`] over a value already built.
@@ -408,6 +441,7 @@ struct ExtractSeed<'s, 'o> {
     finding: bool,
     out: &'o mut Vec<Option<Value>>,
     hits: &'o mut Vec<(usize, Value)>,
+    probed: &'o mut bool,
 }
 
 impl<'s> ExtractSeed<'s, '_> {
@@ -477,6 +511,7 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
                         finding: keys.is_some(),
                         out: &mut *self.out,
                         hits: &mut *self.hits,
+                        probed: &mut *self.probed,
                     })?;
                 }
                 (Some(child), hit) => {
@@ -499,6 +534,7 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
                         finding: false,
                         out: &mut *self.out,
                         hits: &mut *self.hits,
+                        probed: &mut *self.probed,
                     };
                     sub.fill(v);
                 }
@@ -513,6 +549,12 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
                         keys: ks,
                         out: &mut *self.hits,
                     })?,
+                    None if self.node == 0
+                        && self.trie.probe.as_deref().is_some_and(|p| *p == *key) =>
+                    {
+                        // The last one wins, as in a map of the members.
+                        *self.probed = map.next_value_seed(ArrayProbe)?;
+                    }
                     None => {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
@@ -520,6 +562,52 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks a value, telling whether it is an array.
+struct ArrayProbe;
+
+impl<'de> DeserializeSeed<'de> for ArrayProbe {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArrayProbe {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(true)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(false)
     }
 }
 
@@ -1507,6 +1595,37 @@ mod tests {
                 .is_empty()
         );
         assert!(find_keys(&src, &src[..20], "requestObject", &["image"]).is_err());
+    }
+
+    #[test]
+    fn probe_tells_a_top_level_array_member() {
+        let mut trie = PathTrie::new(["a", "b.c"]);
+        assert!(trie.probe("Records"));
+        let run = |doc: &str| {
+            let src = Str::from(doc);
+            let got = extract(&src, &src, &trie).unwrap();
+            (got.probed, got.values)
+        };
+        let (probed, values) = run(r#"{"a":1,"Records":[{"a":2},3],"b":{"c":4}}"#);
+        assert!(probed);
+        assert_eq!(values, [Some(Value::Int(1)), Some(Value::Int(4))]);
+        assert!(!run(r#"{"a":1,"Records":{"x":[1]}}"#).0);
+        assert!(!run(r#"{"a":1,"Records":null}"#).0);
+        assert!(!run(r#"{"b":{"Records":[1]}}"#).0, "not at the top level");
+        assert!(!run(r#"{"x":"Records","y":["Records"]}"#).0);
+        // The last of repeated members counts, as in a map of the members.
+        assert!(!run(r#"{"Records":[1],"Records":2}"#).0);
+        assert!(run(r#"{"Records":2,"Records":[]}"#).0);
+        assert!(extract(&Str::from(r#"{"Records":[1,]}"#), r#"{"Records":[1,]}"#, &trie).is_err());
+        // Refused for a key that paths start with, or under a search of the
+        // whole document.
+        assert!(!PathTrie::new(["Records.x"]).probe("Records"));
+        assert!(!PathTrie::new(["a"]).with_find("", &["image"]).probe("Records"));
+        let mut t = PathTrie::new(["a"]);
+        assert!(t.probe("Records"));
+        let t = t.with_find("", &["image"]);
+        let src = Str::from(r#"{"Records":[1]}"#);
+        assert!(!extract(&src, &src, &t).unwrap().probed);
     }
 
     #[test]
