@@ -271,7 +271,8 @@ pub type Splitter = fn(&str, &mut Vec<Option<Span>>) -> bool;
 
 enum Body {
     Patterns(Vec<Alt>),
-    Json(JsonBody),
+    /// Boxed: much larger than the other variants.
+    Json(Box<JsonBody>),
     Builtin(&'static str, BuiltinParser),
     Plain,
 }
@@ -1325,7 +1326,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
         };
         debug_assert_eq!(trie.paths(), &paths[..]);
         let asked = std::sync::Arc::new(schema::rawjson::Asked::new(paths.clone()));
-        Body::Json(JsonBody {
+        Body::Json(Box::new(JsonBody {
             trie,
             asked,
             require,
@@ -1340,7 +1341,7 @@ fn compile_format(spec: FormatSpec, builtin: bool) -> Result<Format, String> {
             keep_key: j.keep.as_deref().filter(|k| !k.is_empty()).map(format_key),
             fields,
             timestamp,
-        })
+        }))
     } else {
         let mut alts: Vec<Alt> = Vec::new();
         for (i, p) in spec.pattern.iter().enumerate() {
