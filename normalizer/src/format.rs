@@ -607,7 +607,9 @@ impl Format {
         Ok(())
     }
 
-    #[inline]
+    /// Inlined into the capture loops: as a call, its entry and exit were
+    /// about a fifth of its cost on `nginx.ingress` (17 captures a line).
+    #[inline(always)]
     fn assign(
         &self,
         ctx: &mut Ctx<'_>,
