@@ -20,9 +20,14 @@ use crate::value::{Str, Value};
 #[derive(Debug, Default)]
 pub struct Event {
     fields: Vec<(FieldKey, Value)>,
-    /// Bit `id % 128` is set when a registered field with that id may be
-    /// present: most lookups of absent fields end here without a scan.
+    /// A bit per registered field id (see [`Known::bit`]) set when a
+    /// field with that id may be present: most lookups of absent fields end here without a scan.
     known: Known,
+    /// Bit `len % 64` is set for the byte length of each unregistered key
+    /// stored: inserting a key whose bit is clear (a format's vendor
+    /// fields, of distinct lengths) adds it without comparing it with
+    /// every entry.
+    customs: u64,
     /// The first path segments of the stored keys, hashed to one bit in
     /// each word (see [`root_bits`]), computed on first use and cleared by
     /// any change: a lookup of an unregistered path whose root is absent
@@ -74,6 +79,7 @@ impl Clone for Event {
         Event {
             fields: self.fields.clone(),
             known: self.known,
+            customs: self.customs,
             roots: [0, 1].map(|i| {
                 std::sync::atomic::AtomicU64::new(
                     self.roots[i].load(std::sync::atomic::Ordering::Relaxed),
@@ -103,24 +109,44 @@ pub fn root_bits(path: &str) -> [u64; 2] {
     [1u64 << (h % 63), 1u64 << ((h >> 32) % 64)]
 }
 
+/// The bit of an unregistered key in [`Event`]'s `customs`: its length
+/// modulo 64.
+#[inline(always)]
+fn custom_bit(name: &str) -> u64 {
+    1 << (name.len() & 63)
+}
+
 /// Marks a computed mask (bit 63 is never a root bit).
 const ROOTS_DONE: u64 = 1 << 63;
 
-/// Bit `id % 128` set for every registered field that may be present, as
-/// two words: a `u128` shift by a variable amount takes several
-/// instructions, and this test runs a dozen times per field set.
+/// Bit [`Known::bit`] of its id set for every registered field that may
+/// be present, as two words: a `u128` shift by a variable amount takes
+/// several instructions, and this test runs a dozen times per field set.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct Known([u64; 2]);
 
 impl Known {
+    /// The bit of an id: its low seven bits folded with the next ones.
+    /// Ids are positions in the sorted registry, and `id % 128` alone put
+    /// fields that go together on one bit (`event.module` and
+    /// `url.original`, `event.outcome` and `url.path`, `@timestamp` and
+    /// `event.duration` are 2304, 1792 and 512 apart), so that setting the
+    /// second one scanned the event for it.
+    #[inline(always)]
+    fn bit(id: FieldId) -> u32 {
+        (id.0 ^ (id.0 >> 7)) as u32 & 127
+    }
+
     #[inline(always)]
     fn has(self, id: FieldId) -> bool {
-        self.0[(id.0 as usize >> 6) & 1] & (1 << (id.0 & 63)) != 0
+        let b = Known::bit(id);
+        self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
     }
 
     #[inline(always)]
     fn add(&mut self, id: FieldId) {
-        self.0[(id.0 as usize >> 6) & 1] |= 1 << (id.0 & 63);
+        let b = Known::bit(id);
+        self.0[(b >> 6) as usize] |= 1 << (b & 63);
     }
 }
 
@@ -141,6 +167,7 @@ impl Event {
         Event {
             fields: Vec::with_capacity(n),
             known: Known::default(),
+            customs: 0,
             roots: Default::default(),
         }
     }
@@ -188,10 +215,15 @@ impl Event {
 
     fn recompute_known(&mut self) {
         let mut known = Known::default();
-        for id in self.fields.iter().filter_map(|(k, _)| k.id()) {
-            known.add(id);
+        let mut customs = 0;
+        for (k, _) in &self.fields {
+            match k {
+                FieldKey::Known(id) => known.add(*id),
+                FieldKey::Custom(name) => customs |= custom_bit(name),
+            }
         }
         self.known = known;
+        self.customs = customs;
     }
 
     /// Number of top-level entries (registered fields and trees).
@@ -211,9 +243,13 @@ impl Event {
             return self.set(id, value);
         }
         let value = value.into();
-        if let Some(slot) = self.fields.iter_mut().find(|(k, _)| *k == key) {
+        let bit = custom_bit(key.name());
+        if self.customs & bit != 0
+            && let Some(slot) = self.fields.iter_mut().find(|(k, _)| *k == key)
+        {
             slot.1 = value;
         } else {
+            self.customs |= bit;
             self.fields.push((key, value));
         }
     }
@@ -446,6 +482,7 @@ impl Event {
         let mut e = Event {
             fields,
             known: Known::default(),
+            customs: 0,
             roots: Default::default(),
         };
         e.recompute_known();
@@ -553,6 +590,52 @@ fn cmp_dotted(a: &[u8], b: &[u8]) -> Ordering {
 mod tests {
     use super::*;
     use crate::field::f;
+
+    #[test]
+    fn unregistered_keys_are_replaced_whatever_their_lengths() {
+        let mut e = Event::new();
+        // `aa.b` and `cc.d` share a length (and a bit of `customs`); `x.y`
+        // and a key 64 bytes longer share one too.
+        let long = format!("x.y{}", "z".repeat(64));
+        for (k, v) in [("aa.b", 1), ("cc.d", 2), ("x.y", 3), (long.as_str(), 4)] {
+            e.insert(k, Value::Int(v));
+        }
+        e.insert("cc.d", Value::Int(20));
+        e.insert("aa.b", Value::Int(10));
+        e.insert(long.as_str(), Value::Int(40));
+        e.insert("x.y", Value::Int(30));
+        e.set(f::MESSAGE, "m");
+        let got: Vec<(String, Option<i64>)> = e
+            .iter()
+            .map(|(k, v)| (k.name().to_string(), v.as_i64()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("aa.b".to_string(), Some(10)),
+                ("cc.d".to_string(), Some(20)),
+                ("x.y".to_string(), Some(30)),
+                (long.clone(), Some(40)),
+                ("message".to_string(), None),
+            ]
+        );
+        // After a removal the others are still found and replaced.
+        assert_eq!(e.remove("aa.b"), Some(Value::Int(10)));
+        e.insert("cc.d", Value::Int(21));
+        e.insert("aa.b", Value::Int(11));
+        assert_eq!(e.len(), 5);
+        assert_eq!(e.get("cc.d"), Some(&Value::Int(21)));
+        assert_eq!(e.get("aa.b"), Some(&Value::Int(11)));
+        // So in a clone, and in an event read from JSON.
+        let mut c = e.clone();
+        c.insert("x.y", Value::Int(31));
+        assert_eq!(c.len(), 5);
+        let mut j = Event::from_json(&Str::from(r#"{"vendor":{"k":1},"other.key":2}"#)).unwrap();
+        let n = j.len();
+        j.insert("other.key", Value::Int(3));
+        assert_eq!(j.len(), n);
+        assert_eq!(j.get("other.key"), Some(&Value::Int(3)));
+    }
 
     fn obj(members: Vec<(&'static str, Value)>) -> Value {
         Value::Object(

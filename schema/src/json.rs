@@ -209,6 +209,9 @@ pub struct PathTrie {
     nodes: Vec<TrieNode>,
     paths: Vec<String>,
     find: Option<TrieFind>,
+    /// A top-level member whose value is only checked for being an array
+    /// (see [`PathTrie::with_probe`]).
+    probe: Option<Box<str>>,
 }
 
 /// Members to collect anywhere below one node (see [`PathTrie::with_find`]).
@@ -227,6 +230,9 @@ pub struct Extracted {
     /// With [`PathTrie::with_find`]: (key index, value) of each member
     /// found, in document order.
     pub hits: Vec<(usize, Value)>,
+    /// With [`PathTrie::with_probe`]: whether the document has the member
+    /// with an array value.
+    pub probed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -244,6 +250,7 @@ impl PathTrie {
             nodes: vec![TrieNode::default()],
             paths: Vec::new(),
             find: None,
+            probe: None,
         };
         for p in paths {
             if p.is_empty() || t.paths.iter().any(|q| q == p) {
@@ -290,12 +297,32 @@ impl PathTrie {
                 }
             };
         }
+        if node == 0 {
+            // The whole document is searched: see `probe`.
+            self.probe = None;
+        }
         self.find = Some(TrieFind {
             node,
             under: under.to_string(),
             keys: keys.iter().map(|k| k.to_string()).collect(),
         });
         self
+    }
+
+    /// Also tells, in the same pass, whether the document has a top-level
+    /// member named `key` whose value is an array (the array is checked,
+    /// not built: [`Extracted::probed`]). Refused (false, and the trie is
+    /// unchanged) when `key` is the first segment of a path, or when
+    /// [`PathTrie::with_find`] searches the whole document: the member is
+    /// then visited for those. Call it after `with_find`.
+    pub fn probe(&mut self, key: &str) -> bool {
+        let first = |p: &str| p.split('.').next() == Some(key);
+        if self.paths.iter().any(|p| first(p)) || self.find.as_ref().is_some_and(|f| f.node == 0)
+        {
+            return false;
+        }
+        self.probe = Some(key.into());
+        true
     }
 
     /// The path below which [`PathTrie::with_find`] collects members.
@@ -332,6 +359,7 @@ impl PathTrie {
 pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Extracted, JsonError> {
     let mut out = vec![None; trie.paths.len()];
     let mut hits = Vec::new();
+    let mut probed = false;
     let mut de = serde_json::Deserializer::from_str(part);
     let is_object = part.trim_start().starts_with('{');
     if !is_object {
@@ -347,10 +375,15 @@ pub fn extract(src: &Str, part: &str, trie: &PathTrie) -> Result<Extracted, Json
         finding: false,
         out: &mut out,
         hits: &mut hits,
+        probed: &mut probed,
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok(Extracted { values: out, hits })
+    Ok(Extracted {
+        values: out,
+        hits,
+        probed,
+    })
 }
 
 /// [`find_keys`] over a value already built.
@@ -408,6 +441,7 @@ struct ExtractSeed<'s, 'o> {
     finding: bool,
     out: &'o mut Vec<Option<Value>>,
     hits: &'o mut Vec<(usize, Value)>,
+    probed: &'o mut bool,
 }
 
 impl<'s> ExtractSeed<'s, '_> {
@@ -477,6 +511,7 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
                         finding: keys.is_some(),
                         out: &mut *self.out,
                         hits: &mut *self.hits,
+                        probed: &mut *self.probed,
                     })?;
                 }
                 (Some(child), hit) => {
@@ -499,6 +534,7 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
                         finding: false,
                         out: &mut *self.out,
                         hits: &mut *self.hits,
+                        probed: &mut *self.probed,
                     };
                     sub.fill(v);
                 }
@@ -513,6 +549,12 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
                         keys: ks,
                         out: &mut *self.hits,
                     })?,
+                    None if self.node == 0
+                        && self.trie.probe.as_deref().is_some_and(|p| *p == *key) =>
+                    {
+                        // The last one wins, as in a map of the members.
+                        *self.probed = map.next_value_seed(ArrayProbe)?;
+                    }
                     None => {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
@@ -520,6 +562,52 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks a value, telling whether it is an array.
+struct ArrayProbe;
+
+impl<'de> DeserializeSeed<'de> for ArrayProbe {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArrayProbe {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(true)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(false)
     }
 }
 
@@ -611,6 +699,59 @@ impl<'de> Visitor<'de> for FindSeed<'_, '_> {
                         out: &mut *self.out,
                     })?,
                 },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value of the first member named `key` of the top-level object
+/// `text` (a sub-slice of `src`), built, as `parse_slice(src, text)?.at(key)`
+/// finds it for a key without dots, but without building the other
+/// members (the rest of the document is only checked). `None` when the
+/// document has no such member or is not an object.
+pub fn top_member(src: &Str, text: &str, key: &str) -> Result<Option<Value>, JsonError> {
+    let mut out = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    TopMemberSeed {
+        src,
+        key,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+struct TopMemberSeed<'s, 'o> {
+    src: &'s Str,
+    key: &'s str,
+    out: &'o mut Option<Value>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopMemberSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopMemberSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    skip_scalars!();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key_seed(CowKey)? {
+            if self.out.is_none() && *k == *self.key {
+                *self.out = Some(map.next_value_seed(ValueSeed { src: self.src })?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
         Ok(())
@@ -1454,6 +1595,56 @@ mod tests {
                 .is_empty()
         );
         assert!(find_keys(&src, &src[..20], "requestObject", &["image"]).is_err());
+    }
+
+    #[test]
+    fn probe_tells_a_top_level_array_member() {
+        let mut trie = PathTrie::new(["a", "b.c"]);
+        assert!(trie.probe("Records"));
+        let run = |doc: &str| {
+            let src = Str::from(doc);
+            let got = extract(&src, &src, &trie).unwrap();
+            (got.probed, got.values)
+        };
+        let (probed, values) = run(r#"{"a":1,"Records":[{"a":2},3],"b":{"c":4}}"#);
+        assert!(probed);
+        assert_eq!(values, [Some(Value::Int(1)), Some(Value::Int(4))]);
+        assert!(!run(r#"{"a":1,"Records":{"x":[1]}}"#).0);
+        assert!(!run(r#"{"a":1,"Records":null}"#).0);
+        assert!(!run(r#"{"b":{"Records":[1]}}"#).0, "not at the top level");
+        assert!(!run(r#"{"x":"Records","y":["Records"]}"#).0);
+        // The last of repeated members counts, as in a map of the members.
+        assert!(!run(r#"{"Records":[1],"Records":2}"#).0);
+        assert!(run(r#"{"Records":2,"Records":[]}"#).0);
+        assert!(extract(&Str::from(r#"{"Records":[1,]}"#), r#"{"Records":[1,]}"#, &trie).is_err());
+        // Refused for a key that paths start with, or under a search of the
+        // whole document.
+        assert!(!PathTrie::new(["Records.x"]).probe("Records"));
+        assert!(!PathTrie::new(["a"]).with_find("", &["image"]).probe("Records"));
+        let mut t = PathTrie::new(["a"]);
+        assert!(t.probe("Records"));
+        let t = t.with_find("", &["image"]);
+        let src = Str::from(r#"{"Records":[1]}"#);
+        assert!(!extract(&src, &src, &t).unwrap().probed);
+    }
+
+    #[test]
+    fn top_member_is_the_member_at_of_the_parsed_document() {
+        let src = Str::from(
+            r#"{"kind":"x","a":{"requestObject":1},"requestObject":{"spec":{"entrypoint":"main","templates":[{"name":"main"}]}},"requestObject":2,"z":[1,{"b":null}]}"#,
+        );
+        let tree = parse_value(&src).unwrap();
+        for key in ["requestObject", "kind", "z", "a", "absent", "spec"] {
+            assert_eq!(
+                top_member(&src, &src, key).unwrap().as_ref(),
+                tree.at(key),
+                "{key}"
+            );
+        }
+        assert!(top_member(&src, &src, "requestObject").unwrap().is_some());
+        assert_eq!(top_member(&src, "[1,2]", "a").unwrap(), None);
+        assert_eq!(top_member(&src, "3", "a").unwrap(), None);
+        assert!(top_member(&src, &src[..30], "kind").is_err());
     }
 
     #[test]

@@ -80,40 +80,39 @@ pub static CLOUDTRAIL: NamedStep = NamedStep {
         let source = get(ev, f::EVENT_PROVIDER).unwrap_or_default();
         let service = source.strip_suffix(".amazonaws.com").unwrap_or(&source);
         // ECS lists the event types each category allows.
-        let (category, types): (&'static [&'static str], Vec<&'static str>) = match service {
+        // `event.type` is built as the array it is stored as (one vector).
+        let (category, types): (&'static [&'static str], Vec<Value>) = match service {
             "iam" => {
                 let base = match action_type(&action) {
                     "access" => "info",
                     other => other,
                 };
-                let mut t = vec![base];
+                let mut t = Vec::with_capacity(2);
+                t.push(Value::from(base));
                 if action.contains("Group") {
-                    t.push("group");
+                    t.push(Value::from("group"));
                 } else if action.contains("User")
                     || action.contains("AccessKey")
                     || action.contains("LoginProfile")
                 {
-                    t.push("user");
+                    t.push(Value::from("user"));
                 }
                 (&["iam"], t)
             }
             "sts" | "signin" | "sso" => (
                 &["authentication"],
-                vec![
+                vec![Value::from(
                     if action == "ConsoleLogin" || action.starts_with("Assume") {
                         "start"
                     } else {
                         "info"
                     },
-                ],
+                )],
             ),
-            _ => (&["api"], vec![action_type(&action)]),
+            _ => (&["api"], vec![Value::from(action_type(&action))]),
         };
         ev.set(f::EVENT_CATEGORY, schema::value::str_array(category));
-        ev.set(
-            f::EVENT_TYPE,
-            Value::Array(types.into_iter().map(Value::from).collect()),
-        );
+        ev.set(f::EVENT_TYPE, Value::Array(types));
         let component = if service == "s3" {
             Some("s3")
         } else if service.starts_with("bedrock") {
@@ -126,13 +125,13 @@ pub static CLOUDTRAIL: NamedStep = NamedStep {
         if let Some(c) = component {
             ev.set(f::MLOPS_COMPONENT, c);
         }
-        for key in [
-            "modelId",
-            "modelName",
-            "endpointName",
-            "modelPackageGroupName",
+        for path in [
+            "aws.cloudtrail.requestParameters.modelId",
+            "aws.cloudtrail.requestParameters.modelName",
+            "aws.cloudtrail.requestParameters.endpointName",
+            "aws.cloudtrail.requestParameters.modelPackageGroupName",
         ] {
-            if let Some(m) = get_path(ev, &format!("aws.cloudtrail.requestParameters.{key}")) {
+            if let Some(m) = get_path(ev, path) {
                 ev.set(f::MLOPS_MODEL_NAME, m);
                 break;
             }

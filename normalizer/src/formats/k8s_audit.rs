@@ -7,7 +7,7 @@
 
 use schema::{Str, Value, f};
 
-use super::util::get_path;
+use super::util::{get, get_path};
 use crate::steps::{NamedStep, Reject};
 
 fn verb_type(verb: &str) -> &'static str {
@@ -116,13 +116,11 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
     find: Some(("kubernetes.audit.requestObject", KEYS)),
     run: |ctx| {
         let ev = &mut ctx.event;
-        let verb = ev.get_str(f::EVENT_ACTION).unwrap_or("").to_string();
+        // Shared (or inline) copies, no string built.
+        let verb = get(ev, f::EVENT_ACTION).unwrap_or_default();
         ev.set(f::EVENT_TYPE, verb_type(&verb));
         let group = get_path(ev, "kubernetes.audit.objectRef.apiGroup");
-        let resource = ev
-            .get_str(f::ORCHESTRATOR_RESOURCE_TYPE)
-            .unwrap_or("")
-            .to_string();
+        let resource = get(ev, f::ORCHESTRATOR_RESOURCE_TYPE).unwrap_or_default();
         let component = match group.as_deref() {
             Some("serving.kserve.io") => Some("kserve"),
             Some("kubeflow.org") => Some("kubeflow"),
@@ -134,7 +132,7 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
             ev.set(f::MLOPS_COMPONENT, c);
         }
         let name = ev.get_id(f::ORCHESTRATOR_RESOURCE_NAME).cloned();
-        match (component, resource.as_str()) {
+        match (component, &*resource) {
             (Some("kserve"), "inferenceservices" | "servingruntimes" | "trainedmodels") => {
                 if let Some(n) = name {
                     ev.set(f::MLOPS_MODEL_NAME, n);
@@ -155,7 +153,7 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
         if let Some(sub) = get_path(ev, "kubernetes.audit.objectRef.subresource") {
             ev.set(f::EVENT_ACTION, Str::from(format!("{verb}/{sub}")));
         }
-        if matches!(verb.as_str(), "create" | "update" | "patch") {
+        if matches!(&*verb, "create" | "update" | "patch") {
             // Read images, privileges and storage URIs straight from the
             // document text, without building the request object.
             let doc = match ev.get("kubernetes.audit") {
@@ -225,6 +223,16 @@ pub static K8S_AUDIT: NamedStep = NamedStep {
                     .and_then(Value::as_str)
                     .map(Str::from),
                 // Argo: spec.entrypoint names a template; its command runs.
+                // Only the request object is built, not the whole document
+                // (a lookup in it would parse all of it).
+                (Some("argo"), Some(doc)) if !doc.is_parsed() => {
+                    // The text was checked when the document was read.
+                    schema::json::top_member(doc.source(), doc.text(), "requestObject")
+                        .ok()
+                        .flatten()
+                        .as_ref()
+                        .and_then(argo_command)
+                }
                 (Some("argo"), _) => ev
                     .get("kubernetes.audit.requestObject")
                     .and_then(argo_command),
