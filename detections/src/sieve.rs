@@ -438,8 +438,14 @@ mod tests {
         let s = Sieve::new(&[long], &[vec![4]]).unwrap();
         // The first 16 bytes alone, then a different rest, then cut short.
         assert_eq!(found(&s, b"GET /VAR/LIB/MLFLOW/ARTIFACTS HTTP"), vec![4]);
-        assert_eq!(found(&s, b"GET /var/lib/mlflow/secrets HTTP/1.1"), Vec::<u32>::new());
-        assert_eq!(found(&s, b"GET /var/lib/mlflow/artifact"), Vec::<u32>::new());
+        assert_eq!(
+            found(&s, b"GET /var/lib/mlflow/secrets HTTP/1.1"),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            found(&s, b"GET /var/lib/mlflow/artifact"),
+            Vec::<u32>::new()
+        );
         assert_eq!(found(&s, b"GET /var/lib/mlflow/artifacts"), vec![4]);
     }
 

@@ -1540,8 +1540,22 @@ mod tests {
             ("^a|b", Test::Regex),
         ];
         let texts = [
-            "", "Event", "event", "Events", "xEvent", "Event\n", "audit.k8s.io/v1",
-            "auditXk8s.io/v1", "a", "a$", "a$b", r"a\b", "ab", "b", "1", "\n",
+            "",
+            "Event",
+            "event",
+            "Events",
+            "xEvent",
+            "Event\n",
+            "audit.k8s.io/v1",
+            "auditXk8s.io/v1",
+            "a",
+            "a$",
+            "a$b",
+            r"a\b",
+            "ab",
+            "b",
+            "1",
+            "\n",
         ];
         for (re, want) in cases {
             let test = Test::of(re);

@@ -317,8 +317,7 @@ impl PathTrie {
     /// then visited for those. Call it after `with_find`.
     pub fn probe(&mut self, key: &str) -> bool {
         let first = |p: &str| p.split('.').next() == Some(key);
-        if self.paths.iter().any(|p| first(p)) || self.find.as_ref().is_some_and(|f| f.node == 0)
-        {
+        if self.paths.iter().any(|p| first(p)) || self.find.as_ref().is_some_and(|f| f.node == 0) {
             return false;
         }
         self.probe = Some(key.into());
@@ -1616,11 +1615,22 @@ mod tests {
         // The last of repeated members counts, as in a map of the members.
         assert!(!run(r#"{"Records":[1],"Records":2}"#).0);
         assert!(run(r#"{"Records":2,"Records":[]}"#).0);
-        assert!(extract(&Str::from(r#"{"Records":[1,]}"#), r#"{"Records":[1,]}"#, &trie).is_err());
+        assert!(
+            extract(
+                &Str::from(r#"{"Records":[1,]}"#),
+                r#"{"Records":[1,]}"#,
+                &trie
+            )
+            .is_err()
+        );
         // Refused for a key that paths start with, or under a search of the
         // whole document.
         assert!(!PathTrie::new(["Records.x"]).probe("Records"));
-        assert!(!PathTrie::new(["a"]).with_find("", &["image"]).probe("Records"));
+        assert!(
+            !PathTrie::new(["a"])
+                .with_find("", &["image"])
+                .probe("Records")
+        );
         let mut t = PathTrie::new(["a"]);
         assert!(t.probe("Records"));
         let t = t.with_find("", &["image"]);
