@@ -629,14 +629,34 @@ pub static ML_API: NamedStep = NamedStep {
     run: |ctx| {
         let ev = &mut ctx.event;
         if let Some(r) = req(ev) {
-            let _ = mlflow_req(ev, &r, true)
-                || jupyter_req(ev, &r, true)
-                || ray_req(ev, &r, true)
-                || torchserve_req(ev, &r, true);
+            ml_api_req(ev, &r);
         }
         Ok(())
     },
 };
+
+/// The recognizers `ml_api` tries, strict, in order, each only on the
+/// first path segments it can claim: most paths are tried by one
+/// recognizer or none, not by all four in turn.
+fn ml_api_req(ev: &mut Event, r: &Req) -> bool {
+    let trimmed = r.path.trim_start_matches('/');
+    let first = match scan::find(b'/', trimmed.as_bytes()) {
+        Some(i) => &trimmed[..i],
+        None => trimmed,
+    };
+    match first {
+        // TorchServe and KServe/Triton (see `torchserve_req`); no other
+        // recognizer claims these when strict.
+        "predictions" | "explanations" | "v1" | "v2" => torchserve_req(ev, r, true),
+        // MLflow (`/api/2.0/`, `/ajax-api/3.0/`, `/get-artifact`,
+        // `/model-versions/get-artifact`), Jupyter (`/api/...`,
+        // `/terminals/websocket`, behind `/notebook/...` or `/user/...`),
+        // Ray (`/api/jobs`, `/api/job_agent/jobs`).
+        "api" | "ajax-api" | "get-artifact" | "model-versions" | "terminals" | "notebook"
+        | "user" => mlflow_req(ev, r, true) || jupyter_req(ev, r, true) || ray_req(ev, r, true),
+        _ => false,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -874,5 +894,112 @@ mod tests {
         assert!(s3(&mut e));
         assert_eq!(s(&e, "mlops.api").as_deref(), Some("ListObjectsV2"));
         assert!(!s3(&mut ev("GET", "/Not_A_Bucket/x", None)));
+    }
+
+    /// `ml_api` tries only the recognizers that can claim a path's first
+    /// segment: on every path, the event is the one the full chain of
+    /// recognizers makes.
+    #[test]
+    fn ml_api_dispatch_makes_what_the_full_chain_makes() {
+        fn chain(ev: &mut Event) {
+            if let Some(r) = req(ev) {
+                let _ = mlflow_req(ev, &r, true)
+                    || jupyter_req(ev, &r, true)
+                    || ray_req(ev, &r, true)
+                    || torchserve_req(ev, &r, true);
+            }
+        }
+        let mut paths: Vec<String> = [
+            "/api/2.0/mlflow/runs/get",
+            "/ajax-api/2.0/mlflow/experiments/search",
+            "/api/3.0/mlflow/traces",
+            "/ajax-api/3.0/jobs/",
+            "/api/2.0/mlflow-artifacts/artifacts/1/abc/model.pkl",
+            "/get-artifact",
+            "/model-versions/get-artifact",
+            "/api/kernels",
+            "/api/kernels/8c1e/channels",
+            "/notebook/team/nb-1/api/kernels/8c1e",
+            "/user/alice/api/terminals/1",
+            "/user/alice/terminals/websocket/1",
+            "/terminals/websocket/2",
+            "/api/sessions/s1",
+            "/api/contents/work/a.ipynb",
+            "/api/jobs/",
+            "/api/jobs/raysubmit_1/logs",
+            "/api/job_agent/jobs/x/stop",
+            "/predictions/fraud",
+            "/explanations/fraud",
+            "/v1/models/fraud:predict",
+            "/v1/traces",
+            "/v2/models/resnet/versions/2/infer",
+            "/v2/repository/index",
+            "/v2/health/ready",
+            "/v2",
+            "//v1/models/x:predict",
+            "//api/2.0/mlflow/runs/get",
+            "/models",
+            "/models/fraud/1",
+            "/files/a.txt",
+            "/login",
+            "/api",
+            "/api/status",
+            "/",
+            "",
+            "api/kernels",
+            "/API/kernels",
+            "/notebook",
+            "/user/",
+        ]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+        // Every path of the samples' access logs too.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(text) = std::fs::read_to_string(&p) {
+                    for line in text.lines() {
+                        for part in line.split('"').skip(1).step_by(2) {
+                            let mut words = part.split(' ');
+                            if let (Some(_), Some(target)) = (words.next(), words.next())
+                                && target.starts_with('/')
+                            {
+                                paths.push(target.split('?').next().unwrap().to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(paths.len() > 500, "{} paths", paths.len());
+        let mut claimed = 0;
+        for path in &paths {
+            for method in ["GET", "POST", "DELETE", "PUT"] {
+                let make = || {
+                    let mut e = Event::new();
+                    e.set(f::HTTP_REQUEST_METHOD, method);
+                    e.set(f::URL_PATH, Str::from(path.as_str()));
+                    e.set(f::URL_QUERY, "name=m&version=2&run_id=r1&path=a/b");
+                    e
+                };
+                let (mut full, mut fast) = (make(), make());
+                chain(&mut full);
+                let r = req(&fast).unwrap();
+                if ml_api_req(&mut fast, &r) {
+                    claimed += 1;
+                }
+                assert_eq!(
+                    fast.to_json_string(),
+                    full.to_json_string(),
+                    "{method} {path}"
+                );
+            }
+        }
+        assert!(claimed > 100, "{claimed} requests claimed");
     }
 }
