@@ -353,19 +353,21 @@ pub struct Keywords {
     ac: Option<aho_corasick::AhoCorasick>,
 }
 
+/// The (folded) substring of a plain keyword: a case-insensitive,
+/// non-empty `contains`.
+fn plain_substring(v: &ValueMatcher) -> Option<&str> {
+    match v {
+        ValueMatcher::Str(sm) if !sm.cased => match &sm.m {
+            crate::pattern::StrMatch::Contains(s) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 impl Keywords {
     pub fn new(all: bool, values: Vec<ValueMatcher>) -> Keywords {
-        use crate::pattern::StrMatch;
-        let subs: Option<Vec<&str>> = values
-            .iter()
-            .map(|v| match v {
-                ValueMatcher::Str(sm) if !sm.cased => match &sm.m {
-                    StrMatch::Contains(s) if !s.is_empty() => Some(s.as_str()),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
+        let subs: Option<Vec<&str>> = values.iter().map(plain_substring).collect();
         // The patterns are folded; ignoring ASCII case, the automaton reads
         // an ASCII text as it is (folding it would only lower-case it).
         let ac = subs.filter(|s| s.len() > 1).and_then(|s| {
@@ -384,19 +386,12 @@ impl Keywords {
     /// `'|all'`) of plain case-insensitive substrings, all ASCII. `None`
     /// for any other search.
     pub fn any_of_literals(&self) -> Option<Vec<&str>> {
-        use crate::pattern::StrMatch;
         if self.all {
             return None;
         }
         self.values
             .iter()
-            .map(|v| match v {
-                ValueMatcher::Str(sm) if !sm.cased => match &sm.m {
-                    StrMatch::Contains(s) if !s.is_empty() && s.is_ascii() => Some(s.as_str()),
-                    _ => None,
-                },
-                _ => None,
-            })
+            .map(|v| plain_substring(v).filter(|s| s.is_ascii()))
             .collect()
     }
 
