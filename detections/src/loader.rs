@@ -81,6 +81,41 @@ pub struct Loading {
     pub files: usize,
 }
 
+impl Loading {
+    /// Leaves out the rules whose log source no pipeline maps (they can
+    /// see no event), unless a correlation or a filter names them, and
+    /// returns how many. For a long-running engine: the SigmaHQ corpus
+    /// holds thousands of rules for Windows, network and cloud logs mlsoc
+    /// has no events of, whose compiled detections would only take memory.
+    pub fn drop_unrouted(&mut self) -> usize {
+        let Loading {
+            rules,
+            correlations,
+            filters,
+            ..
+        } = self;
+        let named: std::collections::HashSet<&str> = correlations
+            .iter()
+            .flat_map(|c| &c.correlation.rules)
+            .chain(filters.iter().flat_map(|f| &f.filter.rules))
+            .map(String::as_str)
+            .collect();
+        let before = rules.len();
+        rules.retain(|l| {
+            let unrouted = l
+                .route
+                .as_ref()
+                .is_some_and(crate::pipeline::Route::matches_nothing);
+            let is_named = [&l.rule.id, &l.rule.name]
+                .into_iter()
+                .flatten()
+                .any(|n| named.contains(n.as_str()));
+            !unrouted || is_named
+        });
+        before - rules.len()
+    }
+}
+
 /// Reads rule files with a placeholder configuration and processing
 /// pipelines (none by default: rules are read as written).
 #[derive(Debug, Clone, Default)]

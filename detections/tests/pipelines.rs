@@ -572,3 +572,70 @@ fn an_empty_logsource_routes_to_every_event() {
     engine.eval(&ev, &mut |i| hits.push(i));
     assert_eq!(hits, vec![0]);
 }
+
+/// A daemon leaves out the rules no event can reach, but keeps those a
+/// correlation or a filter names (their documents would not resolve
+/// otherwise) and every rule some pipeline routes.
+#[test]
+fn unrouted_rules_are_dropped_unless_named() {
+    let loader = detections::Loader::new(Default::default()).with_pipelines(Pipeline::builtin());
+    let text = r#"
+title: windows process
+name: win_proc
+logsource: {product: windows, category: process_creation}
+detection: {sel: {Image|endswith: '\evil.exe'}, condition: sel}
+---
+title: windows process named by a correlation
+name: win_proc_named
+logsource: {product: windows, category: process_creation}
+detection: {sel: {Image|endswith: '\other.exe'}, condition: sel}
+---
+title: windows service named by a filter
+id: 6d1f7a52-0f7c-4a4e-9d55-4f0c2f5b3c11
+logsource: {product: windows, service: security}
+detection: {sel: {EventID: 4625}, condition: sel}
+---
+title: mlflow search
+name: ml_search
+logsource: {product: mlflow}
+detection: {sel: {url.path|contains: '/search'}, condition: sel}
+---
+title: burst
+correlation: {type: event_count, rules: [win_proc_named, ml_search], group-by: [source.ip], timespan: 5m, condition: {gte: 3}}
+---
+title: quiet hosts
+filter:
+  rules: [6d1f7a52-0f7c-4a4e-9d55-4f0c2f5b3c11]
+  selection: {Computer: quiet}
+  condition: not selection
+logsource: {product: windows, service: security}
+"#;
+    let mut loading = loader.load_texts([(PathBuf::from("rules.yml"), text)]);
+    assert!(loading.errors.is_empty(), "{:?}", loading.errors);
+    assert_eq!(
+        (
+            loading.rules.len(),
+            loading.correlations.len(),
+            loading.filters.len()
+        ),
+        (4, 1, 1)
+    );
+    assert_eq!(loading.drop_unrouted(), 1);
+    let kept: BTreeSet<&str> = loading
+        .rules
+        .iter()
+        .map(|l| l.rule.title.as_str())
+        .collect();
+    assert_eq!(
+        kept,
+        BTreeSet::from([
+            "windows process named by a correlation",
+            "windows service named by a filter",
+            "mlflow search"
+        ])
+    );
+    // Nothing left refers to a rule that is gone.
+    let (engine, unresolved) = detections::Engine::build(loading);
+    assert!(unresolved.is_empty(), "{unresolved:?}");
+    assert_eq!(engine.len(), 3);
+}

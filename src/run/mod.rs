@@ -127,6 +127,13 @@ fn build_engine(d: &DetectConfig) -> anyhow::Result<(Option<Engine>, Vec<String>
         loading.errors.extend(more.errors);
         loading.files += more.files;
     }
+    let unrouted = loading.drop_unrouted();
+    if unrouted > 0 {
+        tracing::info!(
+            rules = unrouted,
+            "rules for log sources no pipeline maps (Windows, Zeek, ...) are left out: they would see no event"
+        );
+    }
     let mut errors: Vec<String> = loading.errors.iter().map(|e| e.to_string()).collect();
     let (engine, unresolved) = Engine::build(loading);
     errors.extend(unresolved.iter().map(|e| e.to_string()));
