@@ -494,18 +494,20 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
         }
         None => (1, ordinal),
     };
-    let source_text = op.source.map(|s| String::from_utf8_lossy(s).into_owned());
-    let view = ItemView {
-        action,
-        index: &op.index,
-        id: op.id.as_deref(),
-        source: source_text.as_deref(),
-        attempt,
-        first_seen,
-        ordinal,
-    };
-    if let Some(rule) = state.item_rules.iter().find(|r| (r.matches)(&view)) {
-        return (action, item_err(&op.index, &id, &rule.error));
+    if !state.item_rules.is_empty() {
+        let source_text = op.source.map(String::from_utf8_lossy);
+        let view = ItemView {
+            action,
+            index: &op.index,
+            id: op.id.as_deref(),
+            source: source_text.as_deref(),
+            attempt,
+            first_seen,
+            ordinal,
+        };
+        if let Some(rule) = state.item_rules.iter().find(|r| (r.matches)(&view)) {
+            return (action, item_err(&op.index, &id, &rule.error));
+        }
     }
     if let Some(problem) = index_name_problem(&op.index) {
         return (
@@ -558,14 +560,20 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
             ),
         );
     }
-    let source = match op.source.map(parse_source) {
+    // Only the kept fields of a document are stored when asked
+    // (benchmarks): the document is checked whole, but only their
+    // members are built into JSON trees.
+    let source = match op
+        .source
+        .map(|s| parse_source(s, state.keep_fields.as_deref()))
+    {
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => return (action, item_err(&op.index, &id, &e)),
         None => None,
     };
     if data_stream
-        && let Some(Value::Object(doc)) = &source
-        && !doc.contains_key("@timestamp")
+        && let Some(src) = &source
+        && !src.has_timestamp
     {
         return (
             action,
@@ -594,8 +602,8 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
         });
     let backing = ix.backing.clone();
     let source = match (&state.keep_fields, source) {
-        (Some(fields), Some(src)) => Some(project(src, fields)),
-        (_, src) => src,
+        (Some(fields), Some(src)) => Some(project(src.doc, fields)),
+        (_, src) => src.map(|s| s.doc),
     };
     let ix = state.indices.get_mut(&op.index).expect("inserted above");
     if let Some(conflict) = seq_no_conflict(&op.meta, ix.get(&id), &id) {
@@ -645,19 +653,86 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
     (action, out)
 }
 
-fn parse_source(s: &[u8]) -> Result<Value, ItemError> {
-    match serde_json::from_slice::<Value>(s) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ItemError::new(
-            400,
-            "document_parsing_exception",
-            "[1:1] Malformed content, must start with an object",
-        )),
-        Err(e) => Err(ItemError::new(
+/// A document as received: a JSON object (only the members named by
+/// `keep`'s first segments when given), and whether it has `@timestamp`.
+struct Source {
+    doc: Value,
+    has_timestamp: bool,
+}
+
+fn parse_source(s: &[u8], keep: Option<&[String]>) -> Result<Source, ItemError> {
+    let parse_error = |e: serde_json::Error| {
+        ItemError::new(
             400,
             "document_parsing_exception",
             format!("[1:{}] failed to parse: {e}", e.column()),
-        )),
+        )
+    };
+    let not_object = || {
+        ItemError::new(
+            400,
+            "document_parsing_exception",
+            "[1:1] Malformed content, must start with an object",
+        )
+    };
+    let Some(keep) = keep else {
+        return match serde_json::from_slice::<Value>(s).map_err(parse_error)? {
+            Value::Object(m) => Ok(Source {
+                has_timestamp: m.contains_key("@timestamp"),
+                doc: Value::Object(m),
+            }),
+            _ => Err(not_object()),
+        };
+    };
+    // Checked whole (a raw value is valid JSON), built only where kept.
+    if s.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(s).map_err(parse_error)?;
+        return Err(not_object());
+    }
+    let members: Vec<(std::borrow::Cow<'_, str>, &serde_json::value::RawValue)> =
+        serde_json::from_slice::<RawMembers<'_>>(s)
+            .map_err(parse_error)?
+            .0;
+    let mut doc = Map::new();
+    let mut has_timestamp = false;
+    for (k, v) in members {
+        has_timestamp |= k == "@timestamp";
+        if keep.iter().any(|f| f.split('.').next() == Some(&*k)) {
+            doc.insert(
+                k.into_owned(),
+                serde_json::from_str(v.get()).map_err(parse_error)?,
+            );
+        }
+    }
+    Ok(Source {
+        doc: Value::Object(doc),
+        has_timestamp,
+    })
+}
+
+/// An object's members in order, values left as raw JSON text.
+struct RawMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawMembers<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    out.push((k, m.next_value::<&'de serde_json::value::RawValue>()?));
+                }
+                Ok(RawMembers(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
@@ -923,5 +998,32 @@ mod tests {
         assert!(glob("logs-mlsoc.*", "logs-mlsoc.x-default"));
         assert!(glob("*", "x"));
         assert!(!glob("a", "b"));
+    }
+
+    /// With kept fields, a document is checked as a whole but built only
+    /// where kept: the outcome is the whole document's, projected, and the
+    /// errors are the same.
+    #[test]
+    fn kept_fields_parse_like_the_whole_document() {
+        let keep = vec!["event.dataset".to_string(), "@timestamp".to_string()];
+        for doc in [
+            r#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"dataset":"a","x":1},"big":[1,2,{"c":"d"}]}"#,
+            r#"{"event":{"dataset":"a"},"event":{"dataset":"b"}}"#,
+            r#"{"ev\u0065nt":{"dataset":"escaped key"},"n":null}"#,
+            r#"  {"other": true}"#,
+            r#"{}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"{"event":{"dataset":"a"},"bad":[1,}"#,
+            r#"{"event":"#,
+            r#"{"a":1} trailing"#,
+            "",
+        ] {
+            let whole = parse_source(doc.as_bytes(), None)
+                .map(|s| (project(s.doc, &keep), s.has_timestamp));
+            let kept = parse_source(doc.as_bytes(), Some(&keep))
+                .map(|s| (project(s.doc, &keep), s.has_timestamp));
+            assert_eq!(kept, whole, "{doc}");
+        }
     }
 }
