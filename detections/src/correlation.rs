@@ -525,14 +525,73 @@ impl std::ops::Deref for Lines {
 }
 
 /// A group's key: the values of the group-by fields, shared by the group
-/// table and the recency queue (a clone is a reference count).
-type Key = Arc<[String]>;
+/// table and the recency queue (a clone is a reference count), with the
+/// tick of the group's last update. A recency entry whose tick is not its
+/// key's is stale: the queue tells without hashing the key (whose strings
+/// are cold by the time the entry comes up), and without a table lookup.
+#[derive(Debug, Clone)]
+struct Key(Arc<KeyData>);
+
+#[derive(Debug)]
+struct KeyData {
+    values: Box<[String]>,
+    /// Tick of the group's last update; [`GONE`] once it left the table.
+    last_update: std::sync::atomic::AtomicU64,
+}
+
+/// The tick of a key whose group left the table.
+const GONE: u64 = u64::MAX;
+
+impl Key {
+    fn new(values: Vec<String>) -> Key {
+        Key(Arc::new(KeyData {
+            values: values.into_boxed_slice(),
+            last_update: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    fn last_update(&self) -> u64 {
+        self.0
+            .last_update
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_last_update(&self, tick: u64) {
+        self.0
+            .last_update
+            .store(tick, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn values(&self) -> &[String] {
+        &self.0.values
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // As `[String]` hashes: the table is searched by `&[String]`.
+        self.values().hash(h);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.values() == other.values()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::borrow::Borrow<[String]> for Key {
+    fn borrow(&self) -> &[String] {
+        self.values()
+    }
+}
 
 #[derive(Debug)]
 struct Group {
     key: Key,
     entries: VecDeque<Entry>,
-    last_update: u64,
     /// Aggregates of the window kept as entries come and go, so that
     /// judging the window after each event costs O(inputs) or O(log n)
     /// instead of a scan of up to `max_entries` entries (a scan made a
@@ -578,9 +637,24 @@ impl Group {
         Group {
             key,
             entries: VecDeque::new(),
-            last_update: 0,
             agg: Aggregates::default(),
         }
+    }
+
+    /// This group's allocations for a new group `key` (an evicted group
+    /// makes room for a new one: its buffers are reused, not freed and
+    /// allocated again).
+    fn recycle(mut self, key: Key) -> Group {
+        self.key = key;
+        self.entries.clear();
+        let agg = &mut self.agg;
+        agg.popped = 0;
+        agg.distinct.clear();
+        agg.by_input.iter_mut().for_each(VecDeque::clear);
+        agg.int_sum = 0;
+        agg.numbers = 0;
+        agg.non_integers = 0;
+        self
     }
 
     /// Entry number `n`, while it is in the window.
@@ -769,22 +843,30 @@ impl State {
         let group = match groups.get_mut(&key[..]) {
             Some(group) => group,
             None => {
+                let mut recycled = None;
                 if groups.len() >= limits.max_groups {
                     // Evict the least recently updated group.
                     while let Some((tick, oldest)) = recency.pop_front() {
-                        if groups.get(&oldest).is_some_and(|g| g.last_update == tick) {
-                            groups.remove(&oldest);
+                        if oldest.last_update() == tick
+                            && let Some(g) = groups.remove(oldest.values())
+                        {
+                            oldest.set_last_update(GONE);
                             self.stats.groups_evicted += 1;
+                            recycled = Some(g);
                             break;
                         }
                     }
                 }
-                let key: Key = key.into();
-                groups.entry(key.clone()).or_insert_with(|| Group::new(key))
+                let key = Key::new(key);
+                let group = match recycled {
+                    Some(g) => g.recycle(key.clone()),
+                    None => Group::new(key.clone()),
+                };
+                groups.entry(key).or_insert(group)
             }
         };
         let key = group.key.clone();
-        group.last_update = self.tick;
+        key.set_last_update(self.tick);
         recency.push_back((self.tick, key.clone()));
         let kind = corr.def.kind;
         group.push(
@@ -816,20 +898,21 @@ impl State {
                 .group_by
                 .iter()
                 .cloned()
-                .zip(key.iter().cloned())
+                .zip(key.values().iter().cloned())
                 .collect(),
             value,
             lines,
             ts,
         });
         if out.is_some() {
-            groups.remove(&*key);
+            groups.remove(key.values());
+            key.set_last_update(GONE);
         }
         let recency = &mut self.recency[ci];
         if recency.len() > 2 * groups.len() + 64 {
             // Drop the stale entries so the queue stays proportional to
             // the live groups.
-            recency.retain(|(t, k)| groups.get(k).is_some_and(|g| g.last_update == *t));
+            recency.retain(|(t, k)| k.last_update() == *t);
         }
         out
     }
@@ -846,7 +929,13 @@ impl State {
         for (groups, span) in self.groups.iter_mut().zip(spans) {
             let before = groups.len();
             let start = now.saturating_sub(*span);
-            groups.retain(|_, g| g.entries.back().is_some_and(|e| e.ts >= start));
+            groups.retain(|key, g| {
+                let keep = g.entries.back().is_some_and(|e| e.ts >= start);
+                if !keep {
+                    key.set_last_update(GONE);
+                }
+                keep
+            });
             self.stats.groups_expired += (before - groups.len()) as u64;
         }
     }
@@ -1205,7 +1294,7 @@ mod tests {
         ) {
             const VALUES: [&str; 9] = ["1", "2", " 7 ", "-3", "2.5", "x", "", "1e2", "9223372036854775807"];
             for corr in every_kind() {
-                let mut g = Group::new(Arc::from(Vec::<String>::new()));
+                let mut g = Group::new(Key::new(Vec::new()));
                 for (n, &(input, ts, value, pops)) in ops.iter().enumerate() {
                     g.push(corr.def.kind, Entry {
                         ts,

@@ -731,3 +731,68 @@ correlation:
         vec![("Ordered a then b or c".to_string(), vec![1, 2])]
     );
 }
+
+// A group made in the place of an evicted one starts empty (its buffers
+// are reused), and a group that matched and left the table is not evicted
+// again through its old recency entries.
+#[test]
+fn groups_made_after_an_eviction_start_empty() {
+    let yaml = format!(
+        "{FAILED_LOGIN}---\n{}",
+        r#"
+title: Password spraying
+correlation:
+  type: value_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1h
+  condition: {gte: 3, field: user.name}
+"#
+    );
+    let e = engine(&yaml);
+    let mut s = e.session(Limits {
+        max_groups: 2,
+        max_entries: 100,
+    });
+    let fail = |ip: u32, user: &str| {
+        format!(
+            r#""source":{{"ip":"10.0.2.{ip}"}},"user":{{"name":"{user}"}},"http":{{"response":{{"status_code":401}}}}"#
+        )
+    };
+    let mut hits = Vec::new();
+    let mut n = 0u32;
+    let mut feed = |s: &mut detections::Session, ip: u32, user: &str, hits: &mut Vec<_>| {
+        n += 1;
+        s.process(&e, &ev(&at(n, &fail(ip, user))), n as u64, hits);
+    };
+    // Group 1 holds two users, group 2 one: no match yet.
+    feed(&mut s, 1, "alice", &mut hits);
+    feed(&mut s, 1, "bob", &mut hits);
+    feed(&mut s, 2, "carol", &mut hits);
+    assert!(hits.is_empty());
+    // Group 3 evicts group 1 (least recently updated) and reuses its
+    // buffers: one user, not three.
+    feed(&mut s, 3, "dave", &mut hits);
+    assert_eq!(s.stats().groups_evicted, 1);
+    assert!(hits.is_empty(), "{hits:?}");
+    feed(&mut s, 3, "erin", &mut hits);
+    assert!(
+        hits.is_empty(),
+        "a recycled group kept the evicted one's users: {hits:?}"
+    );
+    feed(&mut s, 3, "frank", &mut hits);
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    hits.clear();
+    // Group 3 matched and left the table; group 2 is the only one. Two
+    // new groups: the first fills the table, the second evicts group 2
+    // (group 3's old recency entries are skipped, not counted).
+    assert_eq!(s.groups(), 1);
+    feed(&mut s, 4, "gina", &mut hits);
+    feed(&mut s, 5, "hank", &mut hits);
+    assert_eq!(s.stats().groups_evicted, 2);
+    assert_eq!(s.groups(), 2);
+    // Group 2 was the one evicted: its earlier user no longer counts.
+    feed(&mut s, 2, "ivan", &mut hits);
+    feed(&mut s, 2, "judy", &mut hits);
+    assert!(hits.is_empty(), "{hits:?}");
+}
