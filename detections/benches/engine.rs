@@ -11,6 +11,11 @@
 //! rules it also measures the engine as `mlsoc hunt --rules` runs it
 //! (built-in pipelines and log source routing), with mlsoc's own ML rule
 //! pack (detections/rules) added to the SigmaHQ rules.
+//!
+//! `correlate/<type>`: one busy correlation group (every event joins it,
+//! its window holds up to 10,000 entries), 20,000 events per pass: the
+//! cost of judging the window after each event, which must not grow with
+//! the window (`cargo bench -p detections --bench engine -- correlate`).
 
 use std::hint::black_box;
 
@@ -130,5 +135,71 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// One group of each correlation type, fed events that all join it and
+/// never meet its condition, so its window fills to `max_entries`.
+fn correlations(c: &mut Criterion) {
+    const N: usize = 20_000;
+    let events: Vec<schema::Event> = (0..N)
+        .map(|i| {
+            schema::Event::from_json(&schema::Str::from(format!(
+                r#"{{"@timestamp":"2026-11-30T10:{:02}:{:02}.{:03}Z","source":{{"ip":"10.0.0.1"}},"user":{{"name":"u{}"}},"http":{{"response":{{"status_code":200,"body":{{"bytes":{}}}}}}}}}"#,
+                i / 60_000,
+                (i / 1000) % 60,
+                i % 1000,
+                i % 50,
+                i % 997
+            )))
+            .expect("event")
+        })
+        .collect();
+    let rules = r#"
+title: login
+name: login
+logsource: {product: mlflow}
+detection: {sel: {http.response.status_code: 401}, condition: sel}
+---
+title: request
+name: request
+logsource: {product: mlflow}
+detection: {sel: {http.response.status_code: 200}, condition: sel}
+"#;
+    let mut group = c.benchmark_group("correlate");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(N as u64));
+    for (kind, condition) in [
+        ("event_count", "{gte: 1000000}"),
+        ("value_count", "{gte: 1000000, field: user.name}"),
+        ("value_sum", "{gte: 1000000000000, field: http.response.body.bytes}"),
+        ("temporal", "{gte: 3}"),
+        ("temporal_ordered", "{gte: 3}"),
+    ] {
+        let yaml = format!(
+            "{rules}---\ntitle: busy\ncorrelation:\n  type: {kind}\n  rules: [login, request]\n  group-by: [source.ip]\n  timespan: 1h\n  condition: {condition}\n"
+        );
+        let mut loading = detections::Loading::default();
+        Loader::default().load_text(&yaml, std::path::Path::new("bench.yml"), &mut loading);
+        assert!(loading.errors.is_empty(), "{:?}", loading.errors);
+        let (engine, unresolved) = Engine::build(loading);
+        assert!(unresolved.is_empty(), "{unresolved:?}");
+        group.bench_function(kind, |b| {
+            b.iter(|| {
+                let mut s = engine.session(detections::Limits {
+                    max_groups: 1000,
+                    max_entries: 10_000,
+                });
+                let mut hits = Vec::new();
+                for (i, ev) in events.iter().enumerate() {
+                    s.process(&engine, ev, i as u64 + 1, &mut hits);
+                }
+                // Fed (one group) and never met.
+                assert!(hits.is_empty() && s.groups() == 1);
+                black_box(s.groups())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, correlations);
 criterion_main!(benches);
