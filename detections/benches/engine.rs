@@ -170,7 +170,10 @@ detection: {sel: {http.response.status_code: 200}, condition: sel}
     for (kind, condition) in [
         ("event_count", "{gte: 1000000}"),
         ("value_count", "{gte: 1000000, field: user.name}"),
-        ("value_sum", "{gte: 1000000000000, field: http.response.body.bytes}"),
+        (
+            "value_sum",
+            "{gte: 1000000000000, field: http.response.body.bytes}",
+        ),
         ("temporal", "{gte: 3}"),
         ("temporal_ordered", "{gte: 3}"),
     ] {

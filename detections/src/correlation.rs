@@ -815,6 +815,9 @@ impl State {
 
     /// Feeds the event matched by `input` of correlation `ci`; returns a
     /// match when the correlation's condition now holds.
+    // A `Key`'s atomic tick is not part of its hash or equality (the
+    // values are): mutating it cannot move a key in the table.
+    #[allow(clippy::mutable_key_type)]
     pub(crate) fn observe(
         &mut self,
         ci: usize,
