@@ -1060,19 +1060,7 @@ fn evaluate(corr: &Compiled, group: &Group) -> Option<(f64, Vec<u64>)> {
         }
         Kind::ValueMin => numbers().reduce(f64::min)?,
         Kind::ValueMax => numbers().reduce(f64::max)?,
-        Kind::ValueMedian => {
-            let mut v: Vec<f64> = numbers().collect();
-            if v.is_empty() {
-                return None;
-            }
-            v.sort_by(f64::total_cmp);
-            let m = v.len() / 2;
-            if v.len() % 2 == 1 {
-                v[m]
-            } else {
-                (v[m - 1] + v[m]) / 2.0
-            }
-        }
+        Kind::ValueMedian => median(numbers().collect())?,
         Kind::ValuePercentile => {
             let current = entries.back()?.value.as_deref()?;
             let same = agg.distinct.get(current).copied().unwrap_or(0);
@@ -1080,6 +1068,20 @@ fn evaluate(corr: &Compiled, group: &Group) -> Option<(f64, Vec<u64>)> {
         }
     };
     def.bounds.holds(x).then(|| (x, all_lines()))
+}
+
+/// The median of `v`; `None` when it is empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
 }
 
 impl Problem {
@@ -1215,19 +1217,7 @@ mod tests {
             }
             Kind::ValueMin => numbers().reduce(f64::min)?,
             Kind::ValueMax => numbers().reduce(f64::max)?,
-            Kind::ValueMedian => {
-                let mut v: Vec<f64> = numbers().collect();
-                if v.is_empty() {
-                    return None;
-                }
-                v.sort_by(f64::total_cmp);
-                let m = v.len() / 2;
-                if v.len() % 2 == 1 {
-                    v[m]
-                } else {
-                    (v[m - 1] + v[m]) / 2.0
-                }
-            }
+            Kind::ValueMedian => median(numbers().collect())?,
             Kind::ValuePercentile => {
                 let current = entries.back()?.value.as_deref()?;
                 let same = entries
