@@ -1151,6 +1151,28 @@ fn escape_mask(w: u64) -> u64 {
     (below_20 | q.wrapping_sub(LO) | bs.wrapping_sub(LO)) & !w & HI
 }
 
+/// Bit `k` set when byte `k` of the block must be escaped (below 0x20, a
+/// quote or a backslash).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn escape_mask16(block: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of every x86_64 target; the load reads the 16
+    // bytes of `block` (unaligned load).
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let bslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned `v <= 0x1f`: max(v, 0x1f) == 0x1f.
+        let ctl = _mm_set1_epi8(0x1f);
+        let low = _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, bslash), low)) as u32
+    }
+}
+
 /// For each byte: 0 when it is written as is, otherwise the letter of its
 /// escape (`\"`, `\n`, ...), `u` for the `\u00XX` form, as serde_json
 /// writes them.
@@ -1201,6 +1223,22 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.reserve(b.len() + 10);
     out.push(b'"');
     let mut i = 0;
+    // Sixteen bytes at a time where SSE2 is (every x86_64), then words.
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = b.get(i..i + 16) {
+        let block: &[u8; 16] = chunk.try_into().expect("16 bytes");
+        let m = escape_mask16(block);
+        let at = out.len();
+        out.extend_from_slice(block);
+        if m == 0 {
+            i += 16;
+            continue;
+        }
+        let k = m.trailing_zeros() as usize;
+        out.truncate(at + k);
+        write_escape(block[k], out);
+        i += k + 1;
+    }
     while let Some(chunk) = b.get(i..i + 8) {
         let word: &[u8; 8] = chunk.try_into().expect("8 bytes");
         let m = escape_mask(u64::from_le_bytes(*word));
@@ -1761,6 +1799,26 @@ mod tests {
                     let m = escape_mask(u64::from_le_bytes(word));
                     let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
                     assert_eq!(got, first, "{word:?}");
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn escape_mask16_flags_exactly_the_bytes_to_escape() {
+        let escaped = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
+        for fill in 0..=255u8 {
+            for c in 0..=255u8 {
+                for at in 0..16 {
+                    let mut block = [fill; 16];
+                    block[at] = c;
+                    let want = block
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| escaped(**x))
+                        .fold(0u32, |m, (k, _)| m | 1 << k);
+                    assert_eq!(escape_mask16(&block), want, "{block:?}");
                 }
             }
         }
