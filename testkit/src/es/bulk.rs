@@ -689,51 +689,21 @@ fn parse_source(s: &[u8], keep: Option<&[String]>) -> Result<Source, ItemError> 
         serde_json::from_slice::<serde::de::IgnoredAny>(s).map_err(parse_error)?;
         return Err(not_object());
     }
-    let members: Vec<(std::borrow::Cow<'_, str>, &serde_json::value::RawValue)> =
-        serde_json::from_slice::<RawMembers<'_>>(s)
-            .map_err(parse_error)?
-            .0;
+    // A repeated member keeps its last value, as in a whole parse.
+    let members: std::collections::HashMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(s).map_err(parse_error)?;
     let mut doc = Map::new();
     let mut has_timestamp = false;
     for (k, v) in members {
         has_timestamp |= k == "@timestamp";
-        if keep.iter().any(|f| f.split('.').next() == Some(&*k)) {
-            doc.insert(
-                k.into_owned(),
-                serde_json::from_str(v.get()).map_err(parse_error)?,
-            );
+        if keep.iter().any(|f| f.split('.').next() == Some(k.as_str())) {
+            doc.insert(k, serde_json::from_str(v.get()).map_err(parse_error)?);
         }
     }
     Ok(Source {
         doc: Value::Object(doc),
         has_timestamp,
     })
-}
-
-/// An object's members in order, values left as raw JSON text.
-struct RawMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = RawMembers<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
-                    out.push((k, m.next_value::<&'de serde_json::value::RawValue>()?));
-                }
-                Ok(RawMembers(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
 }
 
 fn seq_no_conflict(
