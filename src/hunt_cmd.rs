@@ -18,8 +18,8 @@ use detections::{Engine, Hit, Level, Limits, alert};
 use normalizer::Output;
 use schema::{Event, Value};
 
-use crate::normalize_cmd::{drive, prepare, summary_line};
-use crate::{Exit, HuntArgs, rules_cmd};
+use crate::normalize_cmd::{drive, prepare_for, summary_line};
+use crate::{Exit, HuntArgs, PipelineArgs, RuleArgs, rules_cmd};
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -143,7 +143,9 @@ impl Emit {
     }
 }
 
-pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
+/// Loads the rules through the pipelines (the built-in ones unless told
+/// not to) and builds the engine; load errors are reported on stderr.
+pub fn build_engine(rules: &RuleArgs, args: &PipelineArgs) -> anyhow::Result<Engine> {
     let mut pipelines = if args.no_builtin_pipelines {
         Vec::new()
     } else {
@@ -154,7 +156,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             anyhow::Error::new(Exit(2)).context(format!("cannot load pipeline: {e}"))
         })?);
     }
-    let loading = rules_cmd::load_with(&args.rules, pipelines)?;
+    let loading = rules_cmd::load_with(rules, pipelines)?;
     let mut errors = loading.errors.clone();
     let (engine, unresolved) = Engine::build(loading);
     errors.extend(unresolved);
@@ -162,6 +164,11 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     if engine.is_empty() {
         return Err(anyhow::Error::new(Exit(2)).context("no rule could be loaded"));
     }
+    Ok(engine)
+}
+
+pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
+    let engine = build_engine(&args.rules, &args.pipelines)?;
     let fail_level = match &args.fail_level {
         None => None,
         Some(l) => Some(Level::parse(l).ok_or_else(|| {
@@ -170,7 +177,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             ))
         })?),
     };
-    let mut prepared = prepare(&args.input)?;
+    let mut prepared = prepare_for(&args.input, &engine.field_paths())?;
     let engine_ref = &engine;
     let handle = |outs: Vec<Output>| -> Vec<(Event, Vec<usize>)> {
         SCRATCH.with(|s| {

@@ -16,6 +16,7 @@ mod coverage_cmd;
 mod formats_cmd;
 mod hunt_cmd;
 mod normalize_cmd;
+mod profile_cmd;
 mod rule_tests;
 mod rules_cmd;
 mod run;
@@ -101,14 +102,8 @@ pub struct HuntArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub rules: RuleArgs,
-    /// Processing pipeline (YAML, see docs/pipelines.md) applied to the rules after the built-in
-    /// ones; may be repeated.
-    #[arg(long, value_name = "FILE")]
-    pub pipeline: Vec<PathBuf>,
-    /// Do not apply the built-in pipelines (Sigma taxonomy to mlsoc's ECS fields, log source
-    /// routing).
-    #[arg(long)]
-    pub no_builtin_pipelines: bool,
+    #[command(flatten)]
+    pub pipelines: PipelineArgs,
     /// Write one ECS alert per line (NDJSON) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -120,6 +115,19 @@ pub struct HuntArgs {
     /// timeline across files); past it they are processed in batches.
     #[arg(long, value_name = "EVENTS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub order_buffer: u64,
+}
+
+/// The processing pipelines rules are loaded through (shared by `hunt` and `rules profile`).
+#[derive(Args)]
+pub struct PipelineArgs {
+    /// Processing pipeline (YAML, see docs/pipelines.md) applied to the rules after the built-in
+    /// ones; may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Vec<PathBuf>,
+    /// Do not apply the built-in pipelines (Sigma taxonomy to mlsoc's ECS fields, log source
+    /// routing).
+    #[arg(long)]
+    pub no_builtin_pipelines: bool,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +146,13 @@ enum RulesCommand {
     /// Coverage of a rule set: a Markdown table (rule, component, ATLAS technique, fields,
     /// response) or an ATLAS Navigator layer (JSON).
     Coverage(coverage_cmd::CoverageArgs),
+    /// What each rule costs on given logs: normalize them (as `hunt` does), evaluate the rules,
+    /// and list the rules that took the most time, with their evaluations and matches, and the
+    /// detection time per event of each dataset.
+    #[command(
+        after_help = "Exit codes:\n  0  success\n  2  usage or configuration error (no usable rule, unknown format)\n  3  some input could not be read; the others were processed\n  4  the output could not be written"
+    )]
+    Profile(profile_cmd::ProfileArgs),
 }
 
 /// Where rules come from, and the values of their placeholders.
@@ -282,6 +297,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check(args)) => rules_cmd::check(args),
         Command::Rules(RulesCommand::Test(args)) => rule_tests::run(args),
         Command::Rules(RulesCommand::Coverage(args)) => coverage_cmd::run(args),
+        Command::Rules(RulesCommand::Profile(args)) => profile_cmd::run(args),
         Command::Eval(args) => rules_cmd::eval(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => run::validate(args),

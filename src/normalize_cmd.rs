@@ -107,8 +107,15 @@ pub(crate) struct Prepared {
 
 /// Checks the input options, builds the normalizer and lists the inputs.
 pub(crate) fn prepare(args: &InputArgs) -> anyhow::Result<Prepared> {
+    prepare_for(args, &[])
+}
+
+/// [`prepare`] for events that detection rules will read: `read_paths`
+/// are the rules' field paths (see `normalizer::Registry::read_also`).
+pub(crate) fn prepare_for(args: &InputArgs, read_paths: &[String]) -> anyhow::Result<Prepared> {
     let started = Instant::now();
-    let reg = load_registry(&args.formats)?;
+    let mut reg = load_registry(&args.formats)?;
+    reg.read_also(read_paths);
     if let Some(f) = &args.format
         && reg.index(f).is_none()
     {

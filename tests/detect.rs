@@ -371,3 +371,90 @@ fn hunt_correlates_across_files_in_time_order() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `rules profile` counts, for each rule, the events it was evaluated on
+/// and those it matched (the matches are the lines of the file that hold
+/// the rule's value, counted here from the raw text), and prints a rule
+/// title an attacker could have written escaped.
+#[test]
+fn rules_profile_counts_evaluations_and_matches() {
+    let rules = rules_dir();
+    let log = "samples/real/mlflow-auth/mlflow-auth-access.log";
+    let out = run(
+        &[
+            "rules",
+            "profile",
+            log,
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--json",
+            "--no-progress",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+    assert_eq!(doc["events"], lines, "one event per line");
+    assert_eq!(doc["rules_loaded"], 2, "the correlation is not a rule");
+    let rule = |title: &str| {
+        doc["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["title"] == title)
+            .unwrap_or_else(|| panic!("{title} in {doc}"))
+            .clone()
+    };
+    let probes = text
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains("..%2f"))
+        .count() as u64;
+    let failed = text.lines().filter(|l| l.contains("\" 401 ")).count() as u64;
+    assert!(probes > 0 && failed > 0);
+    for (title, want) in [
+        ("MLflow artifact path traversal probe", probes),
+        ("Failed MLflow login", failed),
+    ] {
+        let r = rule(title);
+        assert_eq!(r["matches"], want, "{title}: {r}");
+        assert!(r["evaluations"].as_u64().unwrap() >= want, "{r}");
+        assert!(r["evaluations"].as_u64().unwrap() <= lines, "{r}");
+    }
+    let datasets = doc["datasets"].as_array().unwrap();
+    let sum: u64 = datasets.iter().map(|d| d["events"].as_u64().unwrap()).sum();
+    assert_eq!(sum, lines);
+    let evals: u64 = doc["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["evaluations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(doc["evaluations"], evals);
+
+    // The table: a hostile title is shown escaped.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("r.yml"),
+        "title: \"Probe \\e[31mred\"\nlogsource: {product: mlflow}\ndetection:\n  s: {http.response.status_code: 401}\n  condition: s\nlevel: low\n",
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "rules",
+            "profile",
+            log,
+            "--rules",
+            d.path().to_str().unwrap(),
+            "--no-progress",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    assert!(stdout.contains(r"Probe \u{1b}[31mred"), "{stdout}");
+    assert!(stdout.contains(&format!("{lines} events")), "{stdout}");
+}

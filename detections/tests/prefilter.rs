@@ -123,7 +123,12 @@ fn prefiltered_matches_equal_full_evaluation() {
 /// Every line of the repository's samples (real captures, attack
 /// scenarios, hand-written vendor examples), normalized.
 fn sample_events() -> Vec<Event> {
-    use normalizer::{Normalizer, Options, Output, Registry};
+    sample_events_with(normalizer::Registry::builtin())
+}
+
+/// [`sample_events`] normalized with the formats of `reg`.
+fn sample_events_with(reg: normalizer::Registry) -> Vec<Event> {
+    use normalizer::{Normalizer, Options, Output};
     use schema::{RawRecord, Source, Timestamp};
     fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(d).unwrap().flatten() {
@@ -141,7 +146,7 @@ fn sample_events() -> Vec<Event> {
         &mut files,
     );
     files.sort();
-    let norm = Normalizer::new(Registry::builtin(), Options::default());
+    let norm = Normalizer::new(reg, Options::default());
     let mut events = Vec::new();
     for f in files {
         let Ok(text) = std::fs::read(&f) else {
@@ -228,6 +233,59 @@ fn routed_views_match_full_evaluation() {
     let hits = same_matches(&engine, &events);
     println!("{} events, {hits} matches", events.len());
     assert!(hits > 100, "{hits} matches");
+}
+
+/// Kept documents (CloudTrail records, Kubernetes audit events) prepared
+/// for the paths the rules read (`Registry::read_also`, as `mlsoc run`
+/// and `hunt` do) give every rule, SigmaHQ's and the pack's, the same
+/// matches as documents parsed into trees, over every sample line; and
+/// fewer of them are parsed whole.
+#[test]
+fn collected_paths_match_like_parsed_documents() {
+    let loader = Loader::new(detections::pack::default_placeholders().unwrap())
+        .with_pipelines(detections::Pipeline::builtin());
+    let mut loading = loader.load_paths(&corpus());
+    let pack = detections::pack::load(&loader);
+    loading.rules.extend(pack.rules);
+    let (engine, _) = Engine::build(loading);
+    let paths = engine.field_paths();
+    let mut reg = normalizer::Registry::builtin();
+    let taken = reg.read_also(&paths);
+    assert!(taken > 10, "paths below kept documents: {taken}");
+    let plain = sample_events();
+    let late = sample_events_with(reg);
+    assert_eq!(plain.len(), late.len());
+    let mut scratch = detections::prefilter::Scratch::default();
+    let mut hits = 0;
+    let parsed = |e: &Event| {
+        e.iter()
+            .filter(|(_, v)| matches!(v, Value::Json(d) if d.is_parsed()))
+            .count()
+    };
+    let (mut parsed_plain, mut parsed_late, mut kept) = (0, 0, 0);
+    for (a, b) in plain.iter().zip(&late) {
+        let mut want = Vec::new();
+        engine.eval_with(a, &mut scratch, &mut |i| want.push(i));
+        let mut got = Vec::new();
+        engine.eval_with(b, &mut scratch, &mut |i| got.push(i));
+        assert_eq!(got, want, "event {}", a.to_json_string());
+        hits += want.len();
+        kept += b
+            .iter()
+            .filter(|(_, v)| matches!(v, Value::Json(_)))
+            .count();
+        parsed_plain += parsed(a);
+        parsed_late += parsed(b);
+    }
+    println!(
+        "{} events, {hits} matches; of {kept} kept documents, {parsed_plain} parsed whole before, {parsed_late} now",
+        plain.len()
+    );
+    assert!(hits > 100, "{hits} matches");
+    assert!(
+        parsed_late * 4 < parsed_plain,
+        "documents parsed whole: {parsed_late} with the paths collected, {parsed_plain} without"
+    );
 }
 
 /// Rules that hold by negation are triggered by the presence of one of

@@ -1017,6 +1017,36 @@ impl Registry {
         Registry::load(&[]).unwrap_or_else(|e| panic!("built-in formats compile (tested): {e}"))
     }
 
+    /// Prepares the JSON documents the formats keep whole (a CloudTrail
+    /// record under `aws.cloudtrail`, a Kubernetes audit event under
+    /// `kubernetes.audit`) for the field paths detection rules read
+    /// (`paths`, full dotted paths; see `detections::Engine::field_paths`):
+    /// the first lookup of one of those below a kept document collects
+    /// them all in one pass over its text, instead of parsing the whole
+    /// document into a tree and walking it for each. Returns how many
+    /// paths were taken, summed over the formats.
+    pub fn read_also(&mut self, paths: &[String]) -> usize {
+        let mut taken = 0;
+        for f in &mut self.formats {
+            let Body::Json(j) = &mut f.body else { continue };
+            let Some(key) = &j.keep_key else { continue };
+            let prefix = format!("{}.", key.name());
+            let late: Vec<String> = paths
+                .iter()
+                .filter_map(|p| p.strip_prefix(&prefix))
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+            if late.is_empty() {
+                continue;
+            }
+            taken += late.len();
+            let asked = schema::rawjson::Asked::new(j.trie.paths().to_vec()).with_late(&late);
+            j.asked = std::sync::Arc::new(asked);
+        }
+        taken
+    }
+
     /// Built-in formats plus those in the given TOML files.
     pub fn with_files(paths: &[impl AsRef<Path>]) -> Result<Registry, FormatError> {
         let mut user = Vec::new();

@@ -523,6 +523,12 @@ fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     None
 }
 
+/// The values at a dotted path below `v`, as [`Event::for_each_value`]
+/// finds them below a field (arrays passed through, the end flattened).
+pub fn walk_value<'a>(v: &'a Value, path: &str, f: &mut dyn FnMut(&'a Value)) {
+    walk_all(v, path, f)
+}
+
 fn walk_all<'a>(v: &'a Value, path: &str, f: &mut dyn FnMut(&'a Value)) {
     match v {
         Value::Object(members) => {
@@ -538,6 +544,11 @@ fn walk_all<'a>(v: &'a Value, path: &str, f: &mut dyn FnMut(&'a Value)) {
             for item in items {
                 walk_all(item, path, f);
             }
+        }
+        // A path the detection rules read: collected with the others in
+        // one pass over the text, without building the whole tree.
+        Value::Json(doc) if let Some(found) = doc.collected(path) => {
+            found.iter().for_each(&mut *f);
         }
         Value::Json(doc) => match doc.at(path) {
             // An extracted value, or a path without arrays on the way.

@@ -273,7 +273,7 @@ impl PathTrie {
         }
         for n in 0..t.nodes.len() {
             let mut below = Vec::new();
-            t.under(n, &mut String::new(), &mut below);
+            t.under(n, &mut String::new(), 0, &mut below);
             t.nodes[n].below = below;
         }
         t
@@ -334,18 +334,26 @@ impl PathTrie {
         &self.paths
     }
 
-    /// Paths ending at or under a node, with their suffix below it.
-    fn under(&self, node: usize, prefix: &mut String, out: &mut Vec<(usize, String)>) {
+    /// Paths ending at or under a node, with their suffix below it
+    /// (`depth` segments so far: an empty segment is one too, so `a.` below
+    /// `a` is `""` joined after a dot, not the node itself).
+    fn under(
+        &self,
+        node: usize,
+        prefix: &mut String,
+        depth: usize,
+        out: &mut Vec<(usize, String)>,
+    ) {
         if let Some(t) = self.nodes[node].terminal {
             out.push((t, prefix.clone()));
         }
         for (k, c) in &self.nodes[node].children {
             let len = prefix.len();
-            if !prefix.is_empty() {
+            if depth > 0 {
                 prefix.push('.');
             }
             prefix.push_str(k);
-            self.under(*c, prefix, out);
+            self.under(*c, prefix, depth + 1, out);
             prefix.truncate(len);
         }
     }
@@ -558,6 +566,124 @@ impl<'de, 's> Visitor<'de> for ExtractSeed<'s, '_> {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
                 },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The values at each path of `trie` in `part` (a sub-slice of `src`),
+/// walked as [`crate::Event::for_each_value`] walks a parsed tree: arrays
+/// on the way are passed through (every element), member keys may hold
+/// dots (`"a.b"` matches the segments `a`, `b`), and an array at the end
+/// of a path is flattened. One pass; only the values at the paths are
+/// built, everything else is skipped. By path index, in document order.
+pub fn collect(src: &Str, part: &str, trie: &PathTrie) -> Result<Vec<Vec<Value>>, JsonError> {
+    let mut out = vec![Vec::new(); trie.paths.len()];
+    let mut de = serde_json::Deserializer::from_str(part);
+    CollectSeed {
+        src,
+        trie,
+        node: 0,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+/// Pushes the leaves of `v` (arrays flattened, as `Event::for_each_value`
+/// hands them out).
+fn push_leaves(v: Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Array(items) => items.into_iter().for_each(|i| push_leaves(i, out)),
+        Value::Json(doc) => push_leaves(doc.tree().clone(), out),
+        other => out.push(other),
+    }
+}
+
+struct CollectSeed<'s, 'o> {
+    src: &'s Str,
+    trie: &'s PathTrie,
+    node: usize,
+    out: &'o mut Vec<Vec<Value>>,
+}
+
+impl CollectSeed<'_, '_> {
+    /// The node reached from this one by the segments of a member key;
+    /// `None` when no path goes that way.
+    fn child(&self, key: &str) -> Option<usize> {
+        let mut node = self.node;
+        for seg in key.split('.') {
+            node = self.trie.nodes[node]
+                .children
+                .iter()
+                .find(|(k, _)| **k == *seg)
+                .map(|&(_, c)| c)?;
+        }
+        Some(node)
+    }
+
+    /// A member value built whole at `node`, where a path ends: its leaves
+    /// for that path, and the values below it for longer paths.
+    fn fill(&mut self, node: usize, v: Value) {
+        let terminal = self.trie.nodes[node].terminal;
+        for (idx, rest) in &self.trie.nodes[node].below {
+            if Some(*idx) == terminal {
+                continue;
+            }
+            let out = &mut self.out[*idx];
+            crate::event::walk_value(&v, rest, &mut |found| out.push(found.clone()));
+        }
+        if let Some(t) = terminal {
+            push_leaves(v, &mut self.out[t]);
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for CollectSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CollectSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    skip_scalars!();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // Arrays on the way are transparent: each element at the same node.
+        while seq
+            .next_element_seed(CollectSeed {
+                src: self.src,
+                trie: self.trie,
+                node: self.node,
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(CowKey)? {
+            match self.child(&key) {
+                Some(child) if self.trie.nodes[child].terminal.is_some() => {
+                    let v = map.next_value_seed(ValueSeed { src: self.src })?;
+                    self.fill(child, v);
+                }
+                Some(child) => map.next_value_seed(CollectSeed {
+                    src: self.src,
+                    trie: self.trie,
+                    node: child,
+                    out: &mut *self.out,
+                })?,
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
         }
         Ok(())
@@ -1852,6 +1978,32 @@ mod tests {
         }
     }
 
+    /// JSON texts of objects whose keys are drawn from a few segments,
+    /// some dotted, some repeated, with arrays at every level.
+    fn json_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            (-5i64..5).prop_map(|n| n.to_string()),
+            "[a-z]{0,3}".prop_map(|s| format!("\"{s}\"")),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                proptest::collection::vec(("a|b|c|a[.]b|b[.]c|a[.]b[.]c|", inner), 0..5).prop_map(
+                    |members| {
+                        let m: Vec<String> = members
+                            .into_iter()
+                            .map(|(k, v)| format!("\"{k}\":{v}"))
+                            .collect();
+                        format!("{{{}}}", m.join(","))
+                    }
+                ),
+            ]
+        })
+    }
+
     proptest! {
         #[test]
         fn escaping_matches_serde_json(s in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*") {
@@ -1881,6 +2033,26 @@ mod tests {
             write_str(&s, &mut mine);
             let want = format!("prefix{}", serde_json::to_string(&s).unwrap());
             prop_assert_eq!(String::from_utf8(mine).unwrap(), want);
+        }
+
+        /// One collection pass finds, for every path, the values the walk
+        /// of the parsed tree finds (the walk `for_each_value` does), in the
+        /// same order: keys with dots, arrays on the way and at the end,
+        /// repeated keys, paths that nest.
+        #[test]
+        fn collect_finds_what_the_tree_walk_finds(
+            doc in json_text(),
+            paths in proptest::collection::vec("[abc]([.][abc]){0,3}|a[.]b[.]|[.]a", 1..6),
+        ) {
+            let src = Str::from(doc.as_str());
+            let tree = parse_value(&src).unwrap();
+            let trie = PathTrie::new(paths.iter().map(String::as_str));
+            let got = collect(&src, &src, &trie).unwrap();
+            for (i, p) in trie.paths().iter().enumerate() {
+                let mut want = Vec::new();
+                crate::event::walk_value(&tree, p, &mut |v| want.push(v.clone()));
+                prop_assert_eq!(&got[i], &want, "path {} in {}", p, doc);
+            }
         }
 
         #[test]

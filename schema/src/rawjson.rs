@@ -28,6 +28,10 @@ pub struct RawJson {
     /// [`crate::json::PathTrie::with_find`]): the path and the hits.
     hits: Option<(Box<str>, Hits)>,
     tree: OnceLock<Value>,
+    /// The values at the late paths of `asked` (see [`Asked::with_late`]),
+    /// collected in one pass on first use; `None` inside if that pass
+    /// failed (then lookups parse the tree).
+    collected: OnceLock<Option<Box<[Vec<Value>]>>>,
     /// Whether the text holds a `\u` escape (a key could then spell a
     /// letter as an escape): checked once, when a probe needs it.
     escapes: OnceLock<bool>,
@@ -42,6 +46,15 @@ type Hits = Vec<(usize, Value)>;
 pub struct Asked {
     paths: Vec<String>,
     index: rustc_hash::FxHashMap<String, u32>,
+    /// Paths read later, by detection rules (see [`Asked::with_late`]).
+    late: Option<Late>,
+}
+
+/// Paths collected together on the first lookup of any of them.
+#[derive(Debug)]
+struct Late {
+    trie: crate::json::PathTrie,
+    index: rustc_hash::FxHashMap<String, u32>,
 }
 
 impl Asked {
@@ -51,7 +64,38 @@ impl Asked {
             .enumerate()
             .map(|(i, p)| (p.clone(), i as u32))
             .collect();
-        Asked { paths, index }
+        Asked {
+            paths,
+            index,
+            late: None,
+        }
+    }
+
+    /// Also `late` paths: what the detection rules read in these
+    /// documents. The first lookup of one of them (through
+    /// [`crate::Event::for_each_value`]) collects all of them in one pass
+    /// over the text ([`crate::json::collect`]), where each would
+    /// otherwise have parsed the whole document into a tree and walked
+    /// it. Paths are relative to the document, dotted.
+    pub fn with_late(mut self, late: &[String]) -> Asked {
+        let trie = crate::json::PathTrie::new(late.iter().map(String::as_str));
+        if trie.paths().is_empty() {
+            self.late = None;
+            return self;
+        }
+        let index = trie
+            .paths()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i as u32))
+            .collect();
+        self.late = Some(Late { trie, index });
+        self
+    }
+
+    /// The late paths (see [`Asked::with_late`]).
+    pub fn late_paths(&self) -> &[String] {
+        self.late.as_ref().map_or(&[], |l| l.trie.paths())
     }
 
     pub fn paths(&self) -> &[String] {
@@ -75,6 +119,7 @@ impl RawJson {
             asked,
             hits: None,
             tree: OnceLock::new(),
+            collected: OnceLock::new(),
             escapes: OnceLock::new(),
         }
     }
@@ -114,6 +159,24 @@ impl RawJson {
     pub fn tree(&self) -> &Value {
         self.tree
             .get_or_init(|| crate::json::parse_value(&self.text).unwrap_or(Value::Null))
+    }
+
+    /// The values at `path` when it is one of the late paths of the
+    /// document's [`Asked`] (leaves, arrays passed through and flattened,
+    /// as [`crate::Event::for_each_value`] returns them); all late paths
+    /// are collected on the first call. `None` for other paths.
+    pub fn collected(&self, path: &str) -> Option<&[Value]> {
+        let late = self.asked.late.as_ref()?;
+        let i = *late.index.get(path)? as usize;
+        let all = self
+            .collected
+            .get_or_init(|| {
+                crate::json::collect(&self.text, &self.text, &late.trie)
+                    .ok()
+                    .map(Vec::into_boxed_slice)
+            })
+            .as_ref()?;
+        Some(&all[i])
     }
 
     /// True once the whole tree has been parsed.

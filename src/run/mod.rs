@@ -170,10 +170,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
 
-    let reg = normalizer::Registry::with_files(&cfg.normalize.formats)
+    let mut reg = normalizer::Registry::with_files(&cfg.normalize.formats)
         .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("cannot load formats: {e}")))?;
     let zone =
         Zone::parse(&cfg.normalize.timezone).map_err(|e| anyhow::Error::new(Exit(2)).context(e))?;
+    let (engine, rule_errors) = build_engine(&cfg.detect)?;
+    if let Some(e) = &engine {
+        // Documents kept whole (CloudTrail records, Kubernetes audit
+        // events) get the paths the rules read collected in one pass.
+        reg.read_also(&e.field_paths());
+    }
     let norm = Arc::new(Normalizer::new(
         reg,
         Options {
@@ -182,7 +188,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             detect_lines: 32,
         },
     ));
-    let (engine, rule_errors) = build_engine(&cfg.detect)?;
     if !rule_errors.is_empty() {
         tracing::warn!(
             count = rule_errors.len(),
