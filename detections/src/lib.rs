@@ -115,6 +115,8 @@ const MAX_VIEWS: usize = 64;
 #[derive(Debug, Default)]
 struct Views {
     map: foldhash::HashMap<Box<[u8]>, std::sync::Arc<prefilter::Prefilter>>,
+    /// Keys whose view a thread is building.
+    building: foldhash::HashSet<Box<[u8]>>,
 }
 
 fn next_engine_id() -> u64 {
@@ -642,7 +644,12 @@ impl Engine {
         let found = match scratch.views.get(key.as_slice()) {
             Some(v) => v.clone(),
             None => {
-                let v = self.shared_view(&key);
+                let Some(v) = self.shared_view(&key) else {
+                    // Another thread is building this view: the prefilter
+                    // of every rule meanwhile, and nothing remembered.
+                    scratch.view_key = key;
+                    return None;
+                };
                 if scratch.views.len() < 4 * MAX_VIEWS {
                     scratch
                         .views
@@ -662,14 +669,22 @@ impl Engine {
         found
     }
 
-    /// The view of a key from the engine's cache, built on first use.
-    fn shared_view(&self, key: &[u8]) -> Option<std::sync::Arc<prefilter::Prefilter>> {
+    /// The view of a key from the engine's cache, built on first use;
+    /// `Some(None)` when there are too many views, `None` while another
+    /// thread builds this one (building a view of the SigmaHQ corpus takes
+    /// tens of millions of instructions: two workers meeting the same new
+    /// log source built it twice).
+    #[allow(clippy::option_option)]
+    fn shared_view(&self, key: &[u8]) -> Option<Option<std::sync::Arc<prefilter::Prefilter>>> {
         {
-            let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+            let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(v) = views.map.get(key) {
-                return Some(v.clone());
+                return Some(Some(v.clone()));
             }
             if views.map.len() >= MAX_VIEWS {
+                return Some(None);
+            }
+            if !views.building.insert(key.into()) {
                 return None;
             }
         }
@@ -691,10 +706,13 @@ impl Engine {
             }));
         let view = std::sync::Arc::new(view);
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.building.remove(key);
         if views.map.len() >= MAX_VIEWS {
-            return None;
+            return Some(None);
         }
-        Some(views.map.entry(key.into()).or_insert_with(|| view).clone())
+        Some(Some(
+            views.map.entry(key.into()).or_insert_with(|| view).clone(),
+        ))
     }
 
     /// Whether the event belongs to rule `i`'s log source (each distinct

@@ -235,6 +235,45 @@ fn routed_views_match_full_evaluation() {
     assert!(hits > 100, "{hits} matches");
 }
 
+/// Threads that meet a new log source at the same time: one builds its
+/// view, the others evaluate with the prefilter of every rule meanwhile,
+/// and all find what a full evaluation finds.
+#[test]
+fn threads_meeting_a_new_log_source_agree_with_full_evaluation() {
+    let loader = Loader::new(detections::pack::default_placeholders().unwrap())
+        .with_pipelines(detections::Pipeline::builtin());
+    let mut loading = loader.load_paths(&corpus());
+    loading.rules.extend(detections::pack::load(&loader).rules);
+    let (engine, _) = Engine::build(loading);
+    let events = sample_events();
+    // The reference, without views: the engine's view cache stays empty
+    // until the threads start.
+    let want: Vec<Vec<usize>> = events
+        .iter()
+        .map(|e| {
+            let mut all = Vec::new();
+            engine.eval_all(e, &mut |i| all.push(i));
+            all
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (engine, events, want) = (&engine, &events, &want);
+            s.spawn(move || {
+                let mut scratch = detections::prefilter::Scratch::default();
+                // Each thread starts at another place of the samples.
+                let n = events.len();
+                for k in 0..n {
+                    let i = (k + t * n / 4) % n;
+                    let mut got = Vec::new();
+                    engine.eval_with(&events[i], &mut scratch, &mut |r| got.push(r));
+                    assert_eq!(got, want[i], "thread {t}, event {i}");
+                }
+            });
+        }
+    });
+}
+
 /// Kept documents (CloudTrail records, Kubernetes audit events) prepared
 /// for the paths the rules read (`Registry::read_also`, as `mlsoc run`
 /// and `hunt` do) give every rule, SigmaHQ's and the pack's, the same
