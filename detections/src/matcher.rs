@@ -116,9 +116,7 @@ pub enum ValueMatcher {
     Bool(bool),
     /// `null`: the field is absent or null.
     Null,
-    /// A regular expression, and a literal gate when every match holds
-    /// one of a few literals (see [`Gate`]).
-    Regex(Regex, Option<Box<Gate>>),
+    Regex(Regex),
     /// A list of regular expressions of which any may match (`field|re:
     /// [a, b, ...]`): one alternation, so the text is scanned once for all
     /// of them; `each` keeps them apart for the prefilter's literals.
@@ -130,41 +128,6 @@ pub enum ValueMatcher {
         kind: RefKind,
         cased: bool,
     },
-}
-
-/// The literals of which every match of a regular expression holds one
-/// (from `regex-syntax`, as the prefilter takes them), searched before the
-/// regex runs: a case-insensitive regex over a long line (`event.original
-/// |re|i: 'stratum\d?\+tcp://|\bxmrig\b'` on a Kubernetes audit event)
-/// scanned the whole line with the regex engine, which has no literal
-/// prefilter for so many case variants, where an Aho-Corasick search for
-/// the two folded literals ends it. ASCII texts only (the literals are
-/// folded and searched ignoring ASCII case, which finds every ASCII case
-/// variant); other texts go straight to the regex.
-#[derive(Debug, Clone)]
-pub struct Gate(aho_corasick::AhoCorasick);
-
-/// Gates hold at most this many literals (more: the regex runs alone).
-const GATE_LITERALS: usize = 16;
-
-impl Gate {
-    /// The gate of a regex, when it has a small set of ASCII literals.
-    pub fn of(re: &Regex) -> Option<Box<Gate>> {
-        let lits = crate::prefilter::regex_literals(re.as_str())?;
-        if lits.is_empty() || lits.len() > GATE_LITERALS || !lits.iter().all(|l| l.is_ascii()) {
-            return None;
-        }
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(&lits)
-            .ok()
-            .map(|ac| Box::new(Gate(ac)))
-    }
-
-    /// False when the regex cannot match `text`.
-    pub fn admits(&self, text: &str) -> bool {
-        !text.is_ascii() || self.0.is_match(text)
-    }
 }
 
 /// Regular expressions of one list, any of which may match.
@@ -238,8 +201,7 @@ impl ValueMatcher {
                 _ => false,
             },
             ValueMatcher::Null => false,
-            ValueMatcher::Regex(re, gate) => text(v)
-                .is_some_and(|t| gate.as_ref().is_none_or(|g| g.admits(&t)) && re.is_match(&t)),
+            ValueMatcher::Regex(re) => text(v).is_some_and(|t| re.is_match(&t)),
             ValueMatcher::Regexes(list) => text(v).is_some_and(|t| list.any.is_match(&t)),
             ValueMatcher::Cidr(net) => {
                 let ip: Option<IpAddr> = match v {
@@ -638,7 +600,7 @@ impl Cost for ValueMatcher {
                 StrMatch::Contains(_) => 4,
                 StrMatch::Glob(_) => 8,
             },
-            ValueMatcher::Regex(..) => 64,
+            ValueMatcher::Regex(_) => 64,
             ValueMatcher::Regexes(list) => 64 + list.each.len() as u32,
             ValueMatcher::FieldRef { .. } => 4,
             ValueMatcher::Num(..)
@@ -811,76 +773,5 @@ mod tests {
         // ASCII case is ignored on the text as it is, non-ASCII text folded.
         assert!(kw(false, &["<SCRIPT>", "zzz"]).matches(&first));
         assert!(kw(false, &["ÉTÉ", "zzz"]).matches(&event("un été")));
-    }
-}
-
-#[cfg(test)]
-mod gate_tests {
-    use super::Gate;
-    use proptest::prelude::*;
-
-    /// Patterns of the shapes rules use: literal runs inside classes and
-    /// repetitions, alternations, case-insensitive and not, inner
-    /// literals only.
-    const PATTERNS: &[&str] = &[
-        r"stratum\d?\+(tcp|ssl|tls)://|\bxmrig\b",
-        r"(?i)stratum\d?\+(tcp|ssl|tls)://|\bxmrig\b",
-        r"(^|[^A-Za-z0-9_]|%[0-9A-Fa-f]{2})hf_[A-Za-z0-9]{4}([^A-Za-z0-9]|$)",
-        r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/:@]*:[^\s/@]*@[a-z]",
-        r"(curl|wget)\s[^|;]*\|\s*(sudo\s+)?(ba|da|z)?sh\b|/dev/tcp/",
-        r"(?i)secret_?access_?key\s*[:=]",
-        r"(?i)KUBE-?ADMIN",
-        r"(AKIA|ASIA)[0-9A-Z]{4}",
-    ];
-
-    /// Texts built from pieces of the patterns' literals in random case,
-    /// separators and digits, so that matches are frequent.
-    fn text() -> impl Strategy<Value = String> {
-        proptest::collection::vec(
-            prop_oneof![
-                Just("stratum".to_string()),
-                Just("STRATUM1+tcp://".to_string()),
-                Just("xmrig".to_string()),
-                Just("XmRiG".to_string()),
-                Just("hf_".to_string()),
-                Just("://".to_string()),
-                Just("curl ".to_string()),
-                Just("| sh".to_string()),
-                Just("/dev/tcp/".to_string()),
-                Just("Secret_Access_Key=".to_string()),
-                Just("kube-admin".to_string()),
-                Just("AKIA".to_string()),
-                Just("user:pw@host".to_string()),
-                "[a-zA-Z0-9 %+:/@|=_.-]{0,6}",
-            ],
-            0..8,
-        )
-        .prop_map(|v| v.concat())
-    }
-
-    proptest! {
-        /// A gate never turns away a text its regex matches.
-        #[test]
-        fn gates_admit_every_text_the_regex_matches(t in text(), i in 0..PATTERNS.len(), ci: bool) {
-            let re = regex::RegexBuilder::new(PATTERNS[i]).case_insensitive(ci).build().unwrap();
-            if let Some(g) = Gate::of(&re) && re.is_match(&t) {
-                prop_assert!(g.admits(&t), "{} on {:?}", PATTERNS[i], t);
-            }
-        }
-    }
-
-    #[test]
-    fn gates_turn_away_texts_without_the_literals() {
-        let re = regex::RegexBuilder::new(PATTERNS[0])
-            .case_insensitive(true)
-            .build()
-            .unwrap();
-        let g = Gate::of(&re).expect("two literals: a gate");
-        assert!(!g.admits(&"a kubernetes audit event without them ".repeat(40)));
-        assert!(g.admits("args: [--url, STRATUM+TCP://pool:3333]"));
-        assert!(g.admits("non-ASCII text goes to the regex: é"));
-        // No literal every match holds: no gate.
-        let any = regex::Regex::new(r"[a-z]+\d").unwrap();
-        assert!(Gate::of(&any).is_none());
     }
 }

@@ -247,9 +247,7 @@ pub fn compile_item(
             }
             let mut b = regex::RegexBuilder::new(&text);
             re_flags(&mut b);
-            let re = b.build().map_err(|e| format!("invalid regex: {e}"))?;
-            let gate = crate::matcher::Gate::of(&re);
-            ValueMatcher::Regex(re, gate)
+            ValueMatcher::Regex(b.build().map_err(|e| format!("invalid regex: {e}"))?)
         } else if has("cidr") {
             let t = match v {
                 Val::Str(s) => s.plain_text(),
@@ -307,19 +305,13 @@ pub fn compile_item(
         let each: Vec<regex::Regex> = out
             .drain(..)
             .filter_map(|m| match m {
-                ValueMatcher::Regex(re, _) => Some(re),
+                ValueMatcher::Regex(re) => Some(re),
                 _ => None,
             })
             .collect();
         out = match crate::matcher::RegexList::new(each, re_flags) {
             Ok(list) => vec![ValueMatcher::Regexes(Box::new(list))],
-            Err(each) => each
-                .into_iter()
-                .map(|re| {
-                    let gate = crate::matcher::Gate::of(&re);
-                    ValueMatcher::Regex(re, gate)
-                })
-                .collect(),
+            Err(each) => each.into_iter().map(ValueMatcher::Regex).collect(),
         };
     }
     Ok((field_ref, ItemKind::Values(combine, out)))

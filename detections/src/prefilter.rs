@@ -235,9 +235,9 @@ fn value_triggers(place: Place, m: &ValueMatcher) -> Option<Triggers> {
         ValueMatcher::Regexes(list) => union(
             list.each
                 .iter()
-                .map(|re| value_triggers(place.clone(), &ValueMatcher::Regex(re.clone(), None))),
+                .map(|re| value_triggers(place.clone(), &ValueMatcher::Regex(re.clone()))),
         ),
-        ValueMatcher::Regex(re, _) => match regex_literals(re.as_str()) {
+        ValueMatcher::Regex(re) => match regex_literals(re.as_str()) {
             Some(lits) => Some(
                 lits.into_iter()
                     .map(|l| (place.clone(), Lit::Sub(l)))
@@ -251,7 +251,7 @@ fn value_triggers(place: Place, m: &ValueMatcher) -> Option<Triggers> {
 
 /// Literals (folded) of which every match of the regex contains one, when
 /// the regex has such a set.
-pub(crate) fn regex_literals(pattern: &str) -> Option<Vec<String>> {
+fn regex_literals(pattern: &str) -> Option<Vec<String>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let hir = regex_syntax::ParserBuilder::new()
         .build()
