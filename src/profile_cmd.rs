@@ -150,7 +150,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = drive_error {
         return Err(anyhow::Error::new(Exit(4)).context(format!("cannot process input: {e}")));
     }
-    let report = Report::new(&engine, &rules, datasets);
+    let report = Report::new(&rules, datasets);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = if args.json {
@@ -182,14 +182,13 @@ struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
-    fn new(engine: &Engine, rules: &'a [RuleCost], datasets: HashMap<String, DatasetCost>) -> Self {
+    fn new(rules: &'a [RuleCost], datasets: HashMap<String, DatasetCost>) -> Self {
         let mut ranked: Vec<(usize, &RuleCost)> = rules
             .iter()
             .enumerate()
             .filter(|(_, c)| c.evaluations > 0)
             .collect();
         ranked.sort_by(|a, b| b.1.nanos.cmp(&a.1.nanos).then(a.0.cmp(&b.0)));
-        debug_assert!(ranked.iter().all(|(i, _)| *i < engine.len()));
         let mut datasets: Vec<(String, DatasetCost)> = datasets.into_iter().collect();
         datasets.sort_by(|a, b| b.1.nanos.cmp(&a.1.nanos).then(a.0.cmp(&b.0)));
         let mut total = DatasetCost::default();
@@ -221,17 +220,13 @@ impl<'a> Report<'a> {
             engine.len() - self.ranked.len()
         )?;
         if !self.datasets.is_empty() {
-            let mut table = Table::new();
-            table
-                .load_style(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header([
-                    "dataset",
-                    "events",
-                    "µs/event",
-                    "rules µs/event",
-                    "evaluations/event",
-                ]);
+            let mut table = table([
+                "dataset",
+                "events",
+                "µs/event",
+                "rules µs/event",
+                "evaluations/event",
+            ]);
             for (name, d) in &self.datasets {
                 table.add_row([
                     printable(if name.is_empty() { "(none)" } else { name }, 60),
@@ -247,19 +242,15 @@ impl<'a> Report<'a> {
         if self.ranked.is_empty() || top == 0 {
             return Ok(());
         }
-        let mut table = Table::new();
-        table
-            .load_style(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_header([
-                "share",
-                "ms",
-                "evaluations",
-                "matches",
-                "ns/eval",
-                "rule",
-                "file",
-            ]);
+        let mut table = table([
+            "share",
+            "ms",
+            "evaluations",
+            "matches",
+            "ns/eval",
+            "rule",
+            "file",
+        ]);
         for (i, c) in self.ranked.iter().take(top) {
             let l = &engine.rules()[*i];
             table.add_row([
@@ -325,6 +316,15 @@ impl<'a> Report<'a> {
 
 fn per(n: u64, d: u64) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+/// An empty table with the report's style and these column headers.
+fn table<const N: usize>(header: [&str; N]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    t
 }
 
 fn right_align(table: &mut Table, cols: std::ops::Range<usize>) {

@@ -93,11 +93,6 @@ impl Asked {
         self
     }
 
-    /// The late paths (see [`Asked::with_late`]).
-    pub fn late_paths(&self) -> &[String] {
-        self.late.as_ref().map_or(&[], |l| l.trie.paths())
-    }
-
     pub fn paths(&self) -> &[String] {
         &self.paths
     }
