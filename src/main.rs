@@ -33,6 +33,48 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// Option numbers of `mi_option_t` in mimalloc 3 (mimalloc.h), which
+// libmimalloc-sys 0.1.49 does not name.
+const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// mimalloc 3 commits its arenas eagerly on Linux, so the pages it purges
+/// after frees stay counted in RSS, and it waits a second before purging
+/// (`purge_delay` 1000 ms). The pipeline frees whole batches at a time:
+/// more than half of the daemon's RSS was freed memory (bench file sink
+/// with the rule pack: 160 MiB, about 70 MiB with these values; the
+/// Elasticsearch fake with SigmaHQ: 310 MiB, under 200 MiB), at no
+/// measurable throughput cost. A `MIMALLOC_*` variable in the environment
+/// still wins.
+///
+/// An arena's commit mode is fixed when mimalloc reserves it, at its first
+/// allocation, before `main`: so this runs as an ELF constructor with a
+/// priority, which runs before mimalloc's own (unprioritized) one. It must
+/// not allocate.
+extern "C" fn tune_allocator() {
+    unsafe extern "C" {
+        fn getenv(name: *const std::ffi::c_char) -> *mut std::ffi::c_char;
+    }
+    for (var, option, value) in [
+        (c"MIMALLOC_ARENA_EAGER_COMMIT", ARENA_EAGER_COMMIT, 0),
+        (c"MIMALLOC_PURGE_DELAY", PURGE_DELAY, 100),
+    ] {
+        // SAFETY: `getenv` reads the environment, which nothing writes this
+        // early; `mi_option_set` stores a value in mimalloc's option table
+        // (no allocation), and any value is valid for these two options.
+        unsafe {
+            if getenv(var.as_ptr()).is_null() {
+                libmimalloc_sys::mi_option_set(option, value);
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array.00200")]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+
 const EXIT_CODES: &str = "Exit codes:
   0  success (dead-letter records may have been written; see the summary)
   1  --strict was given and at least one record went to the dead-letter queue
@@ -327,4 +369,23 @@ impl std::error::Error for Exit {}
 pub fn load_registry(files: &FormatFiles) -> anyhow::Result<normalizer::Registry> {
     normalizer::Registry::with_files(&files.files)
         .map_err(|e| anyhow::Error::new(Exit(2)).context(format!("cannot load formats: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The constructor ran before `main` (and before the test harness),
+    /// and the option numbers name the options meant: mimalloc reports the
+    /// tuned values, where its defaults are 2 ("on overcommit systems") and
+    /// 1000 ms.
+    #[test]
+    fn allocator_options_are_tuned_before_main() {
+        use super::{ARENA_EAGER_COMMIT, PURGE_DELAY};
+        use libmimalloc_sys::mi_option_get;
+        if std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MIMALLOC_")) {
+            return; // the environment chose other values
+        }
+        // SAFETY: reading option values.
+        let get = |o| unsafe { mi_option_get(o) };
+        assert_eq!((get(ARENA_EAGER_COMMIT), get(PURGE_DELAY)), (0, 100));
+    }
 }

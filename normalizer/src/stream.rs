@@ -49,8 +49,7 @@ impl Output {
     }
 }
 
-/// Tag added to events whose `@timestamp` was not in the record.
-pub const TAG_TIMESTAMP_INFERRED: &str = "timestamp_inferred";
+pub use schema::TAG_TIMESTAMP_INFERRED;
 
 /// Detects formats and turns raw records into events.
 #[derive(Debug)]

@@ -95,6 +95,11 @@ impl PartialEq for Event {
     }
 }
 
+/// Tag (in `tags`) of events whose `@timestamp` was not in the record: the
+/// normalizer took the time of the previous record of the stream, or the
+/// time the record was read.
+pub const TAG_TIMESTAMP_INFERRED: &str = "timestamp_inferred";
+
 /// The bits of a path's first segment in [`Event::roots_mask`]: one in
 /// each word, from two parts of one hash (a two-hash Bloom filter; with 15
 /// roots about 5% of absent roots pass).
@@ -446,6 +451,18 @@ impl Event {
     /// `@timestamp`.
     pub fn timestamp(&self) -> Option<Timestamp> {
         self.get_id(f::AT_TIMESTAMP)?.as_time()
+    }
+
+    /// Whether `@timestamp` was inferred (the record had no time of its
+    /// own; see [`TAG_TIMESTAMP_INFERRED`]).
+    pub fn timestamp_inferred(&self) -> bool {
+        match self.get_id(f::TAGS) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .any(|v| v.as_str() == Some(TAG_TIMESTAMP_INFERRED)),
+            Some(v) => v.as_str() == Some(TAG_TIMESTAMP_INFERRED),
+            None => false,
+        }
     }
 
     /// `event.original`: the record as it was read.

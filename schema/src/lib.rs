@@ -27,7 +27,7 @@ pub mod value;
 
 pub use ack::{Ack, AckStatus};
 pub use dlq::DeadLetter;
-pub use event::Event;
+pub use event::{Event, TAG_TIMESTAMP_INFERRED};
 pub use field::{FieldDef, FieldId, FieldKey, FieldType, f};
 pub use raw::{RawRecord, Source};
 pub use time::Timestamp;
