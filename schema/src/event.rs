@@ -457,9 +457,7 @@ impl Event {
     /// own; see [`TAG_TIMESTAMP_INFERRED`]).
     pub fn timestamp_inferred(&self) -> bool {
         match self.get_id(f::TAGS) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .any(|v| v.as_str() == Some(TAG_TIMESTAMP_INFERRED)),
+            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(TAG_TIMESTAMP_INFERRED)),
             Some(v) => v.as_str() == Some(TAG_TIMESTAMP_INFERRED),
             None => false,
         }
