@@ -21,7 +21,9 @@
 //! - state is bounded: at most `max_groups` groups per correlation (the
 //!   least recently updated is evicted, and counted) and `max_entries`
 //!   events per group (the oldest dropped, and counted); groups expire
-//!   when their newest event leaves the window.
+//!   when they were not updated for a whole timespan of the newest event
+//!   time seen in any stream (a stream catching up on old logs keeps its
+//!   groups while it feeds them).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -597,6 +599,9 @@ struct Group {
     /// instead of a scan of up to `max_entries` entries (a scan made a
     /// busy group cost O(n) per event: quadratic, and an attacker's lever).
     agg: Aggregates,
+    /// The newest event time of any stream (`State::last_ts`) when the
+    /// group was last updated: expiry measures idleness on that clock.
+    seen_at: i64,
 }
 
 #[derive(Debug, Default)]
@@ -638,6 +643,7 @@ impl Group {
             key,
             entries: VecDeque::new(),
             agg: Aggregates::default(),
+            seen_at: i64::MIN,
         }
     }
 
@@ -829,6 +835,7 @@ impl State {
     ) -> Option<Match> {
         self.tick += 1;
         self.last_ts = self.last_ts.max(ts);
+        let now = self.last_ts;
         let f = &corr.fields[input_pos];
         let mut key = Vec::with_capacity(f.group.len());
         for g in &f.group {
@@ -868,6 +875,7 @@ impl State {
                 groups.entry(key).or_insert(group)
             }
         };
+        group.seen_at = now;
         let key = group.key.clone();
         key.set_last_update(self.tick);
         recency.push_back((self.tick, key.clone()));
@@ -920,9 +928,16 @@ impl State {
         out
     }
 
-    /// Drops the groups whose newest event has left their correlation's
-    /// window; runs at most once per second of event time. `spans` holds
-    /// each correlation's `timespan`.
+    /// Drops the groups not updated for a whole `timespan` of the newest
+    /// event time seen (of any stream), whose events have then all left
+    /// the window too; runs at most once per second of event time. `spans`
+    /// holds each correlation's `timespan`.
+    ///
+    /// Idleness is measured on that clock, not by the group's own event
+    /// times: a stream catching up on old logs (a file read from its start
+    /// while others are live) has event times far behind the newest, and
+    /// its groups must survive while it feeds them. Each group's window
+    /// still slides on its own events' times (`observe`).
     pub(crate) fn expire(&mut self, spans: &[i64]) {
         if self.last_ts.saturating_sub(self.last_sweep) < 1_000_000_000 {
             return;
@@ -933,7 +948,8 @@ impl State {
             let before = groups.len();
             let start = now.saturating_sub(*span);
             groups.retain(|key, g| {
-                let keep = g.entries.back().is_some_and(|e| e.ts >= start);
+                // `seen_at` is at least the newest entry's time.
+                let keep = g.seen_at >= start;
                 if !keep {
                     key.set_last_update(GONE);
                 }

@@ -482,6 +482,65 @@ correlation:
     assert_eq!(s.stats().groups_expired, 9);
 }
 
+// A file read from its start while another source is live: its events
+// are hours behind the newest event time. Its brute force is counted on its
+// own times, and its group is not expired between its events because the
+// live source's clock moved on.
+#[test]
+fn a_stream_catching_up_on_old_logs_keeps_its_groups() {
+    let yaml = format!(
+        "{FAILED_LOGIN}---\n{}",
+        r#"
+title: Brute force
+id: 0e95725d-7320-415d-80f7-004da920fc11
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  condition:
+    gte: 3
+level: high
+"#
+    );
+    let e = engine(&yaml);
+    let fail = |t: &str, ip: &str| {
+        format!(
+            r#"{{"@timestamp":"2026-11-30T{t}Z","source":{{"ip":"{ip}"}},"http":{{"response":{{"status_code":401}}}}}}"#
+        )
+    };
+    let events = vec![
+        fail("12:00:00", "10.7.7.1"), // live
+        fail("10:00:00", "10.0.0.1"), // old file
+        fail("12:00:02", "10.7.7.2"), // live: two seconds on, a sweep
+        fail("10:00:01", "10.0.0.1"),
+        fail("12:00:04", "10.7.7.3"), // another sweep
+        fail("10:00:02", "10.0.0.1"), // third failure within the minute
+    ];
+    let hits = run(&e, &events);
+    assert_eq!(
+        hits,
+        vec![("Brute force".to_string(), vec![2, 4, 6])],
+        "the old file's brute force is found"
+    );
+    // Idle groups still expire: a whole timespan of the newest clock later,
+    // the live sources' groups and nothing else are gone.
+    let mut s = e.session(Limits::default());
+    let mut out = Vec::new();
+    for (i, j) in events.iter().take(5).enumerate() {
+        s.process(&e, &ev(j), i as u64 + 1, &mut out);
+    }
+    assert_eq!(s.groups(), 4);
+    s.process(&e, &ev(&fail("12:01:01", "10.7.7.4")), 6, &mut out);
+    // The window starts at 12:00:01: 10.7.7.1 (last updated when the
+    // newest time was 12:00:00) expired; 10.0.0.1 (updated at 12:00:02 on
+    // that clock, although its events are from 10:00), 10.7.7.2, 10.7.7.3
+    // and the new one stay.
+    assert_eq!(s.groups(), 4);
+    assert_eq!(s.stats().groups_expired, 1);
+    assert!(out.is_empty());
+}
+
 // Eviction follows recency of update, not of creation: a group updated
 // late survives a new group that arrives when the table is full.
 #[test]
