@@ -245,7 +245,17 @@ pub fn compile_item(
                     text.len()
                 ));
             }
-            let mut b = regex::RegexBuilder::new(&text);
+            // The flags are also written into the pattern, so that what
+            // reads the pattern back (the prefilter's literals, the
+            // literal gates of a regex list) reads it as it matches: under
+            // `i`, `s` also matches `ſ`, which lower-casing does not give.
+            let inline: String = ["i", "m", "s"].into_iter().filter(|f| has(f)).collect();
+            let pattern = if inline.is_empty() {
+                text.to_string()
+            } else {
+                format!("(?{inline}){text}")
+            };
+            let mut b = regex::RegexBuilder::new(&pattern);
             re_flags(&mut b);
             ValueMatcher::Regex(b.build().map_err(|e| format!("invalid regex: {e}"))?)
         } else if has("cidr") {
@@ -313,6 +323,17 @@ pub fn compile_item(
             Ok(list) => vec![ValueMatcher::Regexes(Box::new(list))],
             Err(each) => each.into_iter().map(ValueMatcher::Regex).collect(),
         };
+    } else if is_re && has("i") {
+        // A case-insensitive regex has no literal prefilter in the regex
+        // crate (its literals in every case are too many): searched for
+        // its literals first, as a list of one (`RegexList::gated`).
+        for m in &mut out {
+            if let ValueMatcher::Regex(re) = m
+                && let Some(list) = crate::matcher::RegexList::gated(re.clone())
+            {
+                *m = ValueMatcher::Regexes(Box::new(list));
+            }
+        }
     }
     Ok((field_ref, ItemKind::Values(combine, out)))
 }

@@ -251,7 +251,7 @@ fn value_triggers(place: Place, m: &ValueMatcher) -> Option<Triggers> {
 
 /// Literals (folded) of which every match of the regex contains one, when
 /// the regex has such a set.
-fn regex_literals(pattern: &str) -> Option<Vec<String>> {
+pub(crate) fn regex_literals(pattern: &str) -> Option<Vec<String>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let hir = regex_syntax::ParserBuilder::new()
         .build()

@@ -506,3 +506,70 @@ detection:
     assert_eq!(titles("a casedword"), ["cased keyword"]);
     assert_eq!(titles("Needle in a haystack"), ["plain keyword"]);
 }
+
+/// `|re|i` matches as the regex crate's case-insensitive mode does (simple
+/// Unicode case folding): `s` also matches the long s `ſ` (U+017F) and `k`
+/// the Kelvin sign (U+212A). Lower-casing the text does not turn `ſ` into
+/// `s`, so a literal taken from the pattern as written (`secret`) would
+/// turn away a line an attacker spelled `ſecret`: the literals must come
+/// from the pattern with its flags. Same for a list of regexes, whose
+/// texts are searched for each regex's literals before it runs.
+#[test]
+fn case_insensitive_regexes_keep_unicode_case_variants() {
+    let rules = r#"
+title: one case-insensitive regex
+id: 00000000-0000-0000-0000-000000000011
+logsource: {product: test}
+detection:
+    selection:
+        message|re|i: 'secret_access_key\s*='
+    condition: selection
+---
+title: a list of case-insensitive regexes
+id: 00000000-0000-0000-0000-000000000012
+logsource: {product: test}
+detection:
+    selection:
+        message|re|i:
+            - 'secret_access_key\s*='
+            - 'mlflow_tracking_token'
+            - 'xmrig'
+    condition: selection
+---
+title: a list of case-sensitive regexes
+id: 00000000-0000-0000-0000-000000000013
+logsource: {product: test}
+detection:
+    selection:
+        message|re:
+            - 'AKIA[0-9A-Z]{16}'
+            - '://[^/@]*:[^/@]*@'
+    condition: selection
+"#;
+    let mut loading = detections::Loading::default();
+    Loader::default().load_text(rules, std::path::Path::new("case.yml"), &mut loading);
+    assert!(loading.errors.is_empty(), "{:?}", loading.errors);
+    let (engine, errors) = Engine::build(loading);
+    assert!(errors.is_empty(), "{errors:?}");
+    let ev = |m: &str| {
+        let mut e = Event::new();
+        e.insert("message", Value::from(m.to_string()));
+        e
+    };
+    let events = [
+        ev("aws_secret_access_key = abc"),
+        ev("AWS_SECRET_ACCESS_KEY=abc"),
+        ev("aws_\u{17f}ecret_acce\u{17f}\u{17f}_key=abc"),
+        ev("aws_secret_access_\u{212a}ey=abc"),
+        ev("MLFLOW_TRACKING_TO\u{212a}EN=x"),
+        ev("start XMRIG now"),
+        ev("nothing to see"),
+        ev("key AKIAABCDEFGHIJKLMNOP and https://u:p@host/"),
+        ev("key akiaabcdefghijklmnop"),
+        ev("https://host/path"),
+    ];
+    let hits = same_matches(&engine, &events);
+    // By hand: rules 1 and 2 on the first four events, rule 2 on the fifth
+    // and sixth; rule 3 on the eighth only (case-sensitive).
+    assert_eq!(hits, 4 * 2 + 2 + 1);
+}
