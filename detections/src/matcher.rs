@@ -160,6 +160,10 @@ const GATE_MAX_LITERALS: usize = 16;
 /// or their distinct first three bytes; any of those occurs wherever one
 /// of the literals does. `None` when that still leaves more than eight.
 fn gate_literals(mut lits: Vec<String>) -> Option<Vec<String>> {
+    if lits.is_empty() {
+        // No literal to wait for: the regex must always run.
+        return None;
+    }
     if lits.len() <= 4 {
         return Some(lits);
     }
@@ -1010,5 +1014,6 @@ mod tests {
         );
         let many: Vec<String> = (0..20).map(|i| format!("{i:03}zz")).collect();
         assert_eq!(gate_literals(many), None);
+        assert_eq!(gate_literals(Vec::new()), None);
     }
 }

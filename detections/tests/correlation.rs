@@ -66,14 +66,8 @@ detection:
 level: low
 "#;
 
-// Correlation specification, "Event Count (event_count)": counts events of
-// the referred rules per group in the timespan; `generate` defaults to
-// false, so the referred rule does not alert on its own.
-#[test]
-fn event_count_per_group_in_window() {
-    let yaml = format!(
-        "{FAILED_LOGIN}---\n{}",
-        r#"
+/// Three failed logins from one address within a minute.
+const BRUTE_FORCE: &str = r#"
 title: Brute force
 id: 0e95725d-7320-415d-80f7-004da920fc11
 correlation:
@@ -84,8 +78,14 @@ correlation:
   condition:
     gte: 3
 level: high
-"#
-    );
+"#;
+
+// Correlation specification, "Event Count (event_count)": counts events of
+// the referred rules per group in the timespan; `generate` defaults to
+// false, so the referred rule does not alert on its own.
+#[test]
+fn event_count_per_group_in_window() {
+    let yaml = format!("{FAILED_LOGIN}---\n{BRUTE_FORCE}");
     let e = engine(&yaml);
     let ip =
         |a: &str| format!(r#""source":{{"ip":"{a}"}},"http":{{"response":{{"status_code":401}}}}"#);
@@ -488,21 +488,7 @@ correlation:
 // live source's clock moved on.
 #[test]
 fn a_stream_catching_up_on_old_logs_keeps_its_groups() {
-    let yaml = format!(
-        "{FAILED_LOGIN}---\n{}",
-        r#"
-title: Brute force
-id: 0e95725d-7320-415d-80f7-004da920fc11
-correlation:
-  type: event_count
-  rules: [failed_login]
-  group-by: [source.ip]
-  timespan: 1m
-  condition:
-    gte: 3
-level: high
-"#
-    );
+    let yaml = format!("{FAILED_LOGIN}---\n{BRUTE_FORCE}");
     let e = engine(&yaml);
     let fail = |t: &str, ip: &str| {
         format!(
