@@ -118,8 +118,10 @@ pub enum ValueMatcher {
     Null,
     Regex(Regex),
     /// A list of regular expressions of which any may match (`field|re:
-    /// [a, b, ...]`): one alternation, so the text is scanned once for all
-    /// of them; `each` keeps them apart for the prefilter's literals.
+    /// [a, b, ...]`), or one case-insensitive regex: the text is searched
+    /// for their literals first and only the regexes whose literal occurs
+    /// run (or their alternation, for three and more, or when a regex has
+    /// no literals); `each` also gives the prefilter its literals.
     Regexes(Box<RegexList>),
     Cidr(ipnet::IpNet),
     TimePart(TimePart, Cmp, f64),

@@ -311,7 +311,8 @@ pub fn compile_item(
         out.push(m);
     }
     if is_re && matches!(combine, Combine::Any) && out.len() > 1 {
-        // Any of several regexes: one alternation scans the text once.
+        // Any of several regexes: a literal gate, then the regexes whose
+        // literal occurs (or one alternation that scans the text once).
         let each: Vec<regex::Regex> = out
             .drain(..)
             .filter_map(|m| match m {
