@@ -57,13 +57,18 @@ struct Late {
     index: rustc_hash::FxHashMap<String, u32>,
 }
 
+/// Each path's position in `paths`.
+fn index_of(paths: &[String]) -> rustc_hash::FxHashMap<String, u32> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.clone(), i as u32))
+        .collect()
+}
+
 impl Asked {
     pub fn new(paths: Vec<String>) -> Asked {
-        let index = paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i as u32))
-            .collect();
+        let index = index_of(&paths);
         Asked {
             paths,
             index,
@@ -83,12 +88,7 @@ impl Asked {
             self.late = None;
             return self;
         }
-        let index = trie
-            .paths()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i as u32))
-            .collect();
+        let index = index_of(trie.paths());
         self.late = Some(Late { trie, index });
         self
     }
