@@ -104,7 +104,7 @@ impl Emit {
                 continue;
             }
             self.hits.clear();
-            session.process_hits(engine, &ev, record, &rule_hits, &mut self.hits);
+            session.process_hits(engine, &ev, 0, record, &rule_hits, &mut self.hits);
             for h in &self.hits {
                 let (a, level) = match h {
                     Hit::Rule(i) => {

@@ -263,7 +263,7 @@ fn run_case(case: &Case, base: &Path, norm: &Normalizer, built: &Built) -> Resul
             matched_lines.push(line);
         }
         hits.clear();
-        session.process_hits(engine, &ev, events, &rule_hits, &mut hits);
+        session.process_hits(engine, &ev, 0, events, &rule_hits, &mut hits);
         if let Target::Correlation(c) = target {
             for h in &hits {
                 if let Hit::Correlation(m) = h

@@ -20,10 +20,16 @@
 //!   that did); `not` means "did not match in the window so far";
 //! - state is bounded: at most `max_groups` groups per correlation (the
 //!   least recently updated is evicted, and counted) and `max_entries`
-//!   events per group (the oldest dropped, and counted); groups expire
-//!   when they were not updated for a whole timespan of the newest event
-//!   time seen in any stream (a stream catching up on old logs keeps its
-//!   groups while it feeds them).
+//!   events per group (the oldest dropped, and counted);
+//! - each stream (a file, a connection, a request; `mlsoc hunt` puts all
+//!   its logs on one timeline, one stream) has its own clock, the newest
+//!   event time seen on it. A group expires when it was not updated for a
+//!   whole timespan of the clock of the stream that last updated it, so a
+//!   stream catching up on old logs keeps its groups while it feeds them,
+//!   and the matches of a group fed by one stream do not depend on how
+//!   other streams' events were interleaved with its own. Expiry is
+//!   decided when the group is next updated; the periodic sweep that frees
+//!   idle groups applies the same test and changes no result.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -599,9 +605,10 @@ struct Group {
     /// instead of a scan of up to `max_entries` entries (a scan made a
     /// busy group cost O(n) per event: quadratic, and an attacker's lever).
     agg: Aggregates,
-    /// The newest event time of any stream (`State::last_ts`) when the
-    /// group was last updated: expiry measures idleness on that clock.
+    /// The clock of the stream that last updated the group (`stream`), at
+    /// that update: expiry measures idleness on that clock.
     seen_at: i64,
+    stream: u64,
 }
 
 #[derive(Debug, Default)]
@@ -644,6 +651,7 @@ impl Group {
             entries: VecDeque::new(),
             agg: Aggregates::default(),
             seen_at: i64::MIN,
+            stream: 0,
         }
     }
 
@@ -652,6 +660,12 @@ impl Group {
     /// allocated again).
     fn recycle(mut self, key: Key) -> Group {
         self.key = key;
+        self.clear();
+        self
+    }
+
+    /// Empties the window (an expired group starts again).
+    fn clear(&mut self) {
         self.entries.clear();
         let agg = &mut self.agg;
         agg.popped = 0;
@@ -660,7 +674,12 @@ impl Group {
         agg.int_sum = 0;
         agg.numbers = 0;
         agg.non_integers = 0;
-        self
+    }
+
+    /// Whether the group sat idle for more than `span` of `clock`, the
+    /// clock of the stream that last updated it.
+    fn idle(&self, clock: i64, span: i64) -> bool {
+        self.seen_at < clock.saturating_sub(span)
     }
 
     /// Entry number `n`, while it is in the window.
@@ -797,8 +816,25 @@ pub struct State {
     recency: Vec<VecDeque<(u64, Key)>>,
     tick: u64,
     pub stats: Stats,
+    /// Each open stream's clock: the newest event time seen on it.
+    clocks: HashMap<u64, i64>,
+    /// The newest event time of any stream: paces the sweeps.
     last_ts: i64,
     last_sweep: i64,
+    /// Events since the last sweep: a stream catching up on old logs
+    /// does not move `last_ts`, and its idle groups are freed too.
+    since_sweep: usize,
+}
+
+/// When and where an event happened, as the correlation state sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At {
+    /// The event's time.
+    pub ts: i64,
+    /// Its stream.
+    pub stream: u64,
+    /// That stream's clock, this event included ([`State::advance`]).
+    pub now: i64,
 }
 
 impl State {
@@ -809,9 +845,38 @@ impl State {
             recency: (0..n).map(|_| VecDeque::new()).collect(),
             tick: 0,
             stats: Stats::default(),
+            clocks: HashMap::new(),
             last_ts: 0,
             last_sweep: i64::MIN,
+            since_sweep: 0,
         }
+    }
+
+    /// The clock of `stream`, if it has seen an event.
+    pub(crate) fn clock(&self, stream: u64) -> Option<i64> {
+        self.clocks.get(&stream).copied()
+    }
+
+    /// Moves the clock of `stream` on to `ts` (clocks never go back: an
+    /// event older than the newest seen leaves it); returns where the
+    /// event happened.
+    pub(crate) fn advance(&mut self, stream: u64, ts: i64) -> At {
+        let clock = self.clocks.entry(stream).or_insert(ts);
+        *clock = (*clock).max(ts);
+        self.last_ts = self.last_ts.max(ts);
+        self.since_sweep += 1;
+        At {
+            ts,
+            stream,
+            now: *clock,
+        }
+    }
+
+    /// No more events will come on `stream`: its clock is forgotten. Its
+    /// groups stay until another stream updates them (measured then on
+    /// that stream's clock) or they are evicted.
+    pub(crate) fn end_stream(&mut self, stream: u64) {
+        self.clocks.remove(&stream);
     }
 
     /// Number of live groups across all correlations.
@@ -830,12 +895,11 @@ impl State {
         corr: &Compiled,
         input_pos: usize,
         ev: &schema::Event,
-        ts: i64,
+        at: At,
         lines: &[u64],
     ) -> Option<Match> {
         self.tick += 1;
-        self.last_ts = self.last_ts.max(ts);
-        let now = self.last_ts;
+        let ts = at.ts;
         let f = &corr.fields[input_pos];
         let mut key = Vec::with_capacity(f.group.len());
         for g in &f.group {
@@ -851,7 +915,20 @@ impl State {
         let groups = &mut self.groups[ci];
         let recency = &mut self.recency[ci];
         let group = match groups.get_mut(&key[..]) {
-            Some(group) => group,
+            Some(group) => {
+                let clock = if group.stream == at.stream {
+                    at.now
+                } else {
+                    // A stream that ended has no clock: the updating
+                    // stream's clock measures the idleness then.
+                    self.clocks.get(&group.stream).copied().unwrap_or(at.now)
+                };
+                if group.idle(clock, span) {
+                    group.clear();
+                    self.stats.groups_expired += 1;
+                }
+                group
+            }
             None => {
                 let mut recycled = None;
                 if groups.len() >= limits.max_groups {
@@ -875,7 +952,8 @@ impl State {
                 groups.entry(key).or_insert(group)
             }
         };
-        group.seen_at = now;
+        group.seen_at = at.now;
+        group.stream = at.stream;
         let key = group.key.clone();
         key.set_last_update(self.tick);
         recency.push_back((self.tick, key.clone()));
@@ -928,28 +1006,27 @@ impl State {
         out
     }
 
-    /// Drops the groups not updated for a whole `timespan` of the newest
-    /// event time seen (of any stream), whose events have then all left
-    /// the window too; runs at most once per second of event time. `spans`
-    /// holds each correlation's `timespan`.
-    ///
-    /// Idleness is measured on that clock, not by the group's own event
-    /// times: a stream catching up on old logs (a file read from its start
-    /// while others are live) has event times far behind the newest, and
-    /// its groups must survive while it feeds them. Each group's window
-    /// still slides on its own events' times (`observe`).
+    /// Frees the groups that sat idle for more than their `timespan` on
+    /// the clock of the stream that last updated them: the test `observe`
+    /// applies when such a group is updated again, so sweeping changes no
+    /// result, only memory. Runs at most once per second of the newest
+    /// event time, or when as many events as there are groups (at least
+    /// 65,536) came since the last sweep. `spans` holds each
+    /// correlation's `timespan`.
     pub(crate) fn expire(&mut self, spans: &[i64]) {
-        if self.last_ts.saturating_sub(self.last_sweep) < 1_000_000_000 {
+        let by_time = self.last_ts.saturating_sub(self.last_sweep) >= 1_000_000_000;
+        let by_count = self.since_sweep >= self.group_count().max(1 << 16);
+        if !by_time && !by_count {
             return;
         }
         self.last_sweep = self.last_ts;
-        let now = self.last_ts;
+        self.since_sweep = 0;
+        let clocks = &self.clocks;
         for (groups, span) in self.groups.iter_mut().zip(spans) {
             let before = groups.len();
-            let start = now.saturating_sub(*span);
             groups.retain(|key, g| {
-                // `seen_at` is at least the newest entry's time.
-                let keep = g.seen_at >= start;
+                // The group's own stream ended: kept (see `end_stream`).
+                let keep = !clocks.get(&g.stream).is_some_and(|&c| g.idle(c, *span));
                 if !keep {
                     key.set_last_update(GONE);
                 }

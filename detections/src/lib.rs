@@ -839,9 +839,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Evaluates one event; `record` numbers it (the input line number for
-    /// `mlsoc eval`). Detection rule matches that are reported on their own
-    /// and correlation matches are appended to `out`.
+    /// Evaluates one event of a one-stream input; `record` numbers it (the
+    /// input line number for `mlsoc eval`). Detection rule matches that are
+    /// reported on their own and correlation matches are appended to `out`.
     pub fn process(
         &mut self,
         engine: &Engine,
@@ -849,49 +849,54 @@ impl Session {
         record: u64,
         out: &mut Vec<Hit>,
     ) {
-        let ts = ev.timestamp().map(|t| t.0).unwrap_or(self.last_ts);
-        self.last_ts = self.last_ts.max(ts);
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
         engine.eval_with(ev, &mut self.scratch, &mut |i| hits.push(i));
-        for &i in &hits {
-            if engine.standalone[i] {
-                out.push(Hit::Rule(i));
-            }
-            for &(ci, pos) in &engine.rule_consumers[i] {
-                self.feed(engine, ci, pos, ev, ts, &[record], out, 0);
-            }
-        }
+        self.process_hits(engine, ev, 0, record, &hits, out);
         self.hits = hits;
-        if !engine.correlations.is_empty() {
-            self.state.expire(&engine.spans);
-        }
     }
 
     /// [`Session::process`] with the detection rule matches already known
     /// (from [`Engine::eval_with`], run elsewhere, for instance on another
-    /// thread): only the correlations run here.
+    /// thread): only the correlations run here. `stream` names where the
+    /// event comes from (a file, a connection): each stream has its own
+    /// clock for the expiry of correlation groups, so that how streams
+    /// were interleaved does not change the matches of a group one stream
+    /// feeds (see the `correlation` module). Events of one stream come in
+    /// their order.
     pub fn process_hits(
         &mut self,
         engine: &Engine,
         ev: &schema::Event,
+        stream: u64,
         record: u64,
         rule_hits: &[usize],
         out: &mut Vec<Hit>,
     ) {
-        let ts = ev.timestamp().map(|t| t.0).unwrap_or(self.last_ts);
+        let ts = match ev.timestamp() {
+            Some(t) => t.0,
+            None => self.state.clock(stream).unwrap_or(self.last_ts),
+        };
         self.last_ts = self.last_ts.max(ts);
+        let mut at = None;
         for &i in rule_hits {
             if engine.standalone[i] {
                 out.push(Hit::Rule(i));
             }
             for &(ci, pos) in &engine.rule_consumers[i] {
-                self.feed(engine, ci, pos, ev, ts, &[record], out, 0);
+                let at = *at.get_or_insert_with(|| self.state.advance(stream, ts));
+                self.feed(engine, ci, pos, ev, at, &[record], out, 0);
             }
         }
         if !engine.correlations.is_empty() {
             self.state.expire(&engine.spans);
         }
+    }
+
+    /// No more events will come on `stream` (the file was read to its end
+    /// and deleted, the connection closed): its clock is forgotten.
+    pub fn end_stream(&mut self, stream: u64) {
+        self.state.end_stream(stream);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -901,20 +906,20 @@ impl Session {
         ci: usize,
         pos: usize,
         ev: &schema::Event,
-        ts: i64,
+        at: correlation::At,
         lines: &[u64],
         out: &mut Vec<Hit>,
         depth: usize,
     ) {
         let Some(m) = self
             .state
-            .observe(ci, &engine.correlations[ci].0, pos, ev, ts, lines)
+            .observe(ci, &engine.correlations[ci].0, pos, ev, at, lines)
         else {
             return;
         };
         if depth < 16 {
             for &(parent, ppos) in &engine.corr_consumers[ci] {
-                self.feed(engine, parent, ppos, ev, ts, &m.lines, out, depth + 1);
+                self.feed(engine, parent, ppos, ev, at, &m.lines, out, depth + 1);
             }
         }
         if engine.corr_standalone[ci] {

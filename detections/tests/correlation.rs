@@ -841,3 +841,135 @@ correlation:
     feed(&mut s, 2, "judy", &mut hits);
     assert!(hits.is_empty(), "{hits:?}");
 }
+
+/// Runs events given as (stream, record number, JSON line) and returns the
+/// correlation matches as (title, lines); `ends` lists streams to end after
+/// the event at that position.
+fn run_streams(
+    e: &Engine,
+    events: &[(u64, u64, &str)],
+    ends: &[(usize, u64)],
+) -> Vec<(String, Vec<u64>)> {
+    let mut s = e.session(Limits::default());
+    let mut out = Vec::new();
+    for (n, &(stream, record, j)) in events.iter().enumerate() {
+        let event = ev(j);
+        let mut rule_hits = Vec::new();
+        e.eval(&event, &mut |i| rule_hits.push(i));
+        let mut hits = Vec::new();
+        s.process_hits(e, &event, stream, record, &rule_hits, &mut hits);
+        for h in hits {
+            if let Hit::Correlation(m) = h {
+                out.push((e.correlation(m.correlation).title.clone(), m.lines));
+            }
+        }
+        for &(_, ended) in ends.iter().filter(|(at, _)| *at == n) {
+            s.end_stream(ended);
+        }
+    }
+    out
+}
+
+fn failed_at(t: &str, ip: &str) -> String {
+    format!(
+        r#"{{"@timestamp":"2026-11-30T{t}Z","source":{{"ip":"{ip}"}},"http":{{"response":{{"status_code":401}}}}}}"#
+    )
+}
+
+// Each stream has its own clock: a group fed by one stream matches the
+// same way however that stream's events were interleaved with another
+// stream's, here a live one two hours ahead. Stream 1 also goes out of
+// order: 10.0.0.1 sat idle for more than the minute of its own stream's
+// clock (which reached 10:05) and starts again, whether or not a sweep
+// ran in between.
+#[test]
+fn matches_of_one_stream_do_not_depend_on_the_interleaving_of_others() {
+    let yaml = format!("{FAILED_LOGIN}---\n{BRUTE_FORCE}");
+    let e = engine(&yaml);
+    let a: Vec<String> = [
+        ("10:00:00", "10.0.0.1"),
+        ("10:00:10", "10.0.0.1"),
+        ("10:05:00", "10.0.0.2"),
+        ("10:00:20", "10.0.0.1"), // older than the clock: 10.0.0.1 expired
+        ("10:00:30", "10.0.0.1"),
+        ("10:05:10", "10.0.0.2"),
+        ("10:05:20", "10.0.0.2"), // third within the minute: a match
+    ]
+    .iter()
+    .map(|(t, ip)| failed_at(t, ip))
+    .collect();
+    let b: Vec<String> = [
+        ("12:00:00", "10.9.0.1"),
+        ("12:00:02", "10.9.0.2"),
+        ("12:00:04", "10.9.0.3"),
+    ]
+    .iter()
+    .map(|(t, ip)| failed_at(t, ip))
+    .collect();
+    let expected = vec![("Brute force".to_string(), vec![3, 6, 7])];
+    // Every interleaving of the two streams that keeps each one's order:
+    // the positions of stream 2's three events among the ten.
+    let mut runs = 0;
+    for i in 0..10 {
+        for j in i + 1..10 {
+            for k in j + 1..10 {
+                let (mut ai, mut bi) = (0, 0);
+                let mut events = Vec::new();
+                for pos in 0..10 {
+                    if pos == i || pos == j || pos == k {
+                        events.push((2, 101 + bi as u64, b[bi].as_str()));
+                        bi += 1;
+                    } else {
+                        events.push((1, 1 + ai as u64, a[ai].as_str()));
+                        ai += 1;
+                    }
+                }
+                assert_eq!(
+                    run_streams(&e, &events, &[]),
+                    expected,
+                    "stream 2 at positions {i}, {j}, {k}"
+                );
+                runs += 1;
+            }
+        }
+    }
+    assert_eq!(runs, 120);
+}
+
+// A stream that ends (a rotated file read to its end) leaves its groups:
+// the next stream that updates one measures its idleness on its own clock.
+#[test]
+fn groups_outlive_the_stream_that_ended() {
+    let yaml = format!("{FAILED_LOGIN}---\n{BRUTE_FORCE}");
+    let e = engine(&yaml);
+    let old = [
+        failed_at("10:00:00", "10.0.0.1"),
+        failed_at("10:00:10", "10.0.0.1"),
+    ];
+    let continued = failed_at("10:00:20", "10.0.0.1");
+    let events = [
+        (1, 1, old[0].as_str()),
+        (1, 2, old[1].as_str()),
+        (2, 3, continued.as_str()),
+    ];
+    assert_eq!(
+        run_streams(&e, &events, &[(1, 1)]),
+        vec![("Brute force".to_string(), vec![1, 2, 3])]
+    );
+    // When the new stream's clock is two minutes on (another address's
+    // event), the group has expired, although the failure itself is within
+    // the minute of the old ones.
+    let other = failed_at("10:02:10", "10.0.0.9");
+    let events = [
+        (1, 1, old[0].as_str()),
+        (1, 2, old[1].as_str()),
+        (2, 3, other.as_str()),
+        (2, 4, continued.as_str()),
+    ];
+    assert_eq!(run_streams(&e, &events, &[(1, 1)]), vec![]);
+    // While the old stream is open, its own clock (10:00:10) decides.
+    assert_eq!(
+        run_streams(&e, &events, &[]),
+        vec![("Brute force".to_string(), vec![1, 2, 4])]
+    );
+}

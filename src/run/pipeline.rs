@@ -92,6 +92,11 @@ struct WorkerOut {
     /// Events some detection rule matched, with the rules.
     hits: Vec<(Event, Vec<usize>)>,
     acks: Vec<Ack>,
+    /// The stream the records come from (its source's name and its id
+    /// there, hashed): the correlations keep a clock per stream.
+    stream: u64,
+    /// The stream ended with these records.
+    ended: bool,
 }
 
 /// Starts the dispatcher, the workers and the router.
@@ -200,7 +205,8 @@ fn worker(
                 for rec in batch.records {
                     st.stream.push(rec, &mut outs);
                 }
-                let acks = if batch.end_of_stream {
+                let ended = batch.end_of_stream;
+                let acks = if ended {
                     st.stream.finish(&mut outs);
                     let mut acks = std::mem::take(&mut st.held);
                     streams.remove(&key);
@@ -214,7 +220,7 @@ fn worker(
                     acks.push(batch.ack);
                     acks
                 };
-                let wo = convert(&mut outs, acks, &key.0, key.1, engine, stats);
+                let wo = convert(&mut outs, acks, &key.0, key.1, ended, engine, stats);
                 if out.send(wo).is_err() {
                     return;
                 }
@@ -224,7 +230,7 @@ fn worker(
                 // Sources are gone: close every open record.
                 for ((name, id), mut st) in streams.drain() {
                     st.stream.finish(&mut outs);
-                    let wo = convert(&mut outs, st.held, &name, id, engine, stats);
+                    let wo = convert(&mut outs, st.held, &name, id, true, engine, stats);
                     if out.send(wo).is_err() {
                         return;
                     }
@@ -239,7 +245,7 @@ fn worker(
                 st.stream.flush_pending(&mut outs);
                 st.last = now;
                 let held = std::mem::take(&mut st.held);
-                let wo = convert(&mut outs, held, name, *id, engine, stats);
+                let wo = convert(&mut outs, held, name, *id, false, engine, stats);
                 if out.send(wo).is_err() {
                     return;
                 }
@@ -273,6 +279,7 @@ fn convert(
     acks: Vec<Ack>,
     source_name: &Arc<str>,
     stream: u64,
+    ended: bool,
     engine: Option<&Engine>,
     stats: &Stats,
 ) -> WorkerOut {
@@ -327,7 +334,18 @@ fn convert(
         records,
         hits,
         acks,
+        stream: stream_key(source_name, stream),
+        ended,
     }
+}
+
+/// One number for a source's stream.
+fn stream_key(source_name: &str, stream: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    source_name.hash(&mut h);
+    stream.hash(&mut h);
+    h.finish()
 }
 
 /// Events that feed a correlation are moved out of `outs` (to the router).
@@ -522,7 +540,7 @@ fn router(
             for (ev, rule_hits) in wo.hits.drain(..) {
                 found.clear();
                 let record_no = log_offset(&ev).unwrap_or(0);
-                session.process_hits(engine, &ev, record_no, &rule_hits, &mut found);
+                session.process_hits(engine, &ev, wo.stream, record_no, &rule_hits, &mut found);
                 for h in &found {
                     // Rule alerts were made by the worker.
                     if let Hit::Correlation(m) = h {
@@ -530,6 +548,9 @@ fn router(
                         wo.records.push(alert_record(&a, stats));
                     }
                 }
+            }
+            if wo.ended {
+                session.end_stream(wo.stream);
             }
         }
         for sink in &sinks {
