@@ -31,7 +31,11 @@
 //!   decided when the group is next updated; the periodic sweep that frees
 //!   idle groups applies the same test and changes no result.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 use std::sync::Arc;
 
 use serde_norway::Value as Y;
@@ -543,6 +547,9 @@ struct Key(Arc<KeyData>);
 #[derive(Debug)]
 struct KeyData {
     values: Box<[String]>,
+    /// The values' hash in the group table (computed once: the table
+    /// grows, and evicts, without hashing the strings again).
+    hash: u64,
     /// Tick of the group's last update; [`GONE`] once it left the table.
     last_update: std::sync::atomic::AtomicU64,
 }
@@ -551,9 +558,10 @@ struct KeyData {
 const GONE: u64 = u64::MAX;
 
 impl Key {
-    fn new(values: Vec<String>) -> Key {
+    fn new(values: Vec<String>, hash: u64) -> Key {
         Key(Arc::new(KeyData {
             values: values.into_boxed_slice(),
+            hash,
             last_update: std::sync::atomic::AtomicU64::new(0),
         }))
     }
@@ -573,26 +581,9 @@ impl Key {
     fn values(&self) -> &[String] {
         &self.0.values
     }
-}
 
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        // As `[String]` hashes: the table is searched by `&[String]`.
-        self.values().hash(h);
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Key) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.values() == other.values()
-    }
-}
-
-impl Eq for Key {}
-
-impl std::borrow::Borrow<[String]> for Key {
-    fn borrow(&self) -> &[String] {
-        self.values()
+    fn hash(&self) -> u64 {
+        self.0.hash
     }
 }
 
@@ -806,7 +797,11 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct State {
     limits: Limits,
-    groups: Vec<HashMap<Key, Group>>,
+    /// Per correlation, its groups by key (hashed once per event with a
+    /// keyed SipHash: the keys are what the logs say, so an attacker
+    /// chooses them).
+    groups: Vec<HashTable<Group>>,
+    hasher: std::hash::RandomState,
     /// Per correlation, group keys in the order they were last updated,
     /// with the tick of that update; entries whose tick is older than the
     /// group's `last_update` are stale and skipped. Eviction of the least
@@ -841,7 +836,8 @@ impl State {
     pub fn new(n: usize, limits: Limits) -> State {
         State {
             limits,
-            groups: (0..n).map(|_| HashMap::new()).collect(),
+            groups: (0..n).map(|_| HashTable::new()).collect(),
+            hasher: std::hash::RandomState::new(),
             recency: (0..n).map(|_| VecDeque::new()).collect(),
             tick: 0,
             stats: Stats::default(),
@@ -881,7 +877,7 @@ impl State {
 
     /// Number of live groups across all correlations.
     pub fn group_count(&self) -> usize {
-        self.groups.iter().map(HashMap::len).sum()
+        self.groups.iter().map(HashTable::len).sum()
     }
 
     /// Feeds the event matched by `input` of correlation `ci`; returns a
@@ -901,20 +897,24 @@ impl State {
         self.tick += 1;
         let ts = at.ts;
         let f = &corr.fields[input_pos];
-        let mut key = Vec::with_capacity(f.group.len());
+        let mut key: Vec<Cow<'_, str>> = Vec::with_capacity(f.group.len());
         for g in &f.group {
             // An event without a group field does not join any group.
             key.push(first_text(g, ev)?);
         }
         let value = match &f.value {
-            Some(v) => Some(first_text(v, ev)?),
+            Some(v) => Some(first_text(v, ev)?.into_owned()),
             None => None,
         };
         let span = corr.def.timespan;
         let limits = self.limits;
+        // As `[String]` hashes (the `Key`s in the table).
+        let hash = self.hasher.hash_one(&key[..]);
+        let same = |g: &Group| g.key.values().iter().eq(key.iter());
         let groups = &mut self.groups[ci];
         let recency = &mut self.recency[ci];
-        let group = match groups.get_mut(&key[..]) {
+        let found = groups.find_bucket_index(hash, same);
+        let group = match found.and_then(|i| groups.get_bucket_mut(i)) {
             Some(group) => {
                 let clock = if group.stream == at.stream {
                     at.now
@@ -935,8 +935,10 @@ impl State {
                     // Evict the least recently updated group.
                     while let Some((tick, oldest)) = recency.pop_front() {
                         if oldest.last_update() == tick
-                            && let Some(g) = groups.remove(oldest.values())
+                            && let Ok(entry) = groups
+                                .find_entry(oldest.hash(), |g| Arc::ptr_eq(&g.key.0, &oldest.0))
                         {
+                            let g = entry.remove().0;
                             oldest.set_last_update(GONE);
                             self.stats.groups_evicted += 1;
                             recycled = Some(g);
@@ -944,12 +946,14 @@ impl State {
                         }
                     }
                 }
-                let key = Key::new(key);
+                let key = Key::new(key.iter().map(|v| v.to_string()).collect(), hash);
                 let group = match recycled {
-                    Some(g) => g.recycle(key.clone()),
-                    None => Group::new(key.clone()),
+                    Some(g) => g.recycle(key),
+                    None => Group::new(key),
                 };
-                groups.entry(key).or_insert(group)
+                groups
+                    .insert_unique(hash, group, |g| g.key.hash())
+                    .into_mut()
             }
         };
         group.seen_at = at.now;
@@ -994,7 +998,9 @@ impl State {
             ts,
         });
         if out.is_some() {
-            groups.remove(key.values());
+            if let Ok(entry) = groups.find_entry(hash, |g| Arc::ptr_eq(&g.key.0, &key.0)) {
+                entry.remove();
+            }
             key.set_last_update(GONE);
         }
         let recency = &mut self.recency[ci];
@@ -1024,11 +1030,11 @@ impl State {
         let clocks = &self.clocks;
         for (groups, span) in self.groups.iter_mut().zip(spans) {
             let before = groups.len();
-            groups.retain(|key, g| {
+            groups.retain(|g| {
                 // The group's own stream ended: kept (see `end_stream`).
                 let keep = !clocks.get(&g.stream).is_some_and(|&c| g.idle(c, *span));
                 if !keep {
-                    key.set_last_update(GONE);
+                    g.key.set_last_update(GONE);
                 }
                 keep
             });
@@ -1037,10 +1043,10 @@ impl State {
     }
 }
 
-fn first_text(f: &FieldRef, ev: &schema::Event) -> Option<String> {
+fn first_text<'e>(f: &FieldRef, ev: &'e schema::Event) -> Option<Cow<'e, str>> {
     let mut out = None;
     f.visit(ev, &mut |v| {
-        out = v.to_text().map(|t| t.into_owned());
+        out = v.to_text();
         out.is_some()
     });
     out
@@ -1380,7 +1386,7 @@ mod tests {
         ) {
             const VALUES: [&str; 9] = ["1", "2", " 7 ", "-3", "2.5", "x", "", "1e2", "9223372036854775807"];
             for corr in every_kind() {
-                let mut g = Group::new(Key::new(Vec::new()));
+                let mut g = Group::new(Key::new(Vec::new(), 0));
                 for (n, &(input, ts, value, pops)) in ops.iter().enumerate() {
                     g.push(corr.def.kind, Entry {
                         ts,

@@ -1475,13 +1475,7 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) {
         Value::Str(s) => write_str(s, out),
         Value::Ip(std::net::IpAddr::V4(v4)) => {
             out.push(b'"');
-            for (i, o) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                let (buf, n) = itoa_u8(*o);
-                out.extend_from_slice(&buf[..n]);
-            }
+            write_ipv4(v4, out);
             out.push(b'"');
         }
         Value::Ip(ip) => {
@@ -1531,6 +1525,18 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) {
 }
 
 /// Decimal digits of a byte: (digits, count).
+/// Writes an IPv4 address in dotted decimal, as `Display` does (without
+/// the formatting machinery, which costs ten times more).
+pub(crate) fn write_ipv4(v4: &std::net::Ipv4Addr, out: &mut Vec<u8>) {
+    for (i, o) in v4.octets().iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let (buf, n) = itoa_u8(*o);
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
 fn itoa_u8(v: u8) -> ([u8; 3], usize) {
     if v >= 100 {
         ([b'0' + v / 100, b'0' + v / 10 % 10, b'0' + v % 10], 3)

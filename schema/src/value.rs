@@ -147,6 +147,13 @@ impl Value {
             Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
             Value::Int(i) => Some(Cow::Owned(i.to_string())),
             Value::Float(f) => Some(Cow::Owned(f.to_string())),
+            Value::Ip(std::net::IpAddr::V4(v4)) => {
+                let mut text = Vec::with_capacity(15);
+                crate::json::write_ipv4(v4, &mut text);
+                Some(Cow::Owned(
+                    String::from_utf8(text).expect("digits and dots"),
+                ))
+            }
             Value::Ip(ip) => Some(Cow::Owned(ip.to_string())),
             Value::Time(t) => Some(Cow::Owned(t.to_rfc3339())),
             Value::Null | Value::Array(_) | Value::Object(_) | Value::Json(_) => None,
@@ -220,5 +227,38 @@ pub fn str_array(items: &'static [&'static str]) -> Value {
                 .map(|s| Value::Str(Str::from_static(s)))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Addresses as text are what `Display` writes.
+        #[test]
+        fn ip_text_is_the_display_form(v4 in any::<u32>(), v6 in any::<u128>()) {
+            for ip in [
+                std::net::IpAddr::from(std::net::Ipv4Addr::from(v4)),
+                std::net::IpAddr::from(std::net::Ipv6Addr::from(v6)),
+            ] {
+                let text = Value::Ip(ip).to_text().map(|t| t.into_owned());
+                prop_assert_eq!(text, Some(ip.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_text_at_the_edges_of_each_octet_width() {
+        for (octets, want) in [
+            ([0, 0, 0, 0], "0.0.0.0"),
+            ([9, 10, 99, 100], "9.10.99.100"),
+            ([255, 255, 255, 255], "255.255.255.255"),
+            ([10, 0, 200, 7], "10.0.200.7"),
+        ] {
+            let v = Value::Ip(std::net::Ipv4Addr::from(octets).into());
+            assert_eq!(v.to_text().as_deref(), Some(want));
+        }
     }
 }
