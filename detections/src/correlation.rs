@@ -27,17 +27,18 @@
 //!   whole timespan of the clock of the stream that last updated it, so a
 //!   stream catching up on old logs keeps its groups while it feeds them,
 //!   and the matches of a group fed by one stream do not depend on how
-//!   other streams' events were interleaved with its own. Expiry is
-//!   decided when the group is next updated; the periodic sweep that frees
-//!   idle groups applies the same test and changes no result.
+//!   other streams' events were interleaved with its own. Once that
+//!   stream has ended (a rotated file, a closed connection, an HEC
+//!   request), the newest event time of any stream is the group's clock.
+//!   Expiry is decided when the group is next updated; the periodic sweep
+//!   that frees idle groups applies the same test and changes no result.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use serde_norway::Value as Y;
 
 use crate::matcher::FieldRef;
@@ -869,8 +870,8 @@ impl State {
     }
 
     /// No more events will come on `stream`: its clock is forgotten. Its
-    /// groups stay until another stream updates them (measured then on
-    /// that stream's clock) or they are evicted.
+    /// groups are measured on the newest clock of all streams from then
+    /// on.
     pub(crate) fn end_stream(&mut self, stream: u64) {
         self.clocks.remove(&stream);
     }
@@ -919,9 +920,7 @@ impl State {
                 let clock = if group.stream == at.stream {
                     at.now
                 } else {
-                    // A stream that ended has no clock: the updating
-                    // stream's clock measures the idleness then.
-                    self.clocks.get(&group.stream).copied().unwrap_or(at.now)
+                    clock_of(&self.clocks, group.stream, self.last_ts)
                 };
                 if group.idle(clock, span) {
                     group.clear();
@@ -1027,12 +1026,11 @@ impl State {
         }
         self.last_sweep = self.last_ts;
         self.since_sweep = 0;
-        let clocks = &self.clocks;
+        let (clocks, newest) = (&self.clocks, self.last_ts);
         for (groups, span) in self.groups.iter_mut().zip(spans) {
             let before = groups.len();
             groups.retain(|g| {
-                // The group's own stream ended: kept (see `end_stream`).
-                let keep = !clocks.get(&g.stream).is_some_and(|&c| g.idle(c, *span));
+                let keep = !g.idle(clock_of(clocks, g.stream, newest), *span);
                 if !keep {
                     g.key.set_last_update(GONE);
                 }
@@ -1041,6 +1039,12 @@ impl State {
             self.stats.groups_expired += (before - groups.len()) as u64;
         }
     }
+}
+
+/// The clock that measures the idleness of a group `stream` updated last:
+/// that stream's, or the newest of all (`newest`) once the stream ended.
+fn clock_of(clocks: &HashMap<u64, i64>, stream: u64, newest: i64) -> i64 {
+    clocks.get(&stream).copied().unwrap_or(newest)
 }
 
 fn first_text<'e>(f: &FieldRef, ev: &'e schema::Event) -> Option<Cow<'e, str>> {

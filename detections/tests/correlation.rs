@@ -937,7 +937,8 @@ fn matches_of_one_stream_do_not_depend_on_the_interleaving_of_others() {
 }
 
 // A stream that ends (a rotated file read to its end) leaves its groups:
-// the next stream that updates one measures its idleness on its own clock.
+// another stream can go on feeding them, and their idleness is measured on
+// the newest clock of all streams from then on.
 #[test]
 fn groups_outlive_the_stream_that_ended() {
     let yaml = format!("{FAILED_LOGIN}---\n{BRUTE_FORCE}");
@@ -956,9 +957,9 @@ fn groups_outlive_the_stream_that_ended() {
         run_streams(&e, &events, &[(1, 1)]),
         vec![("Brute force".to_string(), vec![1, 2, 3])]
     );
-    // When the new stream's clock is two minutes on (another address's
-    // event), the group has expired, although the failure itself is within
-    // the minute of the old ones.
+    // When the newest clock is two minutes on (another address's event),
+    // the group has expired, although the failure itself is within the
+    // minute of the old ones.
     let other = failed_at("10:02:10", "10.0.0.9");
     let events = [
         (1, 1, old[0].as_str()),
