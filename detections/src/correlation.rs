@@ -1020,7 +1020,7 @@ impl State {
     /// correlation's `timespan`.
     pub(crate) fn expire(&mut self, spans: &[i64]) {
         let by_time = self.last_ts.saturating_sub(self.last_sweep) >= 1_000_000_000;
-        let by_count = self.since_sweep >= self.group_count().max(1 << 16);
+        let by_count = self.since_sweep >= 1 << 16 && self.since_sweep >= self.group_count();
         if !by_time && !by_count {
             return;
         }
