@@ -5,6 +5,8 @@
 //! issues #140, #2968, #10146), every item ends delivered, duplicate,
 //! retried, or dead-lettered with Elasticsearch's reason.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -58,10 +60,46 @@ pub(crate) fn request_verdict(status: u16) -> RequestVerdict {
 }
 
 #[derive(Deserialize)]
-struct BulkResponse {
+struct BulkResponse<'a> {
     #[serde(default)]
     errors: bool,
-    items: Vec<std::collections::BTreeMap<String, ItemResult>>,
+    #[serde(borrow)]
+    items: Vec<Item<'a>>,
+}
+
+/// One item of the answer: `{"<action>": {"status": ..., ...}}`, read
+/// without building a map per item (an answer has an item per document).
+/// `None` for an empty object.
+struct Item<'a>(Option<(Cow<'a, str>, ItemResult)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Item<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Item<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a _bulk item: an object with one action")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Item<'a>, A::Error> {
+                #[derive(Deserialize)]
+                struct Op<'a>(#[serde(borrow)] Cow<'a, str>);
+                let first = map
+                    .next_entry::<Op<'a>, ItemResult>()?
+                    .map(|(op, r)| (op.0, r));
+                // Elasticsearch writes one action per item; any other key
+                // is read (the answer must be valid JSON) and left.
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Item(first))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -90,7 +128,7 @@ pub(crate) fn item_outcomes(
     }
     let mut out = Vec::with_capacity(sent);
     for (i, item) in resp.items.into_iter().enumerate() {
-        let Some((op, r)) = item.into_iter().next() else {
+        let Some((op, r)) = item.0 else {
             return Err(format!("item {i} of the _bulk answer is empty"));
         };
         out.push(classify(&op, r, action));
@@ -235,6 +273,34 @@ mod tests {
         assert!(item_outcomes(body, 2, BulkAction::Create).is_err());
         assert!(item_outcomes(b"<html>", 1, BulkAction::Create).is_err());
         assert!(item_outcomes(b"{\"errors\":false}", 1, BulkAction::Create).is_err());
+        // An empty item, an item that is not an object, a truncated answer.
+        let empty = br#"{"errors":true,"items":[{"create":{"status":201}},{}]}"#;
+        assert!(item_outcomes(empty, 2, BulkAction::Create).is_err());
+        let array = br#"{"errors":true,"items":[["create"]]}"#;
+        assert!(item_outcomes(array, 1, BulkAction::Create).is_err());
+        let cut = br#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"sta"#;
+        assert!(item_outcomes(cut, 2, BulkAction::Create).is_err());
+    }
+
+    // The action name is read as written, escapes included; the item's
+    // other fields and any key after the action are read and left.
+    #[test]
+    fn item_action_names_with_escapes_and_extra_keys() {
+        let body = br#"{"took":3,"errors":true,"items":[
+            {"cr\u0065ate":{"_index":"x","status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
+            {"create":{"_index":"x","status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"},"_shards":{"total":1}},"extra":[1,{"a":null}]},
+            {"index":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}}
+        ]}"#;
+        let out = item_outcomes(body, 3, BulkAction::Create).unwrap();
+        assert_eq!(out[0], ItemOutcome::Duplicate);
+        assert_eq!(out[1], ItemOutcome::Duplicate);
+        assert_eq!(
+            out[2],
+            ItemOutcome::Reject {
+                status: 409,
+                reason: "version_conflict_engine_exception: exists".into()
+            }
+        );
     }
 
     #[test]
