@@ -553,13 +553,18 @@ fn router(
                 session.end_stream(wo.stream);
             }
         }
-        for sink in &sinks {
-            let records: Vec<Record> = wo
-                .records
-                .iter()
-                .filter(|r| sink.streams.contains(&r.stream))
-                .cloned()
-                .collect();
+        for (i, sink) in sinks.iter().enumerate() {
+            let takes = |r: &Record| sink.streams.contains(&r.stream);
+            // The last sink takes the records themselves; the others, clones
+            // (reference counts: the documents are shared).
+            let records: Vec<Record> = if i + 1 == sinks.len() {
+                std::mem::take(&mut wo.records)
+                    .into_iter()
+                    .filter(takes)
+                    .collect()
+            } else {
+                wo.records.iter().filter(|r| takes(r)).cloned().collect()
+            };
             if records.is_empty() {
                 continue;
             }
