@@ -2011,6 +2011,16 @@ mod tests {
         }
     }
 
+    fn escapes_like_serde_json(t: &str) {
+        let mut mine = Vec::new();
+        write_str(t, &mut mine);
+        assert_eq!(
+            String::from_utf8(mine).unwrap(),
+            serde_json::to_string(t).unwrap(),
+            "{t:?}"
+        );
+    }
+
     /// Every set of positions escaped in a 16-byte block, with the short
     /// and the longest escape (a block of 16 control bytes is the most
     /// the writer must make room for), after a clean block and before a
@@ -2022,14 +2032,7 @@ mod tests {
                 let block: String = (0..16)
                     .map(|k| if bits >> k & 1 == 1 { esc } else { 'a' })
                     .collect();
-                let t = format!("0123456789abcdef{block}tail");
-                let mut mine = Vec::new();
-                write_str(&t, &mut mine);
-                assert_eq!(
-                    String::from_utf8(mine).unwrap(),
-                    serde_json::to_string(&t).unwrap(),
-                    "{t:?}"
-                );
+                escapes_like_serde_json(&format!("0123456789abcdef{block}tail"));
             }
         }
     }
@@ -2048,14 +2051,7 @@ mod tests {
                     s.push_str(&"y".repeat(len - at - 1));
                     // Also followed by more escapes at the end.
                     for extra in ["", "\"", "\\\n"] {
-                        let t = format!("{s}{extra}");
-                        let mut mine = Vec::new();
-                        write_str(&t, &mut mine);
-                        assert_eq!(
-                            String::from_utf8(mine).unwrap(),
-                            serde_json::to_string(&t).unwrap(),
-                            "{t:?}"
-                        );
+                        escapes_like_serde_json(&format!("{s}{extra}"));
                     }
                 }
             }
