@@ -398,7 +398,7 @@ impl FakeEs {
         self.state()
             .indices
             .get(index)
-            .map(|i| i.docs.clone())
+            .map(|i| i.docs.iter().map(bulk::Doc::stored).collect())
             .unwrap_or_default()
     }
 
@@ -406,7 +406,7 @@ impl FakeEs {
     pub fn doc(&self, index: &str, id: &str) -> Option<Value> {
         let s = self.state();
         let ix = s.indices.get(index)?;
-        ix.by_id.get(id).map(|&i| ix.docs[i].source.clone())
+        ix.by_id.get(id).map(|&i| ix.docs[i].source())
     }
 
     /// Names of the indices and data streams written to.
@@ -444,7 +444,7 @@ impl FakeEs {
 
     /// How many times `id` was received.
     pub fn receive_count(&self, id: &str) -> u64 {
-        self.state().receive_counts.get(id).copied().unwrap_or(0)
+        self.state().receive_counts.get(id).map_or(0, |&(n, _)| n)
     }
 
     /// An installed index template's body.

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::wire::{self, ItemError, error_body};
 use super::{ItemRule, ItemView, RequestLog, Scripted, StoredDoc};
+use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 /// Everything the fake knows; one lock.
 #[derive(Default)]
@@ -19,9 +20,9 @@ pub(crate) struct State {
     pub bulk_requests: u64,
     pub items_received: u64,
     pub received_ids: Vec<String>,
-    pub receive_counts: HashMap<String, u64>,
-    /// 1-based rank of each `_id` among the distinct ids received.
-    pub first_seen: HashMap<String, u64>,
+    /// Per `_id`: how many times it was received, and its 1-based rank
+    /// among the distinct ids received.
+    pub receive_counts: HashMap<String, (u64, u64)>,
     pub script: VecDeque<Scripted>,
     pub item_rules: Vec<ItemRule>,
     pub requests: Vec<RequestLog>,
@@ -69,17 +70,47 @@ pub(crate) struct IndexData {
     /// What `_index` says in responses: the index itself, or the data
     /// stream's backing index `.ds-<name>-<yyyy.MM.dd>-000001`.
     pub backing: String,
-    pub docs: Vec<StoredDoc>,
+    pub docs: Vec<Doc>,
     pub by_id: HashMap<String, usize>,
     pub next_seq_no: u64,
 }
 
+/// A stored document. The source is kept as compact JSON text, one
+/// allocation, rather than as a `Value` tree (a map node of several hundred
+/// bytes per object): a benchmark stores millions of documents, and
+/// building and paging in those trees cost the fake more CPU than the
+/// shipper it measures.
+#[derive(Debug, Clone)]
+pub(crate) struct Doc {
+    pub id: String,
+    /// Written by `serde_json` from a `Value`, so it always reads back.
+    source: Box<str>,
+    pub version: u64,
+    pub seq_no: u64,
+}
+
+impl Doc {
+    pub fn source(&self) -> Value {
+        serde_json::from_str(&self.source).expect("stored sources are serde_json's own output")
+    }
+
+    pub fn stored(&self) -> StoredDoc {
+        StoredDoc {
+            id: self.id.clone(),
+            source: self.source(),
+            version: self.version,
+            seq_no: self.seq_no,
+        }
+    }
+}
+
 impl IndexData {
-    fn get(&self, id: &str) -> Option<&StoredDoc> {
+    fn get(&self, id: &str) -> Option<&Doc> {
         self.by_id.get(id).map(|&i| &self.docs[i])
     }
 
-    fn put(&mut self, id: &str, source: Value) -> (u64, u64, bool) {
+    fn put(&mut self, id: &str, source: &Value) -> (u64, u64, bool) {
+        let source = source.to_string().into_boxed_str();
         let seq_no = self.next_seq_no;
         self.next_seq_no += 1;
         match self.by_id.get(id) {
@@ -92,7 +123,7 @@ impl IndexData {
             }
             None => {
                 self.by_id.insert(id.to_owned(), self.docs.len());
-                self.docs.push(StoredDoc {
+                self.docs.push(Doc {
                     id: id.to_owned(),
                     source,
                     version: 1,
@@ -195,7 +226,14 @@ fn parse<'a>(target: Option<&str>, body: &'a [u8]) -> Result<Vec<Op<'a>>, Whole>
             "The bulk request must be terminated by a newline [\\n]".into(),
         ));
     }
-    let lines: Vec<&[u8]> = body[..body.len() - 1].split(|&b| b == b'\n').collect();
+    let body = &body[..body.len() - 1];
+    let mut lines: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body) {
+        lines.push(&body[start..end]);
+        start = end + 1;
+    }
+    lines.push(&body[start..]);
     let mut ops = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -417,27 +455,121 @@ pub(crate) fn glob(pattern: &str, s: &str) -> bool {
     true
 }
 
-/// One item's outcome as written in `items`.
-fn item_ok(backing: &str, id: &str, version: u64, seq_no: u64, result: &str, status: u16) -> Value {
-    json!({
-        "_index": backing,
-        "_id": id,
-        "_version": version,
-        "result": result,
-        "_shards": {"total": 2, "successful": 1, "failed": 0},
-        "_seq_no": seq_no,
-        "_primary_term": 1,
-        "status": status,
-    })
+/// One item's outcome as written in `items`: done (stored, deleted, not
+/// found or a no-op), or failed with its `error`.
+#[derive(Debug)]
+pub(crate) enum ItemOut {
+    Done {
+        backing: String,
+        id: String,
+        version: u64,
+        seq_no: u64,
+        result: &'static str,
+        status: u16,
+    },
+    Failed(Value),
 }
 
-fn item_err(index: &str, id: &str, e: &ItemError) -> Value {
+/// Written as ES writes a successful item: `_index`, `_id`, `_version`,
+/// `result`, `_shards`, `_seq_no`, `_primary_term`, `status`.
+impl Serialize for ItemOut {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let (backing, id, version, seq_no, result, status) = match self {
+            ItemOut::Failed(v) => return v.serialize(ser),
+            ItemOut::Done {
+                backing,
+                id,
+                version,
+                seq_no,
+                result,
+                status,
+            } => (backing, id, version, seq_no, result, status),
+        };
+        struct Shards;
+        impl Serialize for Shards {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                let mut m = ser.serialize_struct("Shards", 3)?;
+                m.serialize_field("total", &2)?;
+                m.serialize_field("successful", &1)?;
+                m.serialize_field("failed", &0)?;
+                m.end()
+            }
+        }
+        let mut m = ser.serialize_struct("Item", 8)?;
+        m.serialize_field("_index", backing)?;
+        m.serialize_field("_id", id)?;
+        m.serialize_field("_version", version)?;
+        m.serialize_field("result", result)?;
+        m.serialize_field("_shards", &Shards)?;
+        m.serialize_field("_seq_no", seq_no)?;
+        m.serialize_field("_primary_term", &1)?;
+        m.serialize_field("status", status)?;
+        m.end()
+    }
+}
+
+fn item_ok(
+    backing: &str,
+    id: &str,
+    version: u64,
+    seq_no: u64,
+    result: &'static str,
+    status: u16,
+) -> ItemOut {
+    ItemOut::Done {
+        backing: backing.to_owned(),
+        id: id.to_owned(),
+        version,
+        seq_no,
+        result,
+        status,
+    }
+}
+
+fn item_err_value(index: &str, id: &str, e: &ItemError) -> Value {
     json!({
         "_index": index,
         "_id": id,
         "status": e.status,
         "error": e.to_json(index, id),
     })
+}
+
+fn item_err(index: &str, id: &str, e: &ItemError) -> ItemOut {
+    ItemOut::Failed(item_err_value(index, id, e))
+}
+
+/// A `_bulk` answer, serialized as ES writes it without building a JSON
+/// tree of every item.
+#[derive(Debug)]
+pub(crate) struct BulkAnswer {
+    pub errors: bool,
+    pub took: u64,
+    pub items: Vec<(&'static str, ItemOut)>,
+}
+
+impl Serialize for BulkAnswer {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        struct Items<'a>(&'a [(&'static str, ItemOut)]);
+        impl Serialize for Items<'_> {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.collect_seq(self.0.iter().map(|(action, item)| One(action, item)))
+            }
+        }
+        struct One<'a>(&'a str, &'a ItemOut);
+        impl Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                let mut m = ser.serialize_map(Some(1))?;
+                m.serialize_entry(self.0, self.1)?;
+                m.end()
+            }
+        }
+        let mut m = ser.serialize_struct("BulkResponse", 3)?;
+        m.serialize_field("errors", &self.errors)?;
+        m.serialize_field("took", &self.took)?;
+        m.serialize_field("items", &Items(&self.items))?;
+        m.end()
+    }
 }
 
 /// Applies a `_bulk` request. Items are answered in request order
@@ -449,27 +581,20 @@ pub(crate) fn process(
     target: Option<&str>,
     body: &[u8],
     started: Instant,
-) -> Result<Value, Whole> {
+) -> Result<BulkAnswer, Whole> {
     let ops = parse(target, body)?;
     let mut items = Vec::with_capacity(ops.len());
-    let mut errors = false;
     for op in ops {
-        let item = apply(state, op);
-        if item.1.get("error").is_some() {
-            errors = true;
-        }
-        let mut m = Map::new();
-        m.insert(item.0.into(), item.1);
-        items.push(Value::Object(m));
+        items.push(apply(state, op));
     }
-    Ok(json!({
-        "errors": errors,
-        "took": started.elapsed().as_millis() as u64,
-        "items": items,
-    }))
+    Ok(BulkAnswer {
+        errors: items.iter().any(|(_, i)| matches!(i, ItemOut::Failed(_))),
+        took: started.elapsed().as_millis() as u64,
+        items,
+    })
 }
 
-fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
+fn apply(state: &mut State, op: Op<'_>) -> (&'static str, ItemOut) {
     let action = op.action.name();
     state.items_received += 1;
     let ordinal = state.items_received;
@@ -485,12 +610,17 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
     let (attempt, first_seen) = match &op.id {
         Some(id) => {
             state.received_ids.push(id.clone());
-            let n = state.receive_counts.entry(id.clone()).or_insert(0);
-            *n += 1;
-            let attempt = *n;
-            let next = state.first_seen.len() as u64 + 1;
-            let rank = *state.first_seen.entry(id.clone()).or_insert(next);
-            (attempt, rank)
+            let next = state.receive_counts.len() as u64 + 1;
+            match state.receive_counts.get_mut(id) {
+                Some((n, rank)) => {
+                    *n += 1;
+                    (*n, *rank)
+                }
+                None => {
+                    state.receive_counts.insert(id.clone(), (1, next));
+                    (1, next)
+                }
+            }
         }
         None => (1, ordinal),
     };
@@ -588,24 +718,24 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
             ),
         );
     }
-    let ix = state
-        .indices
-        .entry(op.index.clone())
-        .or_insert_with(|| IndexData {
-            data_stream,
-            backing: if data_stream {
-                format!(".ds-{}-{}-000001", op.index, wire::today())
-            } else {
-                op.index.clone()
+    if !state.indices.contains_key(&op.index) {
+        let backing = if data_stream {
+            format!(".ds-{}-{}-000001", op.index, wire::today())
+        } else {
+            op.index.clone()
+        };
+        state.indices.insert(
+            op.index.clone(),
+            IndexData {
+                data_stream,
+                backing,
+                ..IndexData::default()
             },
-            ..IndexData::default()
-        });
-    let backing = ix.backing.clone();
-    let source = match (&state.keep_fields, source) {
-        (Some(fields), Some(src)) => Some(project(src.doc, fields)),
-        (_, src) => src.map(|s| s.doc),
-    };
+        );
+    }
+    let source = source.map(|s| s.doc);
     let ix = state.indices.get_mut(&op.index).expect("inserted above");
+    let backing = ix.backing.clone();
     if let Some(conflict) = seq_no_conflict(&op.meta, ix.get(&id), &id) {
         return (action, item_err(&backing, &id, &conflict));
     }
@@ -623,16 +753,16 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
                     ),
                 );
                 e.caused_by = None;
-                let mut v = item_err(&backing, &id, &e);
+                let mut v = item_err_value(&backing, &id, &e);
                 v["error"]["shard"] = json!("0");
-                v
+                ItemOut::Failed(v)
             } else {
-                let (version, seq_no, _) = ix.put(&id, source.unwrap_or_default());
+                let (version, seq_no, _) = ix.put(&id, &source.unwrap_or_default());
                 item_ok(&backing, &id, version, seq_no, "created", 201)
             }
         }
         Action::Index => {
-            let (version, seq_no, created) = ix.put(&id, source.unwrap_or_default());
+            let (version, seq_no, created) = ix.put(&id, &source.unwrap_or_default());
             if created {
                 item_ok(&backing, &id, version, seq_no, "created", 201)
             } else {
@@ -653,13 +783,17 @@ fn apply(state: &mut State, op: Op<'_>) -> (&'static str, Value) {
     (action, out)
 }
 
-/// A document as received: a JSON object (only the members named by
-/// `keep`'s first segments when given), and whether it has `@timestamp`.
+/// A document as received: a JSON object (reduced to the kept fields when
+/// some are given), and whether it has `@timestamp`.
+#[derive(Debug, PartialEq)]
 struct Source {
     doc: Value,
     has_timestamp: bool,
 }
 
+/// Checks a document whole in one pass and builds only the members that
+/// are kept (all of them when `keep` is `None`), then projects them on the
+/// kept fields.
 fn parse_source(s: &[u8], keep: Option<&[String]>) -> Result<Source, ItemError> {
     let parse_error = |e: serde_json::Error| {
         ItemError::new(
@@ -668,47 +802,117 @@ fn parse_source(s: &[u8], keep: Option<&[String]>) -> Result<Source, ItemError> 
             format!("[1:{}] failed to parse: {e}", e.column()),
         )
     };
-    let not_object = || {
-        ItemError::new(
+    // Valid UTF-8 first, so that members skipped unread are checked too.
+    let Ok(text) = std::str::from_utf8(s) else {
+        return Err(match serde_json::from_slice::<Value>(s) {
+            Err(e) => parse_error(e),
+            Ok(_) => ItemError::new(
+                400,
+                "document_parsing_exception",
+                "[1:1] failed to parse: invalid UTF-8",
+            ),
+        });
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let scanned =
+        serde::Deserializer::deserialize_any(&mut de, Scan { keep }).map_err(parse_error)?;
+    de.end().map_err(parse_error)?;
+    let Some((members, has_timestamp)) = scanned else {
+        return Err(ItemError::new(
             400,
             "document_parsing_exception",
             "[1:1] Malformed content, must start with an object",
-        )
+        ));
     };
-    let Some(keep) = keep else {
-        return match serde_json::from_slice::<Value>(s).map_err(parse_error)? {
-            Value::Object(m) => Ok(Source {
-                has_timestamp: m.contains_key("@timestamp"),
-                doc: Value::Object(m),
-            }),
-            _ => Err(not_object()),
-        };
+    let doc = match keep {
+        Some(fields) => project(Value::Object(members), fields),
+        None => Value::Object(members),
     };
-    // Checked whole (a raw value is valid JSON), built only where kept.
-    if s.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        serde_json::from_slice::<serde::de::IgnoredAny>(s).map_err(parse_error)?;
-        return Err(not_object());
-    }
-    // A repeated member keeps its last value, as in a whole parse.
-    let members: std::collections::HashMap<String, &serde_json::value::RawValue> =
-        serde_json::from_slice(s).map_err(parse_error)?;
-    let mut doc = Map::new();
-    let mut has_timestamp = false;
-    for (k, v) in members {
-        has_timestamp |= k == "@timestamp";
-        if keep.iter().any(|f| f.split('.').next() == Some(k.as_str())) {
-            doc.insert(k, serde_json::from_str(v.get()).map_err(parse_error)?);
+    Ok(Source { doc, has_timestamp })
+}
+
+/// The one pass of [`parse_source`]: `None` for a value that is not an
+/// object (read to its end, so that errors in it are still found), else
+/// the kept members and whether `@timestamp` is one of the keys.
+struct Scan<'k> {
+    keep: Option<&'k [String]>,
+}
+
+/// A member name, borrowed from the document unless it has escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_owned().into()))
+            }
         }
+        d.deserialize_str(V)
     }
-    Ok(Source {
-        doc: Value::Object(doc),
-        has_timestamp,
-    })
+}
+
+impl<'de> serde::de::Visitor<'de> for Scan<'_> {
+    type Value = Option<(Map<String, Value>, bool)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut members = Map::new();
+        let mut has_timestamp = false;
+        while let Some(Key(k)) = m.next_key()? {
+            has_timestamp |= k == "@timestamp";
+            let kept = self
+                .keep
+                .is_none_or(|keep| keep.iter().any(|f| f.split('.').next() == Some(&*k)));
+            if kept {
+                // A repeated member keeps its last value, as in a whole parse.
+                members.insert(k.into_owned(), m.next_value()?);
+            } else {
+                m.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Some((members, has_timestamp)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 fn seq_no_conflict(
     meta: &Map<String, Value>,
-    current: Option<&StoredDoc>,
+    current: Option<&Doc>,
     _id: &str,
 ) -> Option<ItemError> {
     let want_seq = meta.get("if_seq_no")?.as_u64()?;
@@ -735,7 +939,7 @@ fn seq_no_conflict(
 
 /// `update` with a partial `doc` (merged), `doc_as_upsert` or `upsert`.
 /// Scripts are not run by the fake.
-fn update(ix: &mut IndexData, backing: &str, id: &str, body: Value) -> Value {
+fn update(ix: &mut IndexData, backing: &str, id: &str, body: Value) -> ItemOut {
     if body.get("script").is_some() {
         return item_err(
             backing,
@@ -748,7 +952,7 @@ fn update(ix: &mut IndexData, backing: &str, id: &str, body: Value) -> Value {
         );
     }
     let doc = body.get("doc").cloned();
-    match ix.get(id).map(|d| d.source.clone()) {
+    match ix.get(id).map(Doc::source) {
         Some(mut current) => {
             let Some(doc) = doc else {
                 return item_err(
@@ -767,7 +971,7 @@ fn update(ix: &mut IndexData, backing: &str, id: &str, body: Value) -> Value {
                 let d = ix.get(id).expect("present");
                 return item_ok(backing, id, d.version, d.seq_no, "noop", 200);
             }
-            let (version, seq_no, _) = ix.put(id, current);
+            let (version, seq_no, _) = ix.put(id, &current);
             item_ok(backing, id, version, seq_no, "updated", 200)
         }
         None => {
@@ -778,7 +982,7 @@ fn update(ix: &mut IndexData, backing: &str, id: &str, body: Value) -> Value {
             };
             match upsert {
                 Some(u) => {
-                    let (version, seq_no, _) = ix.put(id, u);
+                    let (version, seq_no, _) = ix.put(id, &u);
                     item_ok(backing, id, version, seq_no, "created", 201)
                 }
                 None => item_err(
@@ -815,8 +1019,10 @@ fn merge(into: &mut Value, from: Value) {
 mod tests {
     use super::*;
 
+    /// The answer as a client reads it.
     fn run(state: &mut State, body: &str) -> Result<Value, Whole> {
         process(state, None, body.as_bytes(), Instant::now())
+            .map(|a| serde_json::to_value(&a).expect("answers serialize"))
     }
 
     #[test]
@@ -844,7 +1050,7 @@ mod tests {
             r["items"][0]["create"]["error"]["type"],
             "version_conflict_engine_exception"
         );
-        assert_eq!(s.receive_counts["1"], 2);
+        assert_eq!(s.receive_counts["1"], (2, 1));
     }
 
     #[test]
@@ -889,7 +1095,7 @@ mod tests {
         assert!(items[6]["delete"].get("error").is_none());
         assert_eq!(r["errors"], true);
         let a = &s.indices["a"];
-        assert_eq!(a.get("1").unwrap().source, json!({"x": 2, "y": 3}));
+        assert_eq!(a.get("1").unwrap().source(), json!({"x": 2, "y": 3}));
         assert_eq!(a.docs.len(), 2);
         assert_eq!(items[7]["index"]["_id"].as_str().unwrap().len(), 20);
     }
@@ -970,30 +1176,72 @@ mod tests {
         assert!(!glob("a", "b"));
     }
 
-    /// With kept fields, a document is checked as a whole but built only
-    /// where kept: the outcome is the whole document's, projected, and the
-    /// errors are the same.
+    /// A document is checked as a whole but built only where kept: the
+    /// outcome is that of parsing the whole document with serde_json and
+    /// projecting it, errors included, with and without kept fields.
     #[test]
     fn kept_fields_parse_like_the_whole_document() {
         let keep = vec!["event.dataset".to_string(), "@timestamp".to_string()];
-        for doc in [
-            r#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"dataset":"a","x":1},"big":[1,2,{"c":"d"}]}"#,
-            r#"{"event":{"dataset":"a"},"event":{"dataset":"b"}}"#,
-            r#"{"ev\u0065nt":{"dataset":"escaped key"},"n":null}"#,
-            r#"  {"other": true}"#,
-            r#"{}"#,
-            r#"[1,2]"#,
-            r#""text""#,
-            r#"{"event":{"dataset":"a"},"bad":[1,}"#,
-            r#"{"event":"#,
-            r#"{"a":1} trailing"#,
-            "",
-        ] {
-            let whole = parse_source(doc.as_bytes(), None)
-                .map(|s| (project(s.doc, &keep), s.has_timestamp));
-            let kept = parse_source(doc.as_bytes(), Some(&keep))
-                .map(|s| (project(s.doc, &keep), s.has_timestamp));
-            assert_eq!(kept, whole, "{doc}");
+        let docs: Vec<&[u8]> = vec![
+            br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"dataset":"a","x":1},"big":[1,2,{"c":"d"}]}"#,
+            br#"{"event":{"dataset":"a"},"event":{"dataset":"b"}}"#,
+            br#"{"ev\u0065nt":{"dataset":"escaped key"},"n":null}"#,
+            br#"{"@timest\u0061mp":1}"#,
+            br#"  {"other": true}"#,
+            br#"{}"#,
+            br#"[1,2]"#,
+            br#""text""#,
+            br#"{"event":{"dataset":"a"},"bad":[1,}"#,
+            br#"{"event":"#,
+            br#"{"a":1} trailing"#,
+            b"{\"skipped\":\"\xff\",\"event\":{\"dataset\":\"a\"}}",
+            b"{\"event\":{\"dataset\":\"\xc3\"}}",
+            b"",
+        ];
+        for doc in docs {
+            let reference = match serde_json::from_slice::<Value>(doc) {
+                Err(e) => Err(format!("[1:{}] failed to parse: {e}", e.column())),
+                Ok(Value::Object(m)) => Ok((
+                    project(Value::Object(m.clone()), &keep),
+                    Value::Object(m.clone()),
+                    m.contains_key("@timestamp"),
+                )),
+                Ok(_) => Err("[1:1] Malformed content, must start with an object".into()),
+            };
+            let text = String::from_utf8_lossy(doc);
+            let reason = |e: ItemError| {
+                assert_eq!(
+                    (e.status, e.kind.as_str()),
+                    (400, "document_parsing_exception")
+                );
+                e.reason
+            };
+            let kept = parse_source(doc, Some(&keep)).map_err(reason);
+            let whole = parse_source(doc, None).map_err(reason);
+            match reference {
+                Ok((projected, all, ts)) => {
+                    assert_eq!(
+                        kept,
+                        Ok(Source {
+                            doc: projected,
+                            has_timestamp: ts
+                        }),
+                        "{text}"
+                    );
+                    assert_eq!(
+                        whole,
+                        Ok(Source {
+                            doc: all,
+                            has_timestamp: ts
+                        }),
+                        "{text}"
+                    );
+                }
+                Err(reason) => {
+                    assert_eq!(kept, Err(reason.clone()), "{text}");
+                    assert_eq!(whole, Err(reason), "{text}");
+                }
+            }
         }
     }
 }

@@ -250,7 +250,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn json_response(status: u16, v: &Value) -> Response {
+fn json_response(status: u16, v: &impl serde::Serialize) -> Response {
     let mut r = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         serde_json::to_vec(v).unwrap_or_default(),
@@ -705,7 +705,7 @@ fn run_bulk(
     }
     let mut s = shared.lock();
     match bulk::process(&mut s, target, body, started) {
-        Ok(v) => json_response(200, &v),
+        Ok(answer) => json_response(200, &answer),
         Err((status, v)) => json_response(status, &v),
     }
 }
@@ -838,7 +838,7 @@ async fn get_doc(
         Some(d) => json_response(
             200,
             &json!({"_index": ix.backing, "_id": id, "_version": d.version, "_seq_no": d.seq_no,
-                     "_primary_term": 1, "found": true, "_source": d.source}),
+                     "_primary_term": 1, "found": true, "_source": d.source()}),
         ),
         None => json_response(
             404,
