@@ -32,8 +32,9 @@ pub struct RawJson {
     /// collected in one pass on first use; `None` inside if that pass
     /// failed (then lookups parse the tree).
     collected: OnceLock<Option<Box<[Vec<Value>]>>>,
-    /// Whether the text holds a `\u` escape (a key could then spell a
-    /// letter as an escape): checked once, when a probe needs it.
+    /// Whether the text holds a `\u` escape of a character a plain key
+    /// segment may have (see [`escapes_plain`]): checked once, when a
+    /// probe needs it.
     escapes: OnceLock<bool>,
 }
 
@@ -215,29 +216,25 @@ impl RawJson {
     /// in the text. Saves parsing a document for a path it does not have
     /// (detection rules look for `requestObject.spec.volumes.hostPath` in
     /// every Kubernetes audit event). Sound: a key whose last segment is
-    /// `hostPath` ends with the bytes `hostPath"` in the text unless a
-    /// letter is written as a `\u` escape, and then (or for a segment
-    /// with other characters, or a numeric one, which may be an array
-    /// index) this answers true and the document is parsed.
+    /// `hostPath` ends with the bytes `hostPath"` in the text unless one of
+    /// its characters is written as a `\u` escape, and then (or for a
+    /// segment with other characters, or a numeric one, which may be an
+    /// array index) this answers true and the document is parsed.
     pub fn may_have(&self, path: &str) -> bool {
         if self.tree.get().is_some() {
             return true;
         }
         let last = path.rsplit('.').next().unwrap_or(path);
-        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
         let mut needle = [0u8; 64];
         if last.is_empty()
             || last.len() >= needle.len()
             || last.bytes().all(|b| b.is_ascii_digit())
-            || !last.bytes().all(plain)
+            || !last.bytes().all(plain_key_byte)
         {
             return true;
         }
         let text = self.text.as_bytes();
-        if *self
-            .escapes
-            .get_or_init(|| memchr::memmem::find(text, b"\\u").is_some())
-        {
+        if *self.escapes.get_or_init(|| escapes_plain(text)) {
             return true;
         }
         needle[..last.len()].copy_from_slice(last.as_bytes());
@@ -246,8 +243,104 @@ impl RawJson {
     }
 }
 
+/// The bytes of a key segment that [`RawJson::may_have`] looks for as
+/// they are: ASCII letters, digits, `_` and `-`.
+fn plain_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Whether `text` holds a `\u` escape that may spell a [`plain_key_byte`]
+/// (or one that cannot be read, to be safe). Escapes of other characters
+/// cannot hide a plain key: Go writes `&`, `<` and `>` as `\u0026`,
+/// `\u003c` and `\u003e`, so every Kubernetes audit event with a query
+/// string has some, and answering true for any escape parsed those
+/// events whole for each absent path a rule reads.
+fn escapes_plain(text: &[u8]) -> bool {
+    memchr::memmem::find_iter(text, b"\\u").any(|i| {
+        let Some(hex) = text.get(i + 2..i + 6) else {
+            return true;
+        };
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return true;
+        }
+        let code = hex
+            .iter()
+            .fold(0u32, |n, &h| n * 16 + (h as char).to_digit(16).unwrap_or(0));
+        code < 0x80 && plain_key_byte(code as u8)
+    })
+}
+
 impl PartialEq for RawJson {
     fn eq(&self, other: &RawJson) -> bool {
         self.text == other.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn doc(text: &str) -> RawJson {
+        RawJson::unparsed(Str::from(text))
+    }
+
+    /// What a Kubernetes audit event with a query string looks like to the
+    /// probe: Go's `\u0026` does not make absent keys possible, escapes of
+    /// key characters (or unreadable ones) do.
+    #[test]
+    fn escapes_of_other_characters_do_not_hide_keys() {
+        let go = r#"{"requestURI":"/api/v1/pods?a=1\u0026b=2","objectRef":{"resource":"pods"},"x":"\u003c\u003e"}"#;
+        assert!(!doc(go).may_have("objectRef.subresource"));
+        assert!(doc(go).may_have("objectRef.resource"));
+        for hiding in [
+            r#"{"objectRef":{"sub\u0072esource":"log"}}"#,
+            r#"{"objectRef":{"subresourc\u0065":"log"}}"#,
+            r#"{"objectRef":{"x":"\u005f"}}"#,
+            r#"{"objectRef":{"x":"\u002D"}}"#,
+            r#"{"objectRef":{"x":"\\u0041"}}"#,
+            r#"{"objectRef":{"x":"\u00zz"}}"#,
+            r#"{"objectRef":{"x":"\u00"#,
+        ] {
+            assert!(doc(hiding).may_have("objectRef.subresource"), "{hiding}");
+        }
+        for harmless in [
+            r#"{"objectRef":{"x":"\u00e9\u2028\ud83d\ude00\u0000\u007f"}}"#,
+            r#"{"objectRef":{"x":"\u0020\u002e\u002F"}}"#,
+        ] {
+            assert!(
+                !doc(harmless).may_have("objectRef.subresource"),
+                "{harmless}"
+            );
+        }
+    }
+
+    proptest! {
+        /// Sound: whenever the key is in the document, however its
+        /// characters are escaped and whatever other escapes the text has,
+        /// the probe answers true and the lookup finds it.
+        #[test]
+        fn a_present_key_is_never_ruled_out(
+            key in "[A-Za-z0-9_-]{1,12}",
+            escaped in proptest::collection::vec(any::<bool>(), 12),
+            upper in any::<bool>(),
+            noise in proptest::sample::select(vec!["", r"\u0026", r"\u003c\u003e", r"\u00e9", r"\n"]),
+        ) {
+            prop_assume!(!key.bytes().all(|b| b.is_ascii_digit()));
+            let spelled: String = key
+                .chars()
+                .zip(&escaped)
+                .map(|(c, &e)| match (e, upper) {
+                    (true, false) => format!("\\u{:04x}", c as u32),
+                    (true, true) => format!("\\u{:04X}", c as u32),
+                    (false, _) => c.to_string(),
+                })
+                .collect();
+            let text = format!(r#"{{"q":"a{noise}b","obj":{{"{spelled}":7}}}}"#);
+            let d = doc(&text);
+            let path = format!("obj.{key}");
+            prop_assert!(d.may_have(&path), "{}", text);
+            prop_assert_eq!(d.at(&path), Some(&Value::from(7i64)), "{}", text);
+        }
     }
 }
