@@ -1031,10 +1031,15 @@ impl Registry {
             let Body::Json(j) = &mut f.body else { continue };
             let Some(key) = &j.keep_key else { continue };
             let prefix = format!("{}.", key.name());
+            // Paths the extraction pass already takes are served from its
+            // values: collecting them again would cost a second pass over
+            // the text of every document (a Kubernetes audit event's `verb`
+            // is read by most rules).
+            let first = j.trie.paths();
             let late: Vec<String> = paths
                 .iter()
                 .filter_map(|p| p.strip_prefix(&prefix))
-                .filter(|p| !p.is_empty())
+                .filter(|p| !p.is_empty() && !first.iter().any(|f| f == p))
                 .map(str::to_string)
                 .collect();
             if late.is_empty() {
@@ -1549,6 +1554,27 @@ fn compile_alt(p: &PatternSpec, temps: &mut Vec<String>) -> Result<Alt, String> 
 #[cfg(test)]
 mod tests {
     use super::Test;
+
+    /// Rule paths that the extraction pass of a kept document already
+    /// takes are served from its values, not collected in a second pass.
+    #[test]
+    fn read_also_leaves_out_paths_the_extraction_takes() {
+        let mut reg = super::Registry::builtin();
+        let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let taken = reg.read_also(&paths(&[
+            "kubernetes.audit.verb",
+            "kubernetes.audit.objectRef.apiGroup",
+            "aws.cloudtrail.eventName",
+            "source.ip",
+        ]));
+        assert_eq!(taken, 0);
+        let taken = reg.read_also(&paths(&[
+            "kubernetes.audit.verb",
+            "kubernetes.audit.requestObject.spec.hostPID",
+            "aws.cloudtrail.resources.ARN",
+        ]));
+        assert_eq!(taken, 2);
+    }
 
     #[test]
     fn requirement_tests_agree_with_their_regex() {
