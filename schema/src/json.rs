@@ -1524,7 +1524,6 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// Decimal digits of a byte: (digits, count).
 /// Writes an IPv4 address in dotted decimal, as `Display` does (without
 /// the formatting machinery, which costs ten times more).
 pub(crate) fn write_ipv4(v4: &std::net::Ipv4Addr, out: &mut Vec<u8>) {
@@ -1537,6 +1536,7 @@ pub(crate) fn write_ipv4(v4: &std::net::Ipv4Addr, out: &mut Vec<u8>) {
     }
 }
 
+/// Decimal digits of a byte: (digits, count).
 fn itoa_u8(v: u8) -> ([u8; 3], usize) {
     if v >= 100 {
         ([b'0' + v / 100, b'0' + v / 10 % 10, b'0' + v % 10], 3)

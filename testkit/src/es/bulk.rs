@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::wire::{self, ItemError, error_body};
 use super::{ItemRule, ItemView, RequestLog, Scripted, StoredDoc};
-use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// Everything the fake knows; one lock.
 #[derive(Default)]
@@ -457,55 +457,37 @@ pub(crate) fn glob(pattern: &str, s: &str) -> bool {
 
 /// One item's outcome as written in `items`: done (stored, deleted, not
 /// found or a no-op), or failed with its `error`.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
 pub(crate) enum ItemOut {
-    Done {
-        backing: String,
-        id: String,
-        version: u64,
-        seq_no: u64,
-        result: &'static str,
-        status: u16,
-    },
+    Done(Done),
     Failed(Value),
 }
 
-/// Written as ES writes a successful item: `_index`, `_id`, `_version`,
-/// `result`, `_shards`, `_seq_no`, `_primary_term`, `status`.
-impl Serialize for ItemOut {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let (backing, id, version, seq_no, result, status) = match self {
-            ItemOut::Failed(v) => return v.serialize(ser),
-            ItemOut::Done {
-                backing,
-                id,
-                version,
-                seq_no,
-                result,
-                status,
-            } => (backing, id, version, seq_no, result, status),
-        };
-        struct Shards;
-        impl Serialize for Shards {
-            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-                let mut m = ser.serialize_struct("Shards", 3)?;
-                m.serialize_field("total", &2)?;
-                m.serialize_field("successful", &1)?;
-                m.serialize_field("failed", &0)?;
-                m.end()
-            }
-        }
-        let mut m = ser.serialize_struct("Item", 8)?;
-        m.serialize_field("_index", backing)?;
-        m.serialize_field("_id", id)?;
-        m.serialize_field("_version", version)?;
-        m.serialize_field("result", result)?;
-        m.serialize_field("_shards", &Shards)?;
-        m.serialize_field("_seq_no", seq_no)?;
-        m.serialize_field("_primary_term", &1)?;
-        m.serialize_field("status", status)?;
-        m.end()
-    }
+/// A successful item, its fields in the order ES writes them.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Done {
+    #[serde(rename = "_index")]
+    backing: String,
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_version")]
+    version: u64,
+    result: &'static str,
+    #[serde(rename = "_shards")]
+    shards: Shards,
+    #[serde(rename = "_seq_no")]
+    seq_no: u64,
+    #[serde(rename = "_primary_term")]
+    primary_term: u64,
+    status: u16,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Shards {
+    total: u32,
+    successful: u32,
+    failed: u32,
 }
 
 fn item_ok(
@@ -516,14 +498,20 @@ fn item_ok(
     result: &'static str,
     status: u16,
 ) -> ItemOut {
-    ItemOut::Done {
+    ItemOut::Done(Done {
         backing: backing.to_owned(),
         id: id.to_owned(),
         version,
-        seq_no,
         result,
+        shards: Shards {
+            total: 2,
+            successful: 1,
+            failed: 0,
+        },
+        seq_no,
+        primary_term: 1,
         status,
-    }
+    })
 }
 
 fn item_err_value(index: &str, id: &str, e: &ItemError) -> Value {
@@ -541,35 +529,28 @@ fn item_err(index: &str, id: &str, e: &ItemError) -> ItemOut {
 
 /// A `_bulk` answer, serialized as ES writes it without building a JSON
 /// tree of every item.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub(crate) struct BulkAnswer {
     pub errors: bool,
     pub took: u64,
+    #[serde(serialize_with = "action_maps")]
     pub items: Vec<(&'static str, ItemOut)>,
 }
 
-impl Serialize for BulkAnswer {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        struct Items<'a>(&'a [(&'static str, ItemOut)]);
-        impl Serialize for Items<'_> {
-            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-                ser.collect_seq(self.0.iter().map(|(action, item)| One(action, item)))
-            }
+/// Each item as `{"<action>": <outcome>}`.
+fn action_maps<S: Serializer>(
+    items: &[(&'static str, ItemOut)],
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    struct One<'a>(&'a str, &'a ItemOut);
+    impl Serialize for One<'_> {
+        fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+            let mut m = ser.serialize_map(Some(1))?;
+            m.serialize_entry(self.0, self.1)?;
+            m.end()
         }
-        struct One<'a>(&'a str, &'a ItemOut);
-        impl Serialize for One<'_> {
-            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-                let mut m = ser.serialize_map(Some(1))?;
-                m.serialize_entry(self.0, self.1)?;
-                m.end()
-            }
-        }
-        let mut m = ser.serialize_struct("BulkResponse", 3)?;
-        m.serialize_field("errors", &self.errors)?;
-        m.serialize_field("took", &self.took)?;
-        m.serialize_field("items", &Items(&self.items))?;
-        m.end()
     }
+    ser.collect_seq(items.iter().map(|(action, item)| One(action, item)))
 }
 
 /// Applies a `_bulk` request. Items are answered in request order
@@ -839,26 +820,8 @@ struct Scan<'k> {
 }
 
 /// A member name, borrowed from the document unless it has escapes.
-struct Key<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(v.into()))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(v.to_owned().into()))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
 
 impl<'de> serde::de::Visitor<'de> for Scan<'_> {
     type Value = Option<(Map<String, Value>, bool)>;
